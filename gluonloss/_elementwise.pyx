@@ -1,0 +1,375 @@
+"""Kernels of the elementwise losses: L2, L1, Huber, Hinge, SquaredHinge,
+Logistic and SigmoidBinaryCrossEntropy.
+
+Each loss is a per-element function l(p, y) with derivative dl/dp, averaged
+over every sample.  The Python layer (``gluonloss/elementwise.py``) has
+already validated everything and hands over:
+
+* ``pred``, ``label``: C-contiguous ``(N, M)`` arrays of the compute dtype,
+  the batch axis first;
+* two per-element operands -- the elementwise sample weight and the BCE
+  ``pos_weight`` -- each as a C-contiguous ``(R, M)`` array with R = N, or
+  R = 1 when every sample shares it, or ``None`` for "all ones";
+* ``row_scale`` (float64, N): out[b] = row_scale[b] * sum_j l_bj * w_bj;
+* ``grad_scale`` (float64, N) or ``None``: grad_bj = grad_scale[b] * w_bj * dl_bj.
+
+Work is split into items of at most ``BLOCK`` elements of one row.  Items
+run in parallel (``prange``); inside an item ``LANES`` partial sums run side
+by side (vectorisable, and a fixed order), and the items of one row are
+combined in row order afterwards.  The split depends only on M, so results
+are bitwise identical for every thread count.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+cimport numpy as cnp
+import numpy as np
+
+from gluonloss._math cimport (
+    log1p_unit, mul_zero_wins, sign_or_nan, vabs, vexp, vlog,
+    zero_unless_nan,
+)
+
+cnp.import_array()
+
+cdef enum:
+    LANES = 16     # independent partial sums inside a block
+    BLOCK = 4096   # elements per work item
+
+BLOCK_SIZE = BLOCK
+
+# Loss kinds.  Each kind is a struct holding its parameters; as a fused type
+# it selects the per-element formula at compile time, so every (kind, dtype)
+# pair gets its own specialised, vectorised loop.
+cdef enum:
+    KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE, KIND_LOGIT_BCE, KIND_PROB_BCE
+
+L2, L1, HUBER, HINGE, SQUARED_HINGE = KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE
+LOGIT_BCE, PROB_BCE = KIND_LOGIT_BCE, KIND_PROB_BCE
+
+cdef struct L2Kind:
+    char unused
+
+cdef struct L1Kind:
+    char unused
+
+cdef struct HuberKind:
+    double rho
+
+cdef struct HingeKind:
+    double margin
+
+cdef struct SquaredHingeKind:
+    double margin
+
+cdef struct LogitBCEKind:
+    # y' = label_scale * y + label_shift maps LogisticLoss's signed labels
+    # {-1, 1} to {0, 1}; (1, 0) for binary labels.
+    double label_scale
+    double label_shift
+
+cdef struct ProbBCEKind:
+    char unused
+
+ctypedef fused Kind:
+    L2Kind
+    L1Kind
+    HuberKind
+    HingeKind
+    SquaredHingeKind
+    LogitBCEKind
+    ProbBCEKind
+
+
+# ---------------------------------------------------------------------------
+# Per-element loss and gradient.  Each returns l(p, y) and stores dl/dp in
+# grad[0]; a caller that only wants the loss passes a dummy and the compiler
+# drops the dead gradient code.  NaN anywhere gives NaN in both.
+
+cdef inline floating closs_grad_l2(floating p, floating y, floating* grad) noexcept nogil:
+    cdef floating d = p - y
+    grad[0] = d
+    return <floating>0.5 * d * d
+
+
+cdef inline floating closs_grad_l1(floating p, floating y, floating* grad) noexcept nogil:
+    cdef floating d = p - y
+    grad[0] = sign_or_nan(d)          # 0 at p == y
+    return vabs(d)
+
+
+cdef inline floating closs_grad_huber(floating p, floating y, floating rho,
+                                      floating* grad) noexcept nogil:
+    cdef floating d = p - y
+    cdef floating a = vabs(d)
+    cdef bint linear = a > rho
+    grad[0] = sign_or_nan(d) if linear else d / rho
+    return a - <floating>0.5 * rho if linear else <floating>0.5 * a * a / rho
+
+
+cdef inline floating closs_grad_hinge(floating p, floating y, floating margin,
+                                      floating* grad) noexcept nogil:
+    cdef floating t = margin - p * y
+    cdef bint active = t > 0          # 0 gradient at the kink t == 0
+    grad[0] = -y if active else zero_unless_nan(t)
+    return t if active else zero_unless_nan(t)
+
+
+cdef inline floating closs_grad_squared_hinge(floating p, floating y, floating margin,
+                                              floating* grad) noexcept nogil:
+    cdef floating t = margin - p * y
+    cdef floating h = t if t > 0 else zero_unless_nan(t)
+    grad[0] = <floating>-2.0 * y * h
+    return h * h
+
+
+cdef inline floating closs_grad_logit_bce(floating p, floating y, floating q,
+                                          floating* grad) noexcept nogil:
+    # l = max(p,0) - p*y + L*(log1p(e^-|p|) + max(-p,0)) - (L-1)*max(-p,0)
+    # with L = 1 + (q-1)*y, rewritten as coef*|p| + L*log1p(e^-|p|) where
+    # coef = 1-y for p >= 0 and q*y for p < 0.  Only exp(-|p|) <= 1 is ever
+    # formed, and a zero coef gives the exact limit 0 at p = +-inf.
+    cdef floating a = vabs(p)
+    cdef floating e = vexp(-a)
+    cdef floating softplus = log1p_unit(e)
+    cdef floating denom = <floating>1.0 + e
+    cdef bint nonneg = p >= 0
+    # One rounding each: sigmoid(p) = 1/(1+e) or e/(1+e).
+    cdef floating sig_p = (<floating>1.0 if nonneg else e) / denom
+    cdef floating sig_m = (e if nonneg else <floating>1.0) / denom   # sigmoid(-p)
+    cdef floating coef = <floating>1.0 - y if nonneg else q * y
+    # 1 - y + L*(sigmoid(p) - 1) = (1-y)*sigmoid(p) - q*y*sigmoid(-p): no
+    # cancellation for hard labels, so the gradient keeps its tiny values
+    # (e.g. -sigmoid(-30) for p = 30, y = 1) instead of rounding to 0.
+    grad[0] = (<floating>1.0 - y) * sig_p - q * y * sig_m
+    return mul_zero_wins(coef, a) + (<floating>1.0 + (q - <floating>1.0) * y) * softplus
+
+
+cdef inline floating closs_grad_prob_bce(floating p, floating y, floating q,
+                                         floating* grad) noexcept nogil:
+    cdef floating eps = <floating>1e-12
+    cdef floating pe = p + eps
+    cdef floating me = <floating>1.0 - p + eps
+    cdef floating not_y = <floating>1.0 - y
+    grad[0] = not_y / me - y * q / pe
+    return -(y * q * vlog(pe) + not_y * vlog(me))
+
+
+cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
+                                floating* grad) noexcept nogil:
+    if Kind is L2Kind:
+        return closs_grad_l2(p, y, grad)
+    elif Kind is L1Kind:
+        return closs_grad_l1(p, y, grad)
+    elif Kind is HuberKind:
+        return closs_grad_huber(p, y, <floating>kind.rho, grad)
+    elif Kind is HingeKind:
+        return closs_grad_hinge(p, y, <floating>kind.margin, grad)
+    elif Kind is SquaredHingeKind:
+        return closs_grad_squared_hinge(p, y, <floating>kind.margin, grad)
+    elif Kind is LogitBCEKind:
+        return closs_grad_logit_bce(
+            p, <floating>kind.label_scale * y + <floating>kind.label_shift, q, grad)
+    else:
+        return closs_grad_prob_bce(p, y, q, grad)
+
+
+# ---------------------------------------------------------------------------
+# Block loops: one contiguous run of at most BLOCK elements of one row.
+
+cdef inline double _block_loss(Kind kind, const floating* p, const floating* y,
+                               const floating* q, const floating* w,
+                               Py_ssize_t n) noexcept nogil:
+    """sum_j l(p_j, y_j) * w_j in a fixed order."""
+    cdef floating acc[LANES]
+    cdef floating unused
+    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef double total = 0.0
+    for j in range(LANES):
+        acc[j] = 0
+    for c in range(0, n_vec // LANES):
+        i = c * LANES
+        for j in range(LANES):
+            acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &unused) * w[i + j]
+    for j in range(LANES):
+        total += acc[j]
+    for i in range(n_vec, n):
+        total += closs_grad(kind, p[i], y[i], q[i], &unused) * w[i]
+    return total
+
+
+cdef inline double _block_loss_grad(Kind kind, const floating* p, const floating* y,
+                                    const floating* q, const floating* w, Py_ssize_t n,
+                                    floating grad_scale, floating* g) noexcept nogil:
+    """As _block_loss, and g_j = grad_scale * w_j * dl/dp_j in the same pass."""
+    cdef floating acc[LANES]
+    cdef floating d
+    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef double total = 0.0
+    for j in range(LANES):
+        acc[j] = 0
+    for c in range(0, n_vec // LANES):
+        i = c * LANES
+        for j in range(LANES):
+            acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &d) * w[i + j]
+            g[i + j] = grad_scale * w[i + j] * d
+    for j in range(LANES):
+        total += acc[j]
+    for i in range(n_vec, n):
+        total += closs_grad(kind, p[i], y[i], q[i], &d) * w[i]
+        g[i] = grad_scale * w[i] * d
+    return total
+
+
+# ---------------------------------------------------------------------------
+# Driver.
+
+cdef struct Operand:
+    const void* data
+    Py_ssize_t row_stride     # elements between rows: M, or 0 if rows share it
+    Py_ssize_t block_stride   # BLOCK, or 0 for the built-in block of ones
+
+cdef struct Job:
+    Py_ssize_t n_rows
+    Py_ssize_t n_cols
+    Py_ssize_t n_blocks       # work items per row
+    const void* pred
+    const void* label
+    Operand aux               # BCE pos_weight
+    Operand weight            # elementwise sample weight
+    const double* row_scale
+    const double* grad_scale  # NULL: no gradient wanted
+    void* out                 # NULL: no loss wanted
+    void* grad
+    double* partial           # n_rows * n_blocks block sums when n_blocks > 1
+
+
+cdef float _ONES_F32[BLOCK]
+cdef double _ONES_F64[BLOCK]
+for _i in range(BLOCK):
+    _ONES_F32[_i] = 1.0
+    _ONES_F64[_i] = 1.0
+
+
+cdef inline const floating* _operand_at(const floating* tag, Operand op, Py_ssize_t row,
+                                        Py_ssize_t block) noexcept nogil:
+    # ``tag`` only selects the fused specialisation.
+    return <const floating*>op.data + row * op.row_stride + block * op.block_stride
+
+
+cdef inline void _work_item(Kind kind, const floating* pred, const Job* job,
+                            Py_ssize_t item) noexcept nogil:
+    cdef Py_ssize_t row = item // job.n_blocks
+    cdef Py_ssize_t block = item % job.n_blocks
+    cdef Py_ssize_t start = block * BLOCK
+    cdef Py_ssize_t n = min(<Py_ssize_t>BLOCK, job.n_cols - start)
+    cdef Py_ssize_t at = row * job.n_cols + start
+    cdef const floating* q = _operand_at(pred, job.aux, row, block)
+    cdef const floating* w = _operand_at(pred, job.weight, row, block)
+    cdef double s
+    if job.grad_scale == NULL:
+        s = _block_loss(kind, pred + at, <const floating*>job.label + at, q, w, n)
+    else:
+        s = _block_loss_grad(kind, pred + at, <const floating*>job.label + at, q, w, n,
+                             <floating>job.grad_scale[row], <floating*>job.grad + at)
+    if job.n_blocks > 1:
+        job.partial[item] = s
+    elif job.out != NULL:
+        (<floating*>job.out)[row] = <floating>(job.row_scale[row] * s)
+
+
+cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) noexcept nogil:
+    cdef Py_ssize_t item, row, block
+    cdef Py_ssize_t n_items = job.n_rows * job.n_blocks
+    cdef double s
+    if n_threads > 1:
+        for item in prange(n_items, schedule="static", num_threads=n_threads):
+            _work_item(kind, pred, job, item)
+    else:
+        for item in range(n_items):
+            _work_item(kind, pred, job, item)
+    if job.n_blocks > 1 and job.out != NULL:
+        for row in range(job.n_rows):
+            s = 0.0
+            for block in range(job.n_blocks):
+                s += job.partial[row * job.n_blocks + block]
+            (<floating*>job.out)[row] = <floating>(job.row_scale[row] * s)
+
+
+cdef void _dispatch(int kind_id, double param0, double param1, const floating* pred,
+                    const Job* job, int n_threads) noexcept nogil:
+    cdef L2Kind l2
+    cdef L1Kind l1
+    cdef HuberKind huber
+    cdef HingeKind hinge
+    cdef SquaredHingeKind squared_hinge
+    cdef LogitBCEKind logit_bce
+    cdef ProbBCEKind prob_bce
+    if kind_id == KIND_L2:
+        _run(l2, pred, job, n_threads)
+    elif kind_id == KIND_L1:
+        _run(l1, pred, job, n_threads)
+    elif kind_id == KIND_HUBER:
+        huber.rho = param0
+        _run(huber, pred, job, n_threads)
+    elif kind_id == KIND_HINGE:
+        hinge.margin = param0
+        _run(hinge, pred, job, n_threads)
+    elif kind_id == KIND_SQUARED_HINGE:
+        squared_hinge.margin = param0
+        _run(squared_hinge, pred, job, n_threads)
+    elif kind_id == KIND_LOGIT_BCE:
+        logit_bce.label_scale = param0
+        logit_bce.label_shift = param1
+        _run(logit_bce, pred, job, n_threads)
+    else:
+        _run(prob_bce, pred, job, n_threads)
+
+
+cdef Operand _operand(object arr, bint is_f32):
+    cdef Operand op
+    if arr is None:
+        op.data = <const void*>_ONES_F32 if is_f32 else <const void*>_ONES_F64
+        op.row_stride = 0
+        op.block_stride = 0
+    else:
+        op.data = cnp.PyArray_DATA(<cnp.ndarray>arr)
+        op.row_stride = cnp.PyArray_DIM(<cnp.ndarray>arr, 1) if cnp.PyArray_DIM(<cnp.ndarray>arr, 0) > 1 else 0
+        op.block_stride = BLOCK
+    return op
+
+
+def elementwise(int kind_id, double param0, double param1,
+                cnp.ndarray pred, cnp.ndarray label, object aux, object weight,
+                cnp.ndarray row_scale, object grad_scale, object out, object grad,
+                int n_threads):
+    """Run one elementwise loss; see the module docstring for the contract.
+
+    pred, label : (N, M) C-contiguous, float32 or float64 (the same).
+    aux, weight : (1 or N, M) C-contiguous of that dtype, or None (ones).
+    row_scale   : (N,) float64.  grad_scale: (N,) float64 or None.
+    out         : (N,) of the dtype or None.  grad: (N, M) of the dtype or None.
+    """
+    cdef bint is_f32 = cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32
+    cdef Job job
+    cdef cnp.ndarray partial
+    job.n_rows = cnp.PyArray_DIM(pred, 0)
+    job.n_cols = cnp.PyArray_DIM(pred, 1)
+    job.n_blocks = (job.n_cols + BLOCK - 1) // BLOCK
+    job.pred = cnp.PyArray_DATA(pred)
+    job.label = cnp.PyArray_DATA(label)
+    job.aux = _operand(aux, is_f32)
+    job.weight = _operand(weight, is_f32)
+    job.row_scale = <const double*>cnp.PyArray_DATA(row_scale)
+    job.grad_scale = NULL if grad_scale is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>grad_scale)
+    job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
+    job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
+    job.partial = NULL
+    if job.n_blocks > 1:
+        partial = np.empty(job.n_rows * job.n_blocks)
+        job.partial = <double*>cnp.PyArray_DATA(partial)
+    with nogil:
+        if is_f32:
+            _dispatch(kind_id, param0, param1, <const float*>job.pred, &job, n_threads)
+        else:
+            _dispatch(kind_id, param0, param1, <const double*>job.pred, &job, n_threads)

@@ -1,0 +1,319 @@
+r"""The elementwise losses: a per-element function of ``pred`` and ``label``,
+averaged over each sample.
+
+For every loss here, with :math:`p` = pred, :math:`y` = label read in C
+order with pred's shape, :math:`s` = sample_weight broadcast to pred,
+:math:`w` = weight and :math:`M` elements per sample,
+
+.. math::
+
+    \mathrm{out}_b = \frac{w}{M} \sum_{j \in b} \ell(p_j, y_j)\, s_j, \qquad
+    \frac{\partial}{\partial p_j} \sum_b g_b\,\mathrm{out}_b
+        = \frac{w\, g_b\, s_j}{M}\, \ell'(p_j, y_j)
+
+where :math:`g` is ``out_grad`` (ones by default).
+"""
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from gluonloss import _elementwise
+from gluonloss._base import Loss
+from gluonloss._layout import from_rows, rows_operand, split_sample_weight, to_rows
+from gluonloss._threads import threads_for
+from gluonloss._validation import (
+    as_numeric_array, broadcastable_array, check_choice, check_positive, check_real,
+    compute_dtype, normalize_axis, reshape_like,
+)
+
+__all__ = [
+    "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
+    "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+]
+
+# Validated arguments of one call, in the caller's layout.
+_Call = namedtuple("_Call", "pred label sample_weight pos_weight out_grad dtype axis "
+                            "n_rows n_cols")
+
+
+class _ElementwiseLoss(Loss):
+    """pred/label losses sharing one kernel driver (see the module docstring)."""
+
+    _kind = None   # kernel kind id in gluonloss._elementwise
+
+    def forward(self, pred, label, sample_weight=None):
+        """Per-sample loss, shape ``(N,)``."""
+        return self._evaluate(pred, label, sample_weight, None, None, True, False)[0]
+
+    def gradient(self, pred, label, sample_weight=None, out_grad=None):
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        return self._evaluate(pred, label, sample_weight, None, out_grad, False, True)[1]
+
+    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
+        """``(forward(...), gradient(...))`` from one pass over the data."""
+        return self._evaluate(pred, label, sample_weight, None, out_grad, True, True)
+
+    # -- the two halves of a call -------------------------------------------
+
+    def _evaluate(self, pred, label, sample_weight, pos_weight, out_grad, want_loss, want_grad):
+        call = self._validate(pred, label, sample_weight, pos_weight, out_grad)
+        if call.n_rows == 0:
+            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
+        return self._compute(call, want_loss, want_grad)
+
+    def _validate(self, pred, label, sample_weight, pos_weight, out_grad):
+        pred = as_numeric_array(pred, "pred")
+        label = as_numeric_array(label, "label")
+        shape = pred.shape
+        axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
+        label = reshape_like(label, shape, pred.size, "label")
+        n_rows = shape[axis]
+        n_cols = math.prod(shape[:axis]) * math.prod(shape[axis + 1:])
+        if n_cols == 0 and n_rows:
+            raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
+                             f"batch_axis={self._batch_axis}); the per-sample mean is undefined")
+        sample_weight = broadcastable_array(sample_weight, "sample_weight", shape,
+                                            "the elementwise loss")
+        pos_weight = broadcastable_array(pos_weight, "pos_weight", shape, "pred")
+        out_grad = broadcastable_array(out_grad, "out_grad", (n_rows,), "the loss output")
+        return _Call(pred, label, sample_weight, pos_weight, out_grad,
+                     compute_dtype(pred), axis, n_rows, n_cols)
+
+    def _kernel_params(self):
+        return 0.0, 0.0
+
+    def _compute(self, call, want_loss, want_grad):
+        dtype, axis, n_rows, n_cols = call.dtype, call.axis, call.n_rows, call.n_cols
+        shape = call.pred.shape
+        pred = to_rows(call.pred, axis, n_rows, n_cols, dtype)
+        label = to_rows(call.label, axis, n_rows, n_cols, dtype)
+        row_weight, elem_weight = split_sample_weight(call.sample_weight, shape, axis,
+                                                      n_cols, dtype)
+        aux = self._aux_operand(call, n_cols)
+        row_scale = np.full(n_rows, self._scalar_weight() / n_cols)
+        if row_weight is not None:
+            row_scale *= row_weight
+        grad_scale = None
+        if want_grad:
+            grad_scale = row_scale if call.out_grad is None else row_scale * call.out_grad
+        out = np.empty(n_rows, dtype) if want_loss else None
+        grad = np.empty((n_rows, n_cols), dtype) if want_grad else None
+        p0, p1 = self._kernel_params()
+        _elementwise.elementwise(self._kind, p0, p1, pred, label, aux, elem_weight,
+                                 row_scale, grad_scale, out, grad,
+                                 threads_for(n_rows * n_cols))
+        return out, (from_rows(grad, shape, axis) if want_grad else None)
+
+    def _aux_operand(self, call, n_cols):
+        return None
+
+
+class L2Loss(_ElementwiseLoss):
+    r"""Mean squared error between label and pred.
+
+    .. math::
+        \ell = \tfrac12 (y - p)^2, \qquad \frac{\partial\ell}{\partial p} = p - y
+
+    (MXNet applies the ½ as ``weight / 2``.)  ``out[b] = weight * mean_b(ℓ * s)``.
+
+    Parameters
+    ----------
+    weight : float or None, default 1.0
+        Global scalar weight.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+
+    Call ``loss(pred, label, sample_weight=None)``: ``pred`` of any shape,
+    ``label`` with the same number of elements, ``sample_weight``
+    broadcasting to ``pred``; returns shape ``(N,)``.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.L2Loss()(np.array([[1., 2.]]), np.array([[0., 0.]]))
+    array([1.25])
+    """
+
+    _kind = _elementwise.L2
+
+    def __init__(self, weight=1., batch_axis=0):
+        super().__init__(weight, batch_axis)
+
+
+class L1Loss(_ElementwiseLoss):
+    r"""Mean absolute error between label and pred.
+
+    .. math::
+        \ell = |y - p|, \qquad
+        \frac{\partial\ell}{\partial p} = \operatorname{sign}(p - y)
+        \ \ (0 \text{ at } p = y)
+
+    Parameters and call as :class:`L2Loss` (``weight`` defaults to None).
+    """
+
+    _kind = _elementwise.L1
+
+    def __init__(self, weight=None, batch_axis=0):
+        super().__init__(weight, batch_axis)
+
+
+class HuberLoss(_ElementwiseLoss):
+    r"""Smoothed L1: quadratic within ``rho`` of the label, linear beyond.
+
+    With :math:`d = |y - p|`:
+
+    .. math::
+        \ell = \begin{cases} d - \rho/2 & d > \rho \\ d^2 / (2\rho) & d \le \rho \end{cases},
+        \qquad
+        \frac{\partial\ell}{\partial p} = \begin{cases}
+            \operatorname{sign}(p - y) & d > \rho \\ (p - y)/\rho & d \le \rho \end{cases}
+
+    Parameters
+    ----------
+    rho : float, default 1
+        Threshold between the quadratic and linear parts; must be > 0.
+    weight, batch_axis
+        As for :class:`L2Loss` (``weight`` defaults to None).
+    """
+
+    _kind = _elementwise.HUBER
+
+    def __init__(self, rho=1, weight=None, batch_axis=0):
+        super().__init__(weight, batch_axis)
+        self._rho = check_positive(check_real(rho, "rho"), "rho")
+
+    def _kernel_params(self):
+        return float(self._rho), 0.0
+
+
+class HingeLoss(_ElementwiseLoss):
+    r"""Hinge loss of SVMs, for labels in {-1, 1}.
+
+    .. math::
+        \ell = \max(0,\ m - p\,y), \qquad
+        \frac{\partial\ell}{\partial p} = \begin{cases} -y & m - p\,y > 0 \\ 0 & \text{else} \end{cases}
+
+    Parameters
+    ----------
+    margin : float, default 1
+        The margin :math:`m`.
+    weight, batch_axis
+        As for :class:`L2Loss` (``weight`` defaults to None).
+    """
+
+    _kind = _elementwise.HINGE
+
+    def __init__(self, margin=1, weight=None, batch_axis=0):
+        super().__init__(weight, batch_axis)
+        self._margin = check_real(margin, "margin")
+
+    def _kernel_params(self):
+        return float(self._margin), 0.0
+
+
+class SquaredHingeLoss(_ElementwiseLoss):
+    r"""Squared hinge (soft-margin) loss, for labels in {-1, 1}.
+
+    .. math::
+        \ell = \max(0,\ m - p\,y)^2, \qquad
+        \frac{\partial\ell}{\partial p} = -2y\max(0,\ m - p\,y)
+
+    Parameters as for :class:`HingeLoss`.
+    """
+
+    _kind = _elementwise.SQUARED_HINGE
+
+    def __init__(self, margin=1, weight=None, batch_axis=0):
+        super().__init__(weight, batch_axis)
+        self._margin = check_real(margin, "margin")
+
+    def _kernel_params(self):
+        return float(self._margin), 0.0
+
+
+class LogisticLoss(_ElementwiseLoss):
+    r"""Logistic loss of a binary classifier's logits.
+
+    With :math:`y' = (y + 1)/2` for ``label_format='signed'`` (labels in
+    {-1, 1}) or :math:`y' = y` for ``'binary'`` (labels in {0, 1}):
+
+    .. math::
+        \ell = \max(p, 0) - p\,y' + \log(1 + e^{-|p|}), \qquad
+        \frac{\partial\ell}{\partial p} = \sigma(p) - y'
+
+    Parameters
+    ----------
+    weight, batch_axis
+        As for :class:`L2Loss` (``weight`` defaults to None).
+    label_format : {'signed', 'binary'}, default 'signed'
+    """
+
+    _kind = _elementwise.LOGIT_BCE
+
+    def __init__(self, weight=None, batch_axis=0, label_format="signed"):
+        super().__init__(weight, batch_axis)
+        self._label_format = check_choice(label_format, "label_format", ("signed", "binary"))
+
+    def _kernel_params(self):
+        # y' = scale * y + shift
+        return (0.5, 0.5) if self._label_format == "signed" else (1.0, 0.0)
+
+
+class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
+    r"""Binary cross-entropy of logits (or probabilities), with ``pos_weight``.
+
+    ``from_sigmoid=False`` (``pred`` are logits), with :math:`q` = pos_weight
+    (1 when absent) and :math:`L = 1 + (q - 1) y`:
+
+    .. math::
+        \ell = p - p\,y + L\left(\log(1 + e^{-|p|}) + \max(-p, 0)\right), \qquad
+        \frac{\partial\ell}{\partial p} = 1 - y + L\,(\sigma(p) - 1)
+
+    which for :math:`q = 1` is :math:`\max(p,0) - p y + \log(1+e^{-|p|})`
+    with gradient :math:`\sigma(p) - y`.  ``from_sigmoid=True`` (``pred`` are
+    probabilities), with :math:`\epsilon = 10^{-12}`:
+
+    .. math::
+        \ell = -\left(y\,q \log(p + \epsilon) + (1 - y)\log(1 - p + \epsilon)\right), \qquad
+        \frac{\partial\ell}{\partial p} = -\frac{y\,q}{p + \epsilon} + \frac{1 - y}{1 - p + \epsilon}
+
+    Parameters
+    ----------
+    from_sigmoid : bool, default False
+        Whether ``pred`` already went through a sigmoid.
+    weight, batch_axis
+        As for :class:`L2Loss` (``weight`` defaults to None).
+
+    Call ``loss(pred, label, sample_weight=None, pos_weight=None)``;
+    ``pos_weight`` broadcasts to ``pred`` (e.g. shape ``(1, C)``).
+    """
+
+    def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
+        super().__init__(weight, batch_axis)
+        self._from_sigmoid = bool(from_sigmoid)
+        self._kind = _elementwise.PROB_BCE if self._from_sigmoid else _elementwise.LOGIT_BCE
+
+    def forward(self, pred, label, sample_weight=None, pos_weight=None):
+        """Per-sample loss, shape ``(N,)``."""
+        return self._evaluate(pred, label, sample_weight, pos_weight, None, True, False)[0]
+
+    def gradient(self, pred, label, sample_weight=None, pos_weight=None, out_grad=None):
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, False, True)[1]
+
+    def value_and_gradient(self, pred, label, sample_weight=None, pos_weight=None,
+                           out_grad=None):
+        """``(forward(...), gradient(...))`` from one pass over the data."""
+        return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, True, True)
+
+    def _kernel_params(self):
+        return 1.0, 0.0     # labels used as given
+
+    def _aux_operand(self, call, n_cols):
+        if call.pos_weight is None:
+            return None
+        return rows_operand(call.pos_weight, call.pred.shape, call.axis, n_cols, call.dtype)
+
+
+SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss

@@ -1,0 +1,131 @@
+"""Reference implementations of every loss, in plain NumPy and SciPy.
+
+The classes here have the names, constructors, call signatures, validation
+and errors of their compiled twins in :mod:`gluonloss` (they subclass them
+and replace only the arithmetic).  The arithmetic is written for clarity:
+float64 throughout, in the caller's own layout, with NumPy broadcasting
+for ``sample_weight`` and ``out_grad``; results are cast to the compute dtype
+at the end.  Use them to cross-check the compiled kernels, or as a readable
+statement of what each loss computes.
+
+>>> import numpy as np
+>>> from gluonloss import reference
+>>> reference.HingeLoss()(np.array([[0.5, 2.0]]), np.array([[1, -1]]))
+array([1.75])
+"""
+import numpy as np
+from scipy.special import expit, log_expit
+
+import gluonloss as _gl
+
+__all__ = [
+    "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
+    "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+]
+
+
+def _keep_nan(grad, *sources):
+    """Put NaN into ``grad`` wherever any source is NaN (an undefined branch)."""
+    bad = np.zeros(np.shape(grad), bool)
+    for s in sources:
+        bad |= np.isnan(s)
+    return np.where(bad, np.nan, grad)
+
+
+def _times(coef, value):
+    """coef * value, with 0 wherever coef == 0 (the limit, even for inf)."""
+    return np.where(coef == 0, 0.0, coef * value)
+
+
+class _Elementwise:
+    """Mean over each sample of ``weight * sample_weight * loss``, and its gradient."""
+
+    def _compute(self, call, want_loss, want_grad):
+        p = call.pred.astype(np.float64)
+        y = call.label.astype(np.float64)
+        q = 1.0 if call.pos_weight is None else call.pos_weight.astype(np.float64)
+        loss, dloss = self._terms(p, y, q)
+        s = 1.0 if call.sample_weight is None else (
+            call.sample_weight.astype(call.dtype).astype(np.float64))
+        ws = self._scalar_weight() * np.broadcast_to(s, p.shape)
+        other_axes = tuple(i for i in range(p.ndim) if i != call.axis)
+        out = np.mean(loss * ws, axis=other_axes)
+        og = np.ones(call.n_rows) if call.out_grad is None else np.broadcast_to(
+            call.out_grad.astype(np.float64), (call.n_rows,))
+        og_shape = [1] * p.ndim
+        og_shape[call.axis] = call.n_rows
+        grad = dloss * ws * og.reshape(og_shape) / call.n_cols
+        return out.astype(call.dtype), grad.astype(call.dtype)
+
+
+class L2Loss(_Elementwise, _gl.L2Loss):
+    __doc__ = _gl.L2Loss.__doc__
+
+    def _terms(self, p, y, q):
+        return 0.5 * (y - p) ** 2, p - y
+
+
+class L1Loss(_Elementwise, _gl.L1Loss):
+    __doc__ = _gl.L1Loss.__doc__
+
+    def _terms(self, p, y, q):
+        return np.abs(y - p), np.sign(p - y)
+
+
+class HuberLoss(_Elementwise, _gl.HuberLoss):
+    __doc__ = _gl.HuberLoss.__doc__
+
+    def _terms(self, p, y, q):
+        rho = float(self._rho)
+        d = np.abs(y - p)
+        linear = d > rho
+        loss = np.where(linear, d - rho / 2, d ** 2 / (2 * rho))
+        grad = np.where(linear, np.sign(p - y), (p - y) / rho)
+        return loss, grad
+
+
+class HingeLoss(_Elementwise, _gl.HingeLoss):
+    __doc__ = _gl.HingeLoss.__doc__
+
+    def _terms(self, p, y, q):
+        t = float(self._margin) - p * y
+        return np.maximum(0.0, t), _keep_nan(np.where(t > 0, -y, 0.0), t)
+
+
+class SquaredHingeLoss(_Elementwise, _gl.SquaredHingeLoss):
+    __doc__ = _gl.SquaredHingeLoss.__doc__
+
+    def _terms(self, p, y, q):
+        h = np.maximum(0.0, float(self._margin) - p * y)
+        return h ** 2, -2 * y * h
+
+
+def _logit_bce_terms(p, y, q):
+    """-(q y log sigmoid(p) + (1-y) log sigmoid(-p)) and its derivative."""
+    loss = -(_times(q * y, log_expit(p)) + _times(1 - y, log_expit(-p)))
+    grad = -q * y * expit(-p) + (1 - y) * expit(p)
+    return loss, grad
+
+
+class LogisticLoss(_Elementwise, _gl.LogisticLoss):
+    __doc__ = _gl.LogisticLoss.__doc__
+
+    def _terms(self, p, y, q):
+        if self._label_format == "signed":
+            y = (y + 1) / 2
+        return _logit_bce_terms(p, y, 1.0)
+
+
+class SigmoidBinaryCrossEntropyLoss(_Elementwise, _gl.SigmoidBinaryCrossEntropyLoss):
+    __doc__ = _gl.SigmoidBinaryCrossEntropyLoss.__doc__
+
+    def _terms(self, p, y, q):
+        if not self._from_sigmoid:
+            return _logit_bce_terms(p, y, q)
+        eps = 1e-12
+        loss = -(y * q * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+        grad = -y * q / (p + eps) + (1 - y) / (1 - p + eps)
+        return loss, grad
+
+
+SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
