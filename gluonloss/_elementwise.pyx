@@ -10,8 +10,9 @@ already validated everything and hands over:
 * two per-element operands -- the elementwise sample weight and the BCE
   ``pos_weight`` -- each as a C-contiguous ``(R, M)`` array with R = N, or
   R = 1 when every sample shares it, or ``None`` for "all ones";
-* ``row_scale`` (float64, N): out[b] = row_scale[b] * sum_j l_bj * w_bj;
-* ``grad_scale`` (float64, N) or ``None``: grad_bj = grad_scale[b] * w_bj * dl_bj.
+* ``scale`` and optional float64 length-N ``row_weight`` and ``out_grad``:
+  with r_b = scale * row_weight[b] (row_weight absent: 1),
+  out[b] = r_b * sum_j l_bj * w_bj and grad_bj = r_b * out_grad[b] * w_bj * dl_bj.
 
 Work is split into items of at most ``BLOCK`` elements of one row.  Items
 run in parallel (``prange``); inside an item ``LANES`` partial sums run side
@@ -55,6 +56,7 @@ cdef struct L1Kind:
 
 cdef struct HuberKind:
     double rho
+    double inv_rho
 
 cdef struct HingeKind:
     double margin
@@ -98,13 +100,14 @@ cdef inline floating closs_grad_l1(floating p, floating y, floating* grad) noexc
     return vabs(d)
 
 
-cdef inline floating closs_grad_huber(floating p, floating y, floating rho,
+cdef inline floating closs_grad_huber(floating p, floating y, floating rho, floating inv_rho,
                                       floating* grad) noexcept nogil:
+    # inv_rho = 1/rho: a multiply instead of a division (within 1 ulp of d/rho).
     cdef floating d = p - y
     cdef floating a = vabs(d)
     cdef bint linear = a > rho
-    grad[0] = sign_or_nan(d) if linear else d / rho
-    return a - <floating>0.5 * rho if linear else <floating>0.5 * a * a / rho
+    grad[0] = sign_or_nan(d) if linear else d * inv_rho
+    return a - <floating>0.5 * rho if linear else (<floating>0.5 * inv_rho) * a * a
 
 
 cdef inline floating closs_grad_hinge(floating p, floating y, floating margin,
@@ -131,12 +134,15 @@ cdef inline floating closs_grad_logit_bce(floating p, floating y, floating q,
     # formed, and a zero coef gives the exact limit 0 at p = +-inf.
     cdef floating a = vabs(p)
     cdef floating e = vexp(-a)
-    cdef floating softplus = log1p_unit(e)
     cdef floating denom = <floating>1.0 + e
+    cdef floating inv = <floating>1.0 / denom
+    cdef floating softplus = log1p_unit(e, denom, inv)
     cdef bint nonneg = p >= 0
-    # One rounding each: sigmoid(p) = 1/(1+e) or e/(1+e).
-    cdef floating sig_p = (<floating>1.0 if nonneg else e) / denom
-    cdef floating sig_m = (e if nonneg else <floating>1.0) / denom   # sigmoid(-p)
+    # sigmoid(+-|p|): 1/(1+e) and e/(1+e), each rounded once (e * inv would
+    # round twice and lose an ulp where the gradient is tiny).
+    cdef floating sig_small = e / denom
+    cdef floating sig_p = inv if nonneg else sig_small    # sigmoid(p)
+    cdef floating sig_m = sig_small if nonneg else inv    # sigmoid(-p)
     cdef floating coef = <floating>1.0 - y if nonneg else q * y
     # 1 - y + L*(sigmoid(p) - 1) = (1-y)*sigmoid(p) - q*y*sigmoid(-p): no
     # cancellation for hard labels, so the gradient keeps its tiny values
@@ -162,7 +168,7 @@ cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
     elif Kind is L1Kind:
         return closs_grad_l1(p, y, grad)
     elif Kind is HuberKind:
-        return closs_grad_huber(p, y, <floating>kind.rho, grad)
+        return closs_grad_huber(p, y, <floating>kind.rho, <floating>kind.inv_rho, grad)
     elif Kind is HingeKind:
         return closs_grad_hinge(p, y, <floating>kind.margin, grad)
     elif Kind is SquaredHingeKind:
@@ -237,10 +243,11 @@ cdef struct Job:
     const void* label
     Operand aux               # BCE pos_weight
     Operand weight            # elementwise sample weight
-    const double* row_scale
-    const double* grad_scale  # NULL: no gradient wanted
+    double scale
+    const double* row_weight  # NULL: all ones
+    const double* out_grad    # NULL: all ones
     void* out                 # NULL: no loss wanted
-    void* grad
+    void* grad                # NULL: no gradient wanted
     double* partial           # n_rows * n_blocks block sums when n_blocks > 1
 
 
@@ -257,6 +264,10 @@ cdef inline const floating* _operand_at(const floating* tag, Operand op, Py_ssiz
     return <const floating*>op.data + row * op.row_stride + block * op.block_stride
 
 
+cdef inline double _row_scale(const Job* job, Py_ssize_t row) noexcept nogil:
+    return job.scale if job.row_weight == NULL else job.scale * job.row_weight[row]
+
+
 cdef inline void _work_item(Kind kind, const floating* pred, const Job* job,
                             Py_ssize_t item) noexcept nogil:
     cdef Py_ssize_t row = item // job.n_blocks
@@ -266,16 +277,19 @@ cdef inline void _work_item(Kind kind, const floating* pred, const Job* job,
     cdef Py_ssize_t at = row * job.n_cols + start
     cdef const floating* q = _operand_at(pred, job.aux, row, block)
     cdef const floating* w = _operand_at(pred, job.weight, row, block)
+    cdef double row_scale = _row_scale(job, row)
     cdef double s
-    if job.grad_scale == NULL:
+    if job.grad == NULL:
         s = _block_loss(kind, pred + at, <const floating*>job.label + at, q, w, n)
     else:
-        s = _block_loss_grad(kind, pred + at, <const floating*>job.label + at, q, w, n,
-                             <floating>job.grad_scale[row], <floating*>job.grad + at)
+        s = _block_loss_grad(
+            kind, pred + at, <const floating*>job.label + at, q, w, n,
+            <floating>(row_scale * (1.0 if job.out_grad == NULL else job.out_grad[row])),
+            <floating*>job.grad + at)
     if job.n_blocks > 1:
         job.partial[item] = s
     elif job.out != NULL:
-        (<floating*>job.out)[row] = <floating>(job.row_scale[row] * s)
+        (<floating*>job.out)[row] = <floating>(row_scale * s)
 
 
 cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) noexcept nogil:
@@ -293,7 +307,7 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
             s = 0.0
             for block in range(job.n_blocks):
                 s += job.partial[row * job.n_blocks + block]
-            (<floating*>job.out)[row] = <floating>(job.row_scale[row] * s)
+            (<floating*>job.out)[row] = <floating>(_row_scale(job, row) * s)
 
 
 cdef void _dispatch(int kind_id, double param0, double param1, const floating* pred,
@@ -311,6 +325,7 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
         _run(l1, pred, job, n_threads)
     elif kind_id == KIND_HUBER:
         huber.rho = param0
+        huber.inv_rho = 1.0 / param0
         _run(huber, pred, job, n_threads)
     elif kind_id == KIND_HINGE:
         hinge.margin = param0
@@ -341,14 +356,15 @@ cdef Operand _operand(object arr, bint is_f32):
 
 def elementwise(int kind_id, double param0, double param1,
                 cnp.ndarray pred, cnp.ndarray label, object aux, object weight,
-                cnp.ndarray row_scale, object grad_scale, object out, object grad,
+                double scale, object row_weight, object out_grad, object out, object grad,
                 int n_threads):
     """Run one elementwise loss; see the module docstring for the contract.
 
-    pred, label : (N, M) C-contiguous, float32 or float64 (the same).
-    aux, weight : (1 or N, M) C-contiguous of that dtype, or None (ones).
-    row_scale   : (N,) float64.  grad_scale: (N,) float64 or None.
-    out         : (N,) of the dtype or None.  grad: (N, M) of the dtype or None.
+    pred, label           : (N, M) C-contiguous, float32 or float64 (the same).
+    aux, weight           : (1 or N, M) C-contiguous of that dtype, or None (ones).
+    row_weight, out_grad  : (N,) C-contiguous float64, or None (ones).
+    out                   : (N,) of the dtype or None.
+    grad                  : (N, M) of the dtype or None.
     """
     cdef bint is_f32 = cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32
     cdef Job job
@@ -360,8 +376,9 @@ def elementwise(int kind_id, double param0, double param1,
     job.label = cnp.PyArray_DATA(label)
     job.aux = _operand(aux, is_f32)
     job.weight = _operand(weight, is_f32)
-    job.row_scale = <const double*>cnp.PyArray_DATA(row_scale)
-    job.grad_scale = NULL if grad_scale is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>grad_scale)
+    job.scale = scale
+    job.row_weight = NULL if row_weight is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>row_weight)
+    job.out_grad = NULL if out_grad is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>out_grad)
     job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
     job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
     job.partial = NULL

@@ -57,7 +57,12 @@ def split_sample_weight(sw, shape, axis, n_cols, dtype):
         return None, None
     sw = _padded(sw, len(shape))
     if sw.size == sw.shape[axis]:
-        # Constant within each sample: fold into the row scale.  Cast to the
-        # compute dtype first, as every weight is.
-        return sw.reshape(-1).astype(dtype, copy=False).astype(np.float64), None
+        # Constant within each sample: a per-row factor.  Cast to the compute
+        # dtype first, as every weight is.
+        return row_vector(sw.reshape(-1).astype(dtype, copy=False), shape[axis]), None
     return None, rows_operand(sw, shape, axis, n_cols, dtype)
+
+
+def row_vector(a, n_rows):
+    """A per-sample quantity broadcasting to ``(n_rows,)`` as contiguous float64."""
+    return np.ascontiguousarray(np.broadcast_to(a, (n_rows,)), dtype=np.float64)

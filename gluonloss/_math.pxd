@@ -88,11 +88,14 @@ cdef inline float _logf(float x) noexcept nogil:
     return NAN if x < 0 else res
 
 
-cdef inline float _log1pf_unit(float e) noexcept nogil:
-    """log1p(e) for e in [0, 1] (or NaN) in float32, vectorisable."""
-    cdef float u = <float>1.0 + e
+cdef inline float _log1pf_unit(float e, float u, float inv_u) noexcept nogil:
+    """log1p(e) for e in [0, 1] (or NaN) in float32, vectorisable.
+
+    u = 1 + e and inv_u = 1 / u are passed in: callers that also need the
+    sigmoid 1/(1 + e) then pay for one division, not two.
+    """
     # u - 1 is exact, so tail is the rounding error of 1 + e, divided by u.
-    cdef float tail = (e - (u - <float>1.0)) / u
+    cdef float tail = (e - (u - <float>1.0)) * inv_u
     cdef bint high = u > <float>1.41421356
     cdef float m = u * <float>0.5 if high else u
     return _log1pf_reduced(m - <float>1.0, <float>1.0 if high else <float>0.0, tail)
@@ -112,10 +115,10 @@ cdef inline floating vlog(floating x) noexcept nogil:
         return log(x)
 
 
-cdef inline floating log1p_unit(floating e) noexcept nogil:
-    """log1p(e) for e in [0, 1]; NaN propagates."""
+cdef inline floating log1p_unit(floating e, floating u, floating inv_u) noexcept nogil:
+    """log1p(e) for e in [0, 1], given u = 1 + e and inv_u = 1/u; NaN propagates."""
     if floating is float:
-        return _log1pf_unit(e)
+        return _log1pf_unit(e, u, inv_u)
     else:
         return log1p(e)
 

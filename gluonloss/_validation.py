@@ -39,7 +39,7 @@ def check_real(value, name, allow_none=False):
     """A real scalar parameter (weight, margin, rho, ...), returned as given."""
     if value is None and allow_none:
         return None
-    if isinstance(value, (numbers.Real, np.bool_)) or (
+    if type(value) in (float, int) or isinstance(value, (numbers.Real, np.bool_)) or (
             isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in _REAL_KINDS):
         return value
     expected = "a real number or None" if allow_none else "a real number"

@@ -18,14 +18,18 @@ from collections import namedtuple
 
 import numpy as np
 
-from gluonloss import _elementwise
 from gluonloss._base import Loss
-from gluonloss._layout import from_rows, rows_operand, split_sample_weight, to_rows
+from gluonloss._dispatch import load_kernels
+from gluonloss._layout import (
+    from_rows, row_vector, rows_operand, split_sample_weight, to_rows,
+)
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
     as_numeric_array, broadcastable_array, check_choice, check_positive, check_real,
     compute_dtype, normalize_axis, reshape_like,
 )
+
+_elementwise = load_kernels("_elementwise")
 
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
@@ -69,7 +73,7 @@ class _ElementwiseLoss(Loss):
         axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
         label = reshape_like(label, shape, pred.size, "label")
         n_rows = shape[axis]
-        n_cols = math.prod(shape[:axis]) * math.prod(shape[axis + 1:])
+        n_cols = pred.size // n_rows if n_rows else math.prod(shape[:axis] + shape[axis + 1:])
         if n_cols == 0 and n_rows:
             raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
                              f"batch_axis={self._batch_axis}); the per-sample mean is undefined")
@@ -91,18 +95,14 @@ class _ElementwiseLoss(Loss):
         row_weight, elem_weight = split_sample_weight(call.sample_weight, shape, axis,
                                                       n_cols, dtype)
         aux = self._aux_operand(call, n_cols)
-        row_scale = np.full(n_rows, self._scalar_weight() / n_cols)
-        if row_weight is not None:
-            row_scale *= row_weight
-        grad_scale = None
-        if want_grad:
-            grad_scale = row_scale if call.out_grad is None else row_scale * call.out_grad
+        out_grad = None if call.out_grad is None or not want_grad else row_vector(
+            call.out_grad, n_rows)
         out = np.empty(n_rows, dtype) if want_loss else None
         grad = np.empty((n_rows, n_cols), dtype) if want_grad else None
         p0, p1 = self._kernel_params()
         _elementwise.elementwise(self._kind, p0, p1, pred, label, aux, elem_weight,
-                                 row_scale, grad_scale, out, grad,
-                                 threads_for(n_rows * n_cols))
+                                 self._scalar_weight() / n_cols, row_weight, out_grad,
+                                 out, grad, threads_for(n_rows * n_cols))
         return out, (from_rows(grad, shape, axis) if want_grad else None)
 
     def _aux_operand(self, call, n_cols):

@@ -1,0 +1,235 @@
+"""Benchmark the elementwise losses against NumPy/SciPy, PyTorch and MXNet.
+
+    python benchmarks/bench_elementwise.py [--shape 4096 1024] [--repeats 15]
+
+Every contender runs in this one process, interleaved round by round (so a
+noisy neighbour hits all of them alike); the table shows medians and ratios.
+PyTorch and MXNet are optional and skipped when they cannot be imported.
+Also timed: the memory-bandwidth floor of ``value_and_gradient`` -- a NumPy
+pass that reads pred and label and writes one array of the same size -- and
+the call overhead on a (32, 10) batch.
+"""
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+from scipy.special import expit, log_expit
+
+import gluonloss as gl
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:      # optional peer
+    torch = None
+try:
+    import mxnet
+except ImportError:      # optional peer (needs NumPy < 1.24: usually its own venv)
+    mxnet = None
+
+
+# -- the NumPy composites a user would write by hand (forward, forward+gradient) --
+
+def np_l2(p, y, grad):
+    d = p - y
+    out = 0.5 * np.mean(d * d, axis=1)
+    return (out, d / p.shape[1]) if grad else out
+
+
+def np_l1(p, y, grad):
+    d = p - y
+    out = np.mean(np.abs(d), axis=1)
+    return (out, np.sign(d) / p.shape[1]) if grad else out
+
+
+def np_huber(p, y, grad, rho=1.0):
+    d = p - y
+    a = np.abs(d)
+    out = np.mean(np.where(a > rho, a - 0.5 * rho, 0.5 / rho * d * d), axis=1)
+    return (out, np.where(a > rho, np.sign(d), d / rho) / p.shape[1]) if grad else out
+
+
+def np_hinge(p, y, grad, margin=1.0):
+    t = margin - p * y
+    out = np.mean(np.maximum(t, 0), axis=1)
+    return (out, np.where(t > 0, -y, 0) / p.shape[1]) if grad else out
+
+
+def np_sqhinge(p, y, grad, margin=1.0):
+    h = np.maximum(margin - p * y, 0)
+    out = np.mean(h * h, axis=1)
+    return (out, -2 * y * h / p.shape[1]) if grad else out
+
+
+def np_bce(p, y, grad):
+    out = -np.mean(y * log_expit(p) + (1 - y) * log_expit(-p), axis=1)
+    return (out, (expit(p) - y) / p.shape[1]) if grad else out
+
+
+def np_bce_prob(p, y, grad, eps=1e-12):
+    out = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps), axis=1)
+    return (out, (-y / (p + eps) + (1 - y) / (1 - p + eps)) / p.shape[1]) if grad else out
+
+
+# -- PyTorch: the same formulas, forward and forward + backward ----------------------
+
+def torch_losses():
+    return {
+        "L2Loss": lambda p, y: 0.5 * F.mse_loss(p, y, reduction="none").mean(1),
+        "L1Loss": lambda p, y: F.l1_loss(p, y, reduction="none").mean(1),
+        "HuberLoss": lambda p, y: F.smooth_l1_loss(p, y, reduction="none", beta=1.0).mean(1),
+        "HingeLoss": lambda p, y: torch.clamp(1 - p * y, min=0).mean(1),
+        "SquaredHingeLoss": lambda p, y: torch.clamp(1 - p * y, min=0).square().mean(1),
+        "LogisticLoss": lambda p, y: F.binary_cross_entropy_with_logits(
+            p, y, reduction="none").mean(1),
+        "SigmoidBCELoss": lambda p, y: F.binary_cross_entropy_with_logits(
+            p, y, reduction="none").mean(1),
+        "SigmoidBCELoss(from_sigmoid)": lambda p, y: F.binary_cross_entropy(
+            p, y, reduction="none").mean(1),
+    }
+
+
+# name: (gluonloss loss, numpy composite, pred kind, label kind)
+LOSSES = {
+    "L2Loss": (gl.L2Loss(), np_l2, "real", "real"),
+    "L1Loss": (gl.L1Loss(), np_l1, "real", "real"),
+    "HuberLoss": (gl.HuberLoss(), np_huber, "real", "real"),
+    "HingeLoss": (gl.HingeLoss(), np_hinge, "real", "signed"),
+    "SquaredHingeLoss": (gl.SquaredHingeLoss(), np_sqhinge, "real", "signed"),
+    "LogisticLoss": (gl.LogisticLoss(label_format="binary"), np_bce, "real", "binary"),
+    "SigmoidBCELoss": (gl.SigmoidBCELoss(), np_bce, "real", "prob"),
+    "SigmoidBCELoss(from_sigmoid)": (gl.SigmoidBCELoss(from_sigmoid=True), np_bce_prob,
+                                     "prob", "prob"),
+}
+
+
+def make_data(rng, shape, pred_kind, label_kind):
+    pred = rng.uniform(0.01, 0.99, shape) if pred_kind == "prob" else rng.standard_normal(shape)
+    label = {"real": lambda: rng.standard_normal(shape),
+             "signed": lambda: rng.choice([-1.0, 1.0], shape),
+             "binary": lambda: rng.choice([0.0, 1.0], shape),
+             "prob": lambda: rng.uniform(0, 1, shape)}[label_kind]()
+    return pred.astype(np.float32), label.astype(np.float32)
+
+
+def contenders(name, pred, label):
+    """name -> zero-argument callable, for one loss on one batch."""
+    loss, composite, _, _ = LOSSES[name]
+    c = {
+        "gluonloss fwd": lambda: loss(pred, label),
+        "gluonloss fwd+grad": lambda: loss.value_and_gradient(pred, label),
+        "numpy fwd": lambda: composite(pred, label, False),
+        "numpy fwd+grad": lambda: composite(pred, label, True),
+    }
+    if torch is not None:
+        tp = torch.from_numpy(pred).requires_grad_(True)
+        ty = torch.from_numpy(label)
+        fn = torch_losses()[name]
+        ones = torch.ones(pred.shape[0])
+
+        def torch_fwd():
+            with torch.no_grad():
+                return fn(tp, ty)
+
+        def torch_fwd_bwd():
+            tp.grad = None
+            out = fn(tp, ty)
+            out.backward(ones)
+            return out, tp.grad
+
+        c["torch fwd"] = torch_fwd
+        c["torch fwd+grad"] = torch_fwd_bwd
+    if mxnet is not None:
+        mx_loss = getattr(mxnet.gluon.loss, name.split("(")[0])(
+            **({"from_sigmoid": True} if "from_sigmoid" in name else {}))
+        mp, my = mxnet.nd.array(pred), mxnet.nd.array(label)
+        mp.attach_grad()
+
+        def mx_fwd():
+            return mx_loss(mp, my).wait_to_read()
+
+        def mx_fwd_bwd():
+            with mxnet.autograd.record():
+                out = mx_loss(mp, my)
+            out.backward()
+            return mp.grad.wait_to_read()
+
+        c["mxnet fwd"] = mx_fwd
+        c["mxnet fwd+grad"] = mx_fwd_bwd
+    return c
+
+
+def time_interleaved(calls, repeats):
+    """Median seconds per call, all callables timed round-robin."""
+    times = {k: [] for k in calls}
+    for fn in calls.values():
+        fn()                                  # warm-up
+    for _ in range(repeats):
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", type=int, nargs=2, default=[4096, 1024])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--only", nargs="*", help="loss names to run")
+    args = parser.parse_args()
+    shape = tuple(args.shape)
+    threads = gl.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, "
+          f"{threads} thread(s); numpy {np.__version__}, "
+          f"torch {torch.__version__ if torch else 'absent'}, "
+          f"mxnet {mxnet.__version__ if mxnet else 'absent'}")
+    print(f"float32 {shape}, medians of {args.repeats} interleaved rounds, milliseconds\n")
+
+    rng = np.random.default_rng(0)
+    pred, label = make_data(rng, shape, "real", "real")
+    buf = np.empty_like(pred)
+    floor = time_interleaved({
+        "floor (np.add, out=)": lambda: np.add(pred, label, out=buf),
+        "floor (pred + label)": lambda: pred + label,
+    }, args.repeats)
+    for k, v in floor.items():
+        print(f"{k:<24} {v * 1e3:8.2f}")
+    floor_ms = floor["floor (pred + label)"] * 1e3
+    print()
+
+    cols = ["gl fwd", "gl f+g", "np f+g", "torch fwd", "torch f+g", "mx f+g",
+            "f+g/floor", "torch/gl fwd", "torch/gl f+g", "np/gl f+g"]
+    print(f"{'loss':<29}" + "".join(f"{c:>13}" for c in cols))
+    for name in LOSSES:
+        if args.only and name not in args.only:
+            continue
+        p, y = make_data(rng, shape, LOSSES[name][2], LOSSES[name][3])
+        t = {k: v * 1e3 for k, v in time_interleaved(contenders(name, p, y), args.repeats).items()}
+        nan = float("nan")
+        row = [t["gluonloss fwd"], t["gluonloss fwd+grad"], t["numpy fwd+grad"],
+               t.get("torch fwd", nan), t.get("torch fwd+grad", nan), t.get("mxnet fwd+grad", nan),
+               t["gluonloss fwd+grad"] / floor_ms,
+               t.get("torch fwd", nan) / t["gluonloss fwd"],
+               t.get("torch fwd+grad", nan) / t["gluonloss fwd+grad"],
+               t["numpy fwd+grad"] / t["gluonloss fwd+grad"]]
+        print(f"{name:<29}" + "".join(f"{v:>13.2f}" for v in row))
+
+    # Call overhead on a tiny batch, against the one-liner a user would write.
+    a = rng.standard_normal((32, 10)).astype(np.float32)
+    b = rng.standard_normal((32, 10)).astype(np.float32)
+    small = time_interleaved({
+        "gl.L2Loss()(a, b)": lambda: gl.L2Loss()(a, b),
+        "0.5*np.square(a-b).mean(1)": lambda: 0.5 * np.square(a - b).mean(1),
+    }, max(args.repeats, 2000))
+    print("\ncall overhead, (32, 10) float32, microseconds:")
+    for k, v in small.items():
+        print(f"  {k:<28} {v * 1e6:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
