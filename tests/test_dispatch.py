@@ -1,0 +1,52 @@
+"""The baseline and AVX2 builds of the kernels give bitwise identical results."""
+import importlib
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from gluonloss import _dispatch
+from _cases import CASE_IDS, CASES
+
+
+def _builds():
+    base = importlib.import_module("gluonloss._elementwise")
+    try:
+        avx2 = importlib.import_module("gluonloss._elementwise_avx2")
+    except ImportError:
+        pytest.skip("no AVX2 build on this platform")
+    if not _dispatch.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    return base, avx2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_avx2_build_is_bitwise_identical_to_baseline(case, dtype, monkeypatch):
+    base, avx2 = _builds()
+    from gluonloss import elementwise
+    rng = np.random.default_rng(0)
+    pred, label, extra = case.data(rng, (37, 1000), dtype)
+    pred[3, 7] = np.nan
+    pred[4, :5] = [np.inf, -np.inf, 1e4, -1e4, 0.0]
+    sw = rng.uniform(0, 2, (1, 1000))
+    og = rng.standard_normal(37)
+    results = []
+    for module in (base, avx2):
+        monkeypatch.setattr(elementwise, "_elementwise", module)
+        with np.errstate(all="ignore"):
+            results.append(case.make().value_and_gradient(pred, label, sw, **extra, out_grad=og))
+    for a, b in zip(*results):
+        assert_array_equal(a, b)
+
+
+def test_environment_forces_the_baseline(monkeypatch):
+    monkeypatch.setenv("GLUONLOSS_KERNELS", "baseline")
+    assert _dispatch.load_kernels("_elementwise").__name__ == "gluonloss._elementwise"
+    monkeypatch.setenv("GLUONLOSS_KERNELS", "auto")
+    expected = "_elementwise_avx2" if _dispatch.cpu_has_avx2() else "_elementwise"
+    try:
+        importlib.import_module("gluonloss._elementwise_avx2")
+    except ImportError:
+        expected = "_elementwise"
+    assert _dispatch.load_kernels("_elementwise").__name__ == f"gluonloss.{expected}"

@@ -1,0 +1,26 @@
+"""``python -m gluonloss`` runs the self-check and reports success."""
+import subprocess
+import sys
+
+import gluonloss.__main__ as main_module
+
+
+def test_main_passes_and_prints_every_loss(tmp_path):
+    # Run from an empty folder so the installed package is the one imported.
+    result = subprocess.run([sys.executable, "-m", "gluonloss"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, *_ in main_module.CONFIGS:
+        assert name in result.stdout
+    assert "FAILED" not in result.stdout
+
+
+def test_main_fails_when_a_gradient_is_wrong(monkeypatch, capsys):
+    from gluonloss import elementwise
+
+    def broken(self, pred, label, sample_weight=None, out_grad=None):
+        return 1.01 * self._evaluate(pred, label, sample_weight, None, out_grad, False, True)[1]
+
+    monkeypatch.setattr(elementwise.HingeLoss, "gradient", broken)
+    assert main_module.main() == 1
+    assert "FAILED" in capsys.readouterr().out
