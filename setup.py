@@ -18,7 +18,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNEL_MODULES = ["_elementwise", "_openmp"]
+KERNEL_MODULES = ["_elementwise", "_openmp", "_vmath"]
 # Compiled a second time with AVX2 on x86-64; gluonloss._dispatch picks the
 # build at import.  -mavx2 without -mfma: no fused multiply-adds, so both
 # builds round identically.

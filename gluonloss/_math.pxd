@@ -1,22 +1,26 @@
 # Scalar numeric helpers shared by every kernel module.
 #
 # Each helper is an inline ``noexcept nogil`` function over the fused type
-# ``floating``.  The float64 versions call libm (correctly rounded or nearly
-# so).  The float32 versions are written branch-free -- selects instead of
-# jumps, bit manipulation instead of frexp/ldexp -- so that GCC vectorises the
-# loops that call them; libm's expf/log1pf are opaque calls that keep a loop
-# scalar and cost about 10x more.  They are checked against libm in
-# tests/test_math.py (all within 2 ulp).
+# ``floating``.  exp, log and log1p on [0, 1] are our own, in float32 and
+# float64, written branch-free -- selects instead of jumps, bit manipulation
+# instead of frexp/ldexp -- so that GCC vectorises the loops that call them;
+# libm's calls are opaque and keep a loop scalar, which costs 5-10x.  They
+# are checked against libm in tests/test_elementwise.py (within 2 ulp).
 #
 # Special values are handled explicitly: NaN in gives NaN out, and the IEEE
 # results for 0 and +-inf are produced by selects, not left to luck.
 #
-# The coefficients are standard minimax fits: the exp polynomial is the one
-# published with Cephes' expf, the log polynomial the one of FreeBSD/musl's
-# logf (Lg1..Lg4), both for the reduced ranges used below.
+# The coefficients are standard minimax fits: float32 exp uses the
+# polynomial published with Cephes' expf, float32 log the one of
+# FreeBSD/musl's logf (Lg1..Lg4); float64 exp and log use fdlibm's (P1..P5
+# with its rational form, Lg1..Lg7), each for the reduced range used below.
+#
+# Integer work on float64 bits stays within what SSE2/AVX2 can do on vectors
+# (add, shift, and/or of int64): int64 <-> double conversions, which they
+# lack, are done with the 1.5 * 2**52 rounding constant instead.
 
-from libc.math cimport exp, fabs, fabsf, log, log1p, INFINITY, NAN
-from libc.stdint cimport int32_t
+from libc.math cimport fabs, fabsf, INFINITY, NAN
+from libc.stdint cimport int32_t, int64_t
 
 from cython cimport floating
 
@@ -27,9 +31,13 @@ cdef extern from *:
     /* Bit casts through memcpy: well defined, and GCC vectorises them. */
     static inline int32_t gluonloss_f32_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
     static inline float gluonloss_f32_from_bits(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
+    static inline int64_t gluonloss_f64_bits(double f) { int64_t i; memcpy(&i, &f, 8); return i; }
+    static inline double gluonloss_f64_from_bits(int64_t i) { double f; memcpy(&f, &i, 8); return f; }
     """
     int32_t _f32_bits "gluonloss_f32_bits"(float f) noexcept nogil
     float _f32_from_bits "gluonloss_f32_from_bits"(int32_t i) noexcept nogil
+    int64_t _f64_bits "gluonloss_f64_bits"(double f) noexcept nogil
+    double _f64_from_bits "gluonloss_f64_from_bits"(int64_t i) noexcept nogil
 
 
 cdef inline float _pow2f(int32_t n) noexcept nogil:
@@ -101,18 +109,102 @@ cdef inline float _log1pf_unit(float e, float u, float inv_u) noexcept nogil:
     return _log1pf_reduced(m - <float>1.0, <float>1.0 if high else <float>0.0, tail)
 
 
+# ---------------------------------------------------------------------------
+# float64
+
+cdef extern from *:
+    """
+    #define GLUONLOSS_ROUNDER 6755399441055744.0        /* 1.5 * 2**52 */
+    #define GLUONLOSS_LN2_HI 6.93147180369123816490e-01  /* low 21 bits zero: n * hi exact */
+    #define GLUONLOSS_LN2_LO 1.90821492927058770002e-10
+    """
+    const double _ROUNDER "GLUONLOSS_ROUNDER"
+    const double _LN2_HI "GLUONLOSS_LN2_HI"
+    const double _LN2_LO "GLUONLOSS_LN2_LO"
+
+
+cdef inline int64_t _small_int_f64(double n) noexcept nogil:
+    """An integer-valued double (|n| < 2**51) as int64, without cvttpd2qq."""
+    return _f64_bits(n + _ROUNDER) - _f64_bits(_ROUNDER)
+
+
+cdef inline double _exp_f64(double x) noexcept nogil:
+    """exp(x) in float64, vectorisable (fdlibm's method, < 1 ulp)."""
+    cdef double xc = x if x < 709.8 else 709.8
+    xc = xc if xc > -745.2 else -745.2
+    cdef double n = (xc * 1.44269504088896338700 + _ROUNDER) - _ROUNDER
+    cdef double hi = xc - n * _LN2_HI
+    cdef double lo = n * _LN2_LO
+    cdef double r = hi - lo
+    cdef double t = r * r
+    cdef double c = r - t * (1.66666666666666019037e-01 + t * (-2.77777777770155933842e-03
+        + t * (6.61375632143793436117e-05 + t * (-1.65339022054652515390e-06
+        + t * 4.13813679705723846039e-08))))
+    cdef double y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    # Scale by 2**n in two steps at both ends of the range, so that results
+    # near overflow stay finite and subnormal results come out right.
+    cdef bint deep = n < -1020.0
+    cdef bint high = n > 1020.0
+    cdef double n_main = n + 54.0 if deep else (n - 1.0 if high else n)
+    cdef double post = 5.5511151231257827e-17 if deep else (2.0 if high else 1.0)
+    cdef double res = y * _f64_from_bits((_small_int_f64(n_main) + 1023) << 52) * post
+    return res if x == x else x
+
+
+cdef inline double _log1p_f64_reduced(double f, double k, double tail) noexcept nogil:
+    """k*ln2 + log1p(f) + tail for f in [sqrt(1/2)-1, sqrt(2)-1], tail tiny."""
+    cdef double s = f / (2.0 + f)
+    cdef double z = s * s
+    cdef double w = z * z
+    cdef double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
+                                                          + w * 1.531383769920937332e-01))
+    cdef double t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
+        + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
+    cdef double hfsq = 0.5 * f * f
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + (k * _LN2_LO + tail))) - f)
+
+
+cdef inline double _log_f64(double x) noexcept nogil:
+    """log(x) in float64, vectorisable, IEEE results for 0, <0, inf, NaN."""
+    cdef bint subnormal = x < 2.2250738585072014e-308
+    cdef int64_t bits = _f64_bits(x * 18014398509481984.0 if subnormal else x)   # 2**54
+    # The biased exponent as a double: 2**52 + e has e in its low bits.
+    cdef double e = _f64_from_bits(((bits >> 52) & <int64_t>0x7ff)
+                                   | <int64_t>0x4330000000000000) - 4503599627370496.0
+    cdef double mant = _f64_from_bits((bits & <int64_t>0x000fffffffffffff)
+                                      | <int64_t>0x3ff0000000000000)   # [1, 2)
+    cdef bint high = mant > 1.4142135623730951
+    cdef double m = mant * 0.5 if high else mant
+    cdef double k = e - (1077.0 if subnormal else 1023.0) + (1.0 if high else 0.0)
+    cdef double res = _log1p_f64_reduced(m - 1.0, k, 0.0)
+    res = res if x < INFINITY else x                 # +inf and NaN
+    res = res if x != 0 else -INFINITY
+    return NAN if x < 0 else res
+
+
+cdef inline double _log1p_f64_unit(double e, double u, double inv_u) noexcept nogil:
+    """log1p(e) for e in [0, 1] (or NaN) in float64, given u = 1 + e, inv_u = 1/u."""
+    cdef double tail = (e - (u - 1.0)) * inv_u
+    cdef bint high = u > 1.4142135623730951
+    cdef double m = u * 0.5 if high else u
+    return _log1p_f64_reduced(m - 1.0, 1.0 if high else 0.0, tail)
+
+
+# ---------------------------------------------------------------------------
+# Fused front ends.
+
 cdef inline floating vexp(floating x) noexcept nogil:
     if floating is float:
         return _expf(x)
     else:
-        return exp(x)
+        return _exp_f64(x)
 
 
 cdef inline floating vlog(floating x) noexcept nogil:
     if floating is float:
         return _logf(x)
     else:
-        return log(x)
+        return _log_f64(x)
 
 
 cdef inline floating log1p_unit(floating e, floating u, floating inv_u) noexcept nogil:
@@ -120,7 +212,7 @@ cdef inline floating log1p_unit(floating e, floating u, floating inv_u) noexcept
     if floating is float:
         return _log1pf_unit(e, u, inv_u)
     else:
-        return log1p(e)
+        return _log1p_f64_unit(e, u, inv_u)
 
 
 cdef inline floating vabs(floating x) noexcept nogil:

@@ -1,0 +1,50 @@
+"""NumPy-facing wrappers of the scalar math in ``_math.pxd``.
+
+Only for checking that math on whole arrays (tests/test_math.py): the loss
+kernels inline the functions themselves.
+"""
+from cython cimport floating
+cimport numpy as cnp
+import numpy as np
+
+from gluonloss._math cimport log1p_unit, vexp, vlog
+
+cnp.import_array()
+
+
+def _apply(const floating[::1] x, floating[::1] out, int which):
+    cdef Py_ssize_t i
+    cdef floating u
+    with nogil:
+        for i in range(x.shape[0]):
+            if which == 0:
+                out[i] = vexp(x[i])
+            elif which == 1:
+                out[i] = vlog(x[i])
+            else:
+                u = 1 + x[i]
+                out[i] = log1p_unit(x[i], u, <floating>1 / u)
+
+
+def _run(x, int which):
+    x = np.ascontiguousarray(x)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64)
+    out = np.empty_like(x)
+    _apply(x.reshape(-1), out.reshape(-1), which)
+    return out
+
+
+def exp_array(x):
+    """Elementwise exp with gluonloss's kernel math (float32 or float64)."""
+    return _run(x, 0)
+
+
+def log_array(x):
+    """Elementwise log with gluonloss's kernel math (float32 or float64)."""
+    return _run(x, 1)
+
+
+def log1p_unit_array(x):
+    """Elementwise log1p for x in [0, 1] with gluonloss's kernel math."""
+    return _run(x, 2)

@@ -1,0 +1,60 @@
+"""The kernels' own exp, log and log1p (gluonloss/_math.pxd), on whole arrays.
+
+float32 results are compared with float64 libm rounded to float32, float64
+results with libm itself (NumPy's, within an ulp of the true value).
+"""
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from gluonloss import _vmath
+from test_elementwise import _ulp_distance
+
+DTYPES = [np.float32, np.float64]
+TINY = {np.float32: np.float32(1e-45), np.float64: 5e-324}
+
+
+def _oracle(fn, x):
+    with np.errstate(all="ignore"):
+        return fn(x.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp(dtype):
+    rng = np.random.default_rng(0)
+    top = 88.7 if dtype == np.float32 else 709.7
+    bottom = -103.9 if dtype == np.float32 else -745.0
+    x = np.concatenate([rng.uniform(bottom, top, 300_000), rng.uniform(-1, 1, 100_000),
+                        np.linspace(bottom - 5, top + 5, 10_001)]).astype(dtype)
+    assert _ulp_distance(_vmath.exp_array(x), _oracle(np.exp, x), dtype).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log(dtype):
+    rng = np.random.default_rng(1)
+    finfo = np.finfo(dtype)
+    x = np.concatenate([
+        np.exp(rng.uniform(np.log(finfo.tiny), np.log(finfo.max), 300_000)),
+        rng.uniform(0.5, 2.0, 100_000),
+        [TINY[dtype], finfo.tiny / 3, finfo.tiny, finfo.max, 1.0, 2.0, 0.5],
+    ]).astype(dtype)
+    assert _ulp_distance(_vmath.log_array(x), _oracle(np.log, x), dtype).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log1p_on_the_unit_interval(dtype):
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(0, 1, 300_000), np.exp(-rng.uniform(0, 700, 100_000)),
+                        [0.0, 1.0, TINY[dtype], 1e-30, np.sqrt(2) - 1]]).astype(dtype)
+    assert _ulp_distance(_vmath.log1p_unit_array(x), _oracle(np.log1p, x), dtype).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_special_values(dtype):
+    inf, nan = np.inf, np.nan
+    x = np.array([inf, -inf, nan, 0.0, -0.0], dtype)
+    with np.errstate(all="ignore"):
+        assert_array_equal(_vmath.exp_array(x), np.exp(x))
+        x = np.append(x, [-1.0, -inf, 1.0])
+        assert_array_equal(_vmath.log_array(x), np.log(x))
+    assert np.isnan(_vmath.log1p_unit_array(np.array([nan], dtype)))[0]
