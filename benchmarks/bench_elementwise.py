@@ -19,6 +19,8 @@ from scipy.special import expit, log_expit
 
 import gluonloss as gl
 
+DTYPE = np.dtype(np.float32)   # set from --dtype
+
 try:
     import torch
     import torch.nn.functional as F
@@ -111,7 +113,7 @@ def make_data(rng, shape, pred_kind, label_kind):
              "signed": lambda: rng.choice([-1.0, 1.0], shape),
              "binary": lambda: rng.choice([0.0, 1.0], shape),
              "prob": lambda: rng.uniform(0, 1, shape)}[label_kind]()
-    return pred.astype(np.float32), label.astype(np.float32)
+    return pred.astype(DTYPE), label.astype(DTYPE)
 
 
 def contenders(name, pred, label):
@@ -127,7 +129,7 @@ def contenders(name, pred, label):
         tp = torch.from_numpy(pred).requires_grad_(True)
         ty = torch.from_numpy(label)
         fn = torch_losses()[name]
-        ones = torch.ones(pred.shape[0])
+        ones = torch.ones(pred.shape[0], dtype=tp.dtype)
 
         def torch_fwd():
             with torch.no_grad():
@@ -179,8 +181,14 @@ def main():
     parser.add_argument("--shape", type=int, nargs=2, default=[4096, 1024])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", nargs="*", help="loss names to run")
+    parser.add_argument("--threads", type=int, help="threads for gluonloss and PyTorch")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     shape = tuple(args.shape)
+    global DTYPE
+    DTYPE = np.dtype(args.dtype)
+    if args.threads:
+        gl.set_num_threads(args.threads)
     threads = gl.get_num_threads()
     if torch is not None:
         torch.set_num_threads(threads)
@@ -188,7 +196,7 @@ def main():
           f"{threads} thread(s); numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'absent'}, "
           f"mxnet {mxnet.__version__ if mxnet else 'absent'}")
-    print(f"float32 {shape}, medians of {args.repeats} interleaved rounds, milliseconds\n")
+    print(f"{DTYPE} {shape}, medians of {args.repeats} interleaved rounds, milliseconds\n")
 
     rng = np.random.default_rng(0)
     pred, label = make_data(rng, shape, "real", "real")
@@ -220,13 +228,13 @@ def main():
         print(f"{name:<29}" + "".join(f"{v:>13.2f}" for v in row))
 
     # Call overhead on a tiny batch, against the one-liner a user would write.
-    a = rng.standard_normal((32, 10)).astype(np.float32)
-    b = rng.standard_normal((32, 10)).astype(np.float32)
+    a = rng.standard_normal((32, 10)).astype(DTYPE)
+    b = rng.standard_normal((32, 10)).astype(DTYPE)
     small = time_interleaved({
         "gl.L2Loss()(a, b)": lambda: gl.L2Loss()(a, b),
         "0.5*np.square(a-b).mean(1)": lambda: 0.5 * np.square(a - b).mean(1),
     }, max(args.repeats, 2000))
-    print("\ncall overhead, (32, 10) float32, microseconds:")
+    print(f"\ncall overhead, (32, 10) {DTYPE}, microseconds:")
     for k, v in small.items():
         print(f"  {k:<28} {v * 1e6:8.2f}")
 

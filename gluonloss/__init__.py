@@ -22,3 +22,11 @@ __all__ = [
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
     "get_num_threads", "set_num_threads", "num_threads",
 ]
+
+
+def __getattr__(name):
+    # ``gluonloss.reference`` imports SciPy; load it on first use only.
+    if name == "reference":
+        import importlib
+        return importlib.import_module("gluonloss.reference")
+    raise AttributeError(f"module 'gluonloss' has no attribute {name!r}")

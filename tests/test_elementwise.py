@@ -472,3 +472,15 @@ def test_positional_arguments_follow_mxnet_order():
     b = gl.SigmoidBCELoss(True, 3.0, 1)
     assert (b._from_sigmoid, b.weight, b.batch_axis) == (True, 3.0, 1)
     assert gl.HingeLoss(2, 3.0, 1)._margin == 2
+
+
+def test_reference_is_reachable_as_an_attribute(tmp_path):
+    # A fresh interpreter, away from the source tree, where nothing imported it yet.
+    import subprocess
+    import sys
+    code = ("import gluonloss as gl, numpy as np; "
+            "print(gl.reference.L2Loss()(np.ones((2, 3)), np.zeros((2, 3))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[0.5 0.5]" in result.stdout
