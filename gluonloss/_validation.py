@@ -30,7 +30,7 @@ def as_numeric_array(x, name):
 def compute_dtype(*differentiable):
     """float32 when every differentiable input is float32, else float64."""
     for a in differentiable:
-        if a.dtype != np.float32:
+        if a.dtype.kind != "f" or a.dtype.itemsize != 4:   # any byte order
             return np.float64
     return np.float32
 

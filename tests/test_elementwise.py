@@ -255,6 +255,19 @@ def test_dtype_policy(pred_dtype, label_dtype, expected):
                         rtol=1e-6)
 
 
+def test_non_native_byte_order():
+    rng = np.random.default_rng(18)
+    pred = rng.standard_normal((5, 7)).astype(np.float32)
+    label = rng.standard_normal((5, 7))
+    loss = gl.HuberLoss()
+    want = loss.value_and_gradient(pred, label)
+    got = loss.value_and_gradient(pred.astype(">f4"), label.astype(">f8"),
+                                  sample_weight=np.ones((5, 1), ">f8"))
+    assert got[0].dtype == np.float32 and got[0].dtype.isnative
+    assert_array_equal(got[0], want[0])
+    assert_array_equal(got[1], want[1])
+
+
 def test_python_lists_are_accepted():
     out = gl.L2Loss()([[1, 2], [3, 4]], [[1, 1], [1, 1]])
     assert out.dtype == np.float64
