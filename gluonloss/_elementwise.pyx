@@ -258,12 +258,6 @@ for _i in range(BLOCK):
     _ONES_F64[_i] = 1.0
 
 
-cdef inline const floating* _operand_at(const floating* tag, Operand op, Py_ssize_t row,
-                                        Py_ssize_t block) noexcept nogil:
-    # ``tag`` only selects the fused specialisation.
-    return <const floating*>op.data + row * op.row_stride + block * op.block_stride
-
-
 cdef inline double _row_scale(const Job* job, Py_ssize_t row) noexcept nogil:
     return job.scale if job.row_weight == NULL else job.scale * job.row_weight[row]
 
@@ -275,8 +269,10 @@ cdef inline void _work_item(Kind kind, const floating* pred, const Job* job,
     cdef Py_ssize_t start = block * BLOCK
     cdef Py_ssize_t n = min(<Py_ssize_t>BLOCK, job.n_cols - start)
     cdef Py_ssize_t at = row * job.n_cols + start
-    cdef const floating* q = _operand_at(pred, job.aux, row, block)
-    cdef const floating* w = _operand_at(pred, job.weight, row, block)
+    cdef const floating* q = (<const floating*>job.aux.data + row * job.aux.row_stride
+                              + block * job.aux.block_stride)
+    cdef const floating* w = (<const floating*>job.weight.data + row * job.weight.row_stride
+                              + block * job.weight.block_stride)
     cdef double row_scale = _row_scale(job, row)
     cdef double s
     if job.grad == NULL:

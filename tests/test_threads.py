@@ -8,7 +8,7 @@ from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import gluonloss as gl
-from gluonloss import _openmp
+from gluonloss import _openmp, elementwise
 from _cases import CASE_IDS, CASES
 
 needs_openmp = pytest.mark.skipif(not _openmp.openmp_enabled(),
@@ -26,8 +26,9 @@ def _run(case, shapes, seed=0):
     return results
 
 
+BLOCK = elementwise._elementwise.BLOCK_SIZE
 # Many rows; one huge row split into blocks; rows of a few blocks each.
-SHAPES = [(512, 300), (1, 5 * 4096 + 123), (3, 3 * 4096 + 1)]
+SHAPES = [(512, 300), (1, 5 * BLOCK + 123), (3, 3 * BLOCK + 1)]
 
 
 @needs_openmp
