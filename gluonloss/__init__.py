@@ -10,8 +10,14 @@ with forward values and analytic gradients, in Cython with OpenMP.
 from gluonloss._base import Loss
 from gluonloss._threads import get_num_threads, num_threads, set_num_threads
 from gluonloss.elementwise import (
-    HingeLoss, HuberLoss, L1Loss, L2Loss, LogisticLoss, SigmoidBCELoss,
-    SigmoidBinaryCrossEntropyLoss, SquaredHingeLoss,
+    HingeLoss,
+    HuberLoss,
+    L1Loss,
+    L2Loss,
+    LogisticLoss,
+    SigmoidBCELoss,
+    SigmoidBinaryCrossEntropyLoss,
+    SquaredHingeLoss,
 )
 
 __version__ = "0.1.0"

@@ -339,15 +339,21 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
 
 cdef Operand _operand(object arr, bint is_f32):
     cdef Operand op
+    cdef cnp.ndarray a
     if arr is None:
         op.data = <const void*>_ONES_F32 if is_f32 else <const void*>_ONES_F64
         op.row_stride = 0
         op.block_stride = 0
     else:
-        op.data = cnp.PyArray_DATA(<cnp.ndarray>arr)
-        op.row_stride = cnp.PyArray_DIM(<cnp.ndarray>arr, 1) if cnp.PyArray_DIM(<cnp.ndarray>arr, 0) > 1 else 0
+        a = <cnp.ndarray>arr
+        op.data = cnp.PyArray_DATA(a)
+        op.row_stride = cnp.PyArray_DIM(a, 1) if cnp.PyArray_DIM(a, 0) > 1 else 0
         op.block_stride = BLOCK
     return op
+
+
+cdef const double* _float64_data(object arr):
+    return NULL if arr is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>arr)
 
 
 def elementwise(int kind_id, double param0, double param1,
@@ -373,8 +379,8 @@ def elementwise(int kind_id, double param0, double param1,
     job.aux = _operand(aux, is_f32)
     job.weight = _operand(weight, is_f32)
     job.scale = scale
-    job.row_weight = NULL if row_weight is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>row_weight)
-    job.out_grad = NULL if out_grad is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>out_grad)
+    job.row_weight = _float64_data(row_weight)
+    job.out_grad = _float64_data(out_grad)
     job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
     job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
     job.partial = NULL

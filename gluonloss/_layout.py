@@ -10,7 +10,6 @@ length-N row factor instead of an operand at all.
 import numpy as np
 
 
-
 def moved_shape(shape, axis):
     """``shape`` with ``axis`` moved to the front."""
     return (shape[axis],) + shape[:axis] + shape[axis + 1:]

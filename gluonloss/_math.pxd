@@ -29,10 +29,14 @@ cdef extern from *:
     """
     #include <string.h>
     /* Bit casts through memcpy: well defined, and GCC vectorises them. */
-    static inline int32_t gluonloss_f32_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
-    static inline float gluonloss_f32_from_bits(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
-    static inline int64_t gluonloss_f64_bits(double f) { int64_t i; memcpy(&i, &f, 8); return i; }
-    static inline double gluonloss_f64_from_bits(int64_t i) { double f; memcpy(&f, &i, 8); return f; }
+    static inline int32_t gluonloss_f32_bits(float x)
+        { int32_t i; memcpy(&i, &x, 4); return i; }
+    static inline float gluonloss_f32_from_bits(int32_t i)
+        { float x; memcpy(&x, &i, 4); return x; }
+    static inline int64_t gluonloss_f64_bits(double x)
+        { int64_t i; memcpy(&i, &x, 8); return i; }
+    static inline double gluonloss_f64_from_bits(int64_t i)
+        { double x; memcpy(&x, &i, 8); return x; }
     """
     int32_t _f32_bits "gluonloss_f32_bits"(float f) noexcept nogil
     float _f32_from_bits "gluonloss_f32_from_bits"(int32_t i) noexcept nogil
@@ -137,9 +141,11 @@ cdef inline double _exp_f64(double x) noexcept nogil:
     cdef double lo = n * _LN2_LO
     cdef double r = hi - lo
     cdef double t = r * r
-    cdef double c = r - t * (1.66666666666666019037e-01 + t * (-2.77777777770155933842e-03
-        + t * (6.61375632143793436117e-05 + t * (-1.65339022054652515390e-06
-        + t * 4.13813679705723846039e-08))))
+    cdef double c = r - t * (
+        1.66666666666666019037e-01 + t * (
+            -2.77777777770155933842e-03 + t * (
+                6.61375632143793436117e-05 + t * (
+                    -1.65339022054652515390e-06 + t * 4.13813679705723846039e-08))))
     cdef double y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     # Scale by 2**n in two steps at both ends of the range, so that results
     # near overflow stay finite and subnormal results come out right.
@@ -158,8 +164,8 @@ cdef inline double _log1p_f64_reduced(double f, double k, double tail) noexcept 
     cdef double w = z * z
     cdef double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
                                                           + w * 1.531383769920937332e-01))
-    cdef double t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
-        + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
+    cdef double t2 = z * (6.666666666666735130e-01 + w * (
+        2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
     cdef double hfsq = 0.5 * f * f
     return k * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + (k * _LN2_LO + tail))) - f)
 

@@ -21,12 +21,22 @@ import numpy as np
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
 from gluonloss._layout import (
-    from_rows, row_vector, rows_operand, split_sample_weight, to_rows,
+    from_rows,
+    row_vector,
+    rows_operand,
+    split_sample_weight,
+    to_rows,
 )
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
-    as_numeric_array, broadcastable_array, check_choice, check_positive, check_real,
-    compute_dtype, normalize_axis, reshape_like,
+    as_numeric_array,
+    broadcastable_array,
+    check_choice,
+    check_positive,
+    check_real,
+    compute_dtype,
+    normalize_axis,
+    reshape_like,
 )
 
 _elementwise = load_kernels("_elementwise")
@@ -192,7 +202,8 @@ class HingeLoss(_ElementwiseLoss):
 
     .. math::
         \ell = \max(0,\ m - p\,y), \qquad
-        \frac{\partial\ell}{\partial p} = \begin{cases} -y & m - p\,y > 0 \\ 0 & \text{else} \end{cases}
+        \frac{\partial\ell}{\partial p} =
+            \begin{cases} -y & m - p\,y > 0 \\ 0 & \text{else} \end{cases}
 
     Parameters
     ----------
@@ -276,7 +287,8 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
 
     .. math::
         \ell = -\left(y\,q \log(p + \epsilon) + (1 - y)\log(1 - p + \epsilon)\right), \qquad
-        \frac{\partial\ell}{\partial p} = -\frac{y\,q}{p + \epsilon} + \frac{1 - y}{1 - p + \epsilon}
+        \frac{\partial\ell}{\partial p} =
+            -\frac{y\,q}{p + \epsilon} + \frac{1 - y}{1 - p + \epsilon}
 
     Parameters
     ----------

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from gluonloss import _dispatch
 from _cases import CASE_IDS, CASES
+from gluonloss import _dispatch
 
 
 def _builds():

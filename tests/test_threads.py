@@ -8,8 +8,8 @@ from numpy.testing import assert_array_equal
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import gluonloss as gl
-from gluonloss import _openmp, elementwise
 from _cases import CASE_IDS, CASES
+from gluonloss import _openmp, elementwise
 
 needs_openmp = pytest.mark.skipif(not _openmp.openmp_enabled(),
                                   reason="built without OpenMP")
