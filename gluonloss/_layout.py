@@ -48,8 +48,8 @@ def rows_operand(a, shape, axis, n_cols, dtype):
 def split_sample_weight(sw, shape, axis, n_cols, dtype):
     """Factor a validated ``sample_weight`` into a row factor and an operand.
 
-    Returns ``(row, elem)``: ``row`` is None or a float64 array broadcasting
-    to ``(N,)``; ``elem`` is None or an ``(R, n_cols)`` array of ``dtype``.
+    Returns ``(row, elem)``: ``row`` is None or a contiguous float64 array of
+    shape ``(N,)``; ``elem`` is None or an ``(R, n_cols)`` array of ``dtype``.
     Their product is the weight of every element.
     """
     if sw is None:
