@@ -160,6 +160,12 @@ class L1Loss(_ElementwiseLoss):
         \ \ (0 \text{ at } p = y)
 
     Parameters and call as :class:`L2Loss` (``weight`` defaults to None).
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.L1Loss().value_and_gradient(np.array([[1., -3.]]), np.array([[0., 0.]]))
+    (array([2.]), array([[ 0.5, -0.5]]))
     """
 
     _kind = _elementwise.L1
@@ -185,6 +191,12 @@ class HuberLoss(_ElementwiseLoss):
         Threshold between the quadratic and linear parts; must be > 0.
     weight, batch_axis
         As for :class:`L2Loss` (``weight`` defaults to None).
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.HuberLoss(rho=1)(np.array([[0.5, 3.0]]), np.array([[0., 0.]]))
+    array([1.3125])
     """
 
     _kind = _elementwise.HUBER
@@ -211,6 +223,12 @@ class HingeLoss(_ElementwiseLoss):
         The margin :math:`m`.
     weight, batch_axis
         As for :class:`L2Loss` (``weight`` defaults to None).
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.HingeLoss()(np.array([[0.5, 2.0]]), np.array([[1, -1]]))
+    array([1.75])
     """
 
     _kind = _elementwise.HINGE
@@ -231,6 +249,12 @@ class SquaredHingeLoss(_ElementwiseLoss):
         \frac{\partial\ell}{\partial p} = -2y\max(0,\ m - p\,y)
 
     Parameters as for :class:`HingeLoss`.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.SquaredHingeLoss()(np.array([[0.5, 2.0]]), np.array([[1, -1]]))
+    array([4.625])
     """
 
     _kind = _elementwise.SQUARED_HINGE
@@ -258,6 +282,12 @@ class LogisticLoss(_ElementwiseLoss):
     weight, batch_axis
         As for :class:`L2Loss` (``weight`` defaults to None).
     label_format : {'signed', 'binary'}, default 'signed'
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.LogisticLoss()(np.array([[0.0]]), np.array([[1]]))
+    array([0.69314718])
     """
 
     _kind = _elementwise.LOGIT_BCE
@@ -299,6 +329,15 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
 
     Call ``loss(pred, label, sample_weight=None, pos_weight=None)``;
     ``pos_weight`` broadcasts to ``pred`` (e.g. shape ``(1, C)``).
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> bce = gl.SigmoidBCELoss()
+    >>> bce(np.array([[0.0]]), np.array([[1.0]]), pos_weight=3.0)     # 3 log 2
+    array([2.07944154])
+    >>> bce.gradient(np.array([[0.0]]), np.array([[1.0]]))            # sigmoid(0) - 1
+    array([[-0.5]])
     """
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
