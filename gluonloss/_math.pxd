@@ -5,7 +5,7 @@
 # float64, written branch-free -- selects instead of jumps, bit manipulation
 # instead of frexp/ldexp -- so that GCC vectorises the loops that call them;
 # libm's calls are opaque and keep a loop scalar, which costs 5-10x.  They
-# are checked against libm in tests/test_elementwise.py (within 2 ulp).
+# are checked against libm in tests/test_math.py (within 1 ulp).
 #
 # Special values are handled explicitly: NaN in gives NaN out, and the IEEE
 # results for 0 and +-inf are produced by selects, not left to luck.
