@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import expit, log_expit
 
 import gluonloss as gl
+from gluonloss.__main__ import make_data  # data in each loss's domain
 
 DTYPE = np.dtype(np.float32)   # set from --dtype
 
@@ -107,15 +108,6 @@ LOSSES = {
 }
 
 
-def make_data(rng, shape, pred_kind, label_kind):
-    pred = rng.uniform(0.01, 0.99, shape) if pred_kind == "prob" else rng.standard_normal(shape)
-    label = {"real": lambda: rng.standard_normal(shape),
-             "signed": lambda: rng.choice([-1.0, 1.0], shape),
-             "binary": lambda: rng.choice([0.0, 1.0], shape),
-             "prob": lambda: rng.uniform(0, 1, shape)}[label_kind]()
-    return pred.astype(DTYPE), label.astype(DTYPE)
-
-
 def contenders(name, pred, label):
     """name -> zero-argument callable, for one loss on one batch."""
     loss, composite, _, _ = LOSSES[name]
@@ -199,7 +191,7 @@ def main():
     print(f"{DTYPE} {shape}, medians of {args.repeats} interleaved rounds, milliseconds\n")
 
     rng = np.random.default_rng(0)
-    pred, label = make_data(rng, shape, "real", "real")
+    pred, label = make_data(rng, shape, "real", "real", DTYPE)
     buf = np.empty_like(pred)
     floor = time_interleaved({
         "floor (np.add, out=)": lambda: np.add(pred, label, out=buf),
@@ -216,7 +208,7 @@ def main():
     for name in LOSSES:
         if args.only and name not in args.only:
             continue
-        p, y = make_data(rng, shape, LOSSES[name][2], LOSSES[name][3])
+        p, y = make_data(rng, shape, LOSSES[name][2], LOSSES[name][3], DTYPE)
         t = {k: v * 1e3 for k, v in time_interleaved(contenders(name, p, y), args.repeats).items()}
         nan = float("nan")
         row = [t["gluonloss fwd"], t["gluonloss fwd+grad"], t["numpy fwd+grad"],

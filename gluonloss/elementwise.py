@@ -83,7 +83,7 @@ class _ElementwiseLoss(Loss):
         axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
         label = reshape_like(label, shape, pred.size, "label")
         n_rows = shape[axis]
-        n_cols = pred.size // n_rows if n_rows else math.prod(shape[:axis] + shape[axis + 1:])
+        n_cols = math.prod(shape[:axis] + shape[axis + 1:])
         if n_cols == 0 and n_rows:
             raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
                              f"batch_axis={self._batch_axis}); the per-sample mean is undefined")
