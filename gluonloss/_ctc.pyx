@@ -31,7 +31,7 @@ any thread count.  Scratch is one preallocated block per thread.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, NAN
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 cimport numpy as cnp
@@ -255,6 +255,14 @@ cdef inline void _beta_step(const floating* nxt, const floating* skip, floating*
         beta[s] = log_sum_exp3(nxt[s], nxt[s + 1], nxt[s + 2] + skip[s + 2])
 
 
+cdef inline void _fill_rows(floating* g, Py_ssize_t frame_stride, Py_ssize_t n_frames,
+                            Py_ssize_t n_classes, floating value) noexcept nogil:
+    cdef Py_ssize_t t, k
+    for t in range(n_frames):
+        for k in range(n_classes):
+            g[t * frame_stride + k] = value
+
+
 cdef inline void _zero_rows(floating* g, Py_ssize_t frame_stride, Py_ssize_t first,
                             Py_ssize_t last, Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t t
@@ -368,13 +376,17 @@ cdef void _sample(const Job* job, const floating* pred, Py_ssize_t b) noexcept n
         infinite = nll == INFINITY
     if infinite:
         if job.out != NULL:
-            (<floating*>job.out)[b] = 0 if job.zero_infinity else INFINITY
+            (<floating*>job.out)[b] = 0 if job.zero_infinity else <floating>(
+                INFINITY * job.loss_scale[b])
         if want_grad:
             _zero_rows(g0, job.grad_frame_stride, 0, n_frames, job.n_classes)
         return
     if job.out != NULL:
         (<floating*>job.out)[b] = <floating>(nll * job.loss_scale[b])
-    if want_grad:
+    if want_grad and nll != nll:
+        # NaN input in the sample's frames: its whole gradient is NaN.
+        _fill_rows(g0, job.grad_frame_stride, n_frames, job.n_classes, <floating>NAN)
+    elif want_grad:
         _backward(job, x0, g0, n_frames, n_states, classes, <const floating*>buf.skip,
                   <const floating*>buf.alpha, <const floating*>buf.log_norm,
                   <floating*>buf.beta, <floating*>buf.next_term, <floating*>buf.work,

@@ -269,8 +269,9 @@ def _check_labels(label, label_layout, given_lengths, n_classes):
     n, width = rows.shape
     padding = rows == -1
     if given_lengths is None:
-        lengths = np.where(padding.any(axis=1), np.argmax(padding, axis=1), width)
-        lengths = lengths.astype(np.int64)
+        # The first -1, or the width: a sentinel column makes argmax find it.
+        padding = np.column_stack([padding, np.ones(n, bool)])
+        lengths = np.argmax(padding, axis=1).astype(np.int64)
     else:
         lengths = given_lengths
     used = np.arange(width)[None, :] < lengths[:, None]
