@@ -4,10 +4,11 @@ import doctest
 import pytest
 
 import gluonloss
+import gluonloss.ctc
 import gluonloss.elementwise
 import gluonloss.reference
 
-MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference]
+MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.ctc]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
