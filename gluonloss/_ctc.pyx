@@ -85,10 +85,24 @@ cdef inline floating exp_below_one(floating d) noexcept nogil:
     return <floating>0.0 if tiny else e
 
 
+cdef inline floating min2(floating a, floating b) noexcept nogil:
+    return a if a < b else b
+
+
 cdef inline floating log_sum_exp3(floating a, floating b, floating c) noexcept nogil:
-    """log(e^a + e^b + e^c); -inf when all three are -inf; NaN propagates."""
-    cdef floating m = finite_shift(max2(max2(a, b), c))
-    return m + vlog(exp_below_one(a - m) + exp_below_one(b - m) + exp_below_one(c - m))
+    """log(e^a + e^b + e^c); -inf when all three are -inf.
+
+    The largest term is e^0 = 1 after the shift, so only the other two need
+    an exp.  NaN is not looked for here: in the recursions a NaN input makes
+    every emission of its frame NaN, and that reaches every state anyway.
+    """
+    cdef floating low = min2(a, b)
+    cdef floating high = max2(a, b)
+    cdef floating m = max2(high, c)
+    cdef floating middle = min2(high, c)
+    cdef floating shift = finite_shift(m)
+    cdef floating one = <floating>1.0 if m > -INFINITY else <floating>0.0
+    return shift + vlog(one + exp_below_one(low - shift) + exp_below_one(middle - shift))
 
 
 cdef inline floating row_max(const floating* v, Py_ssize_t n) noexcept nogil:
