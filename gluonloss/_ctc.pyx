@@ -193,7 +193,7 @@ cdef struct Job:
     Py_ssize_t grad_sample_stride
     Py_ssize_t grad_frame_stride
     Py_ssize_t n_frames               # T: gradient rows to write per sample
-    Py_ssize_t row_width              # states + 2 pads, the alpha row pitch
+    Py_ssize_t row_width              # states + 2 pads each side: every row's pitch
     Py_ssize_t alpha_rows             # T + 1 with a gradient, else 2
     void* scratch                     # per-thread floating blocks
     Py_ssize_t scratch_pitch          # elements per thread
@@ -202,15 +202,17 @@ cdef struct Job:
 
 
 cdef struct Buffers:
-    # Each alpha row is two -inf pads and then the states, so the s-1 and
-    # s-2 reads need no bounds test.
+    # Each row (alpha's, next_term's, every other buffer's too) has room for
+    # two entries before state 0 and two after the last: the -inf fences
+    # around a band always fit, so the s-1, s-2 (s+1, s+2) reads need no
+    # bounds test.
     void* alpha
     void* log_norm    # per frame
     void* emit        # log y_t(l'_s) of the current frame
     void* beta
-    void* next_term   # beta_{t+1}(s) + log y_{t+1}(l'_s), with 2 trailing -inf pads
+    void* next_term   # beta_{t+1}(s) + log y_{t+1}(l'_s), rows like alpha's
     void* work
-    void* skip        # 0 where the s-2 -> s transition is allowed, else -inf; 2 pads
+    void* skip        # 0 where the s-2 -> s transition is allowed, else -inf
     void* occupancy   # per class
 
 
@@ -225,7 +227,7 @@ cdef inline void _buffers(const Job* job, floating* base, Buffers* buf) noexcept
     at += r
     buf.beta = base + at
     at += r
-    buf.next_term = base + at
+    buf.next_term = base + at + 2
     at += r
     buf.work = base + at
     at += r
@@ -301,33 +303,53 @@ cdef inline void _zero_rows(floating* g, Py_ssize_t frame_stride, Py_ssize_t fir
         memset(g + t * frame_stride, 0, n_classes * sizeof(floating))
 
 
+cdef inline Py_ssize_t _band_start(Py_ssize_t t, Py_ssize_t n_frames,
+                                   Py_ssize_t n_states) noexcept nogil:
+    """First state of frame t that can still reach the end (2 states a frame at most)."""
+    return max(<Py_ssize_t>0, n_states - 2 * (n_frames - t))
+
+
+cdef inline Py_ssize_t _band_stop(Py_ssize_t t, Py_ssize_t n_states) noexcept nogil:
+    """One past the last state of frame t reachable from the start."""
+    return min(n_states, 2 * t + 2)
+
+
+cdef inline void _fence(floating* row, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """-inf on the two states either side of [start, stop): all the next step reads."""
+    row[start - 2] = -INFINITY
+    row[start - 1] = -INFINITY
+    row[stop] = -INFINITY
+    row[stop + 1] = -INFINITY
+
+
 cdef inline double _forward(const Job* job, const floating* x0, Py_ssize_t n_frames,
                             Py_ssize_t n_states, const int32_t* classes, const floating* skip,
                             floating* alpha, floating* log_norm, floating* emit,
                             bint keep_rows) noexcept nogil:
-    """log p(l | x): alpha rows kept (row t+1 for frame t) when keep_rows."""
-    cdef Py_ssize_t t, s, r = job.row_width
-    cdef floating* row = alpha
-    cdef floating* prev = row + 2
+    """log p(l | x): alpha rows kept (row t+1 for frame t) when keep_rows.
+
+    Only the band of states that lie on some complete alignment is computed
+    (warp-ctc's pruning): the rest has alpha * beta = 0 and is left out of
+    the recursion, the per-frame shift and the posteriors alike.
+    """
+    cdef Py_ssize_t t, start, stop, r = job.row_width
+    cdef floating* prev = alpha + 2
     cdef floating* cur
     cdef const floating* x
     cdef double log_scale = 0.0       # sum of the per-frame shifts
     # Row 0 is "before the first frame": all the mass on state 0.
-    row[0] = -INFINITY
-    row[1] = -INFINITY
     prev[0] = 0
-    for s in range(1, n_states):
-        prev[s] = -INFINITY
+    _fence(prev, 0, 1)
     for t in range(n_frames):
+        start = _band_start(t, n_frames, n_states)
+        stop = _band_stop(t, n_states)
         x = x0 + t * job.pred_frame_stride
         log_norm[t] = log_normalizer(x, job.n_classes)
-        _emissions(x, log_norm[t], classes, emit, n_states)
-        row = alpha + (t + 1 if keep_rows else (t + 1) % 2) * r
-        row[0] = -INFINITY
-        row[1] = -INFINITY
-        cur = row + 2
-        _alpha_step(prev, emit, skip, cur, n_states)
-        log_scale += shift_to_max_zero(cur, n_states)
+        _emissions(x, log_norm[t], classes + start, emit + start, stop - start)
+        cur = alpha + (t + 1 if keep_rows else (t + 1) % 2) * r + 2
+        _alpha_step(prev + start, emit + start, skip + start, cur + start, stop - start)
+        log_scale += shift_to_max_zero(cur + start, stop - start)
+        _fence(cur, start, stop)
         prev = cur
     # The alignment ends in the last label or the final blank.
     return log_scale + log_sum_exp3(prev[n_states - 1], prev[n_states - 2],
@@ -341,39 +363,41 @@ cdef inline void _backward(const Job* job, const floating* x0, floating* g0,
                            floating* work, floating* occupancy,
                            floating scale) noexcept nogil:
     """Gradient rows 0..n_frames-1: scale * (softmax - posterior class occupancy)."""
-    cdef Py_ssize_t t, s, k, c = job.n_classes
+    cdef Py_ssize_t t, s, k, start, stop, c = job.n_classes
     cdef const floating* x
     cdef const floating* a
     cdef floating* g
     cdef floating inv_total
-    for s in range(n_states):
-        beta[s] = -INFINITY
-    beta[n_states - 1] = 0
-    if n_states > 1:
-        beta[n_states - 2] = 0
-    nxt[n_states] = -INFINITY
-    nxt[n_states + 1] = -INFINITY
+    # beta of the last frame: 1 on the two final states (those in its band).
+    for s in range(_band_start(n_frames - 1, n_frames, n_states),
+                   _band_stop(n_frames - 1, n_states)):
+        beta[s] = 0
     memset(occupancy, 0, c * sizeof(floating))
     for t in range(n_frames - 1, -1, -1):
+        start = _band_start(t, n_frames, n_states)
+        stop = _band_stop(t, n_states)
         x = x0 + t * job.pred_frame_stride
         g = g0 + t * job.grad_frame_stride
         a = alpha + (t + 1) * job.row_width + 2
         # Posteriors of frame t, normalised over its states (they sum to 1).
-        for s in range(n_states):
+        for s in range(start, stop):
             nxt[s] = a[s] + beta[s]
-        inv_total = <floating>1.0 / exp_and_sum(nxt, work, n_states)
-        for s in range(n_states):
+        inv_total = <floating>1.0 / exp_and_sum(nxt + start, work + start, stop - start)
+        for s in range(start, stop):
             occupancy[classes[s]] += work[s] * inv_total
         for k in range(c):
             g[k] = scale * (vexp(x[k] - log_norm[t]) - occupancy[k])
-        for s in range(n_states):
+        for s in range(start, stop):
             occupancy[classes[s]] = 0
         if t > 0:
-            _emissions(x, log_norm[t], classes, work, n_states)
-            for s in range(n_states):
+            _emissions(x, log_norm[t], classes + start, work + start, stop - start)
+            for s in range(start, stop):
                 nxt[s] = beta[s] + work[s]
-            _beta_step(nxt, skip, beta, n_states)
-            shift_to_max_zero(beta, n_states)
+            _fence(nxt, start, stop)
+            start = _band_start(t - 1, n_frames, n_states)
+            stop = _band_stop(t - 1, n_states)
+            _beta_step(nxt + start, skip + start, beta + start, stop - start)
+            shift_to_max_zero(beta + start, stop - start)
 
 
 cdef void _sample(const Job* job, const floating* pred, Py_ssize_t b) noexcept nogil:
@@ -479,7 +503,7 @@ def ctc(cnp.ndarray pred, Py_ssize_t n_frames, Py_ssize_t pred_sample_stride,
     job.grad_sample_stride = grad_sample_stride
     job.grad_frame_stride = grad_frame_stride
     job.n_frames = n_frames
-    job.row_width = max_states + 2
+    job.row_width = max_states + 4
     job.alpha_rows = n_frames + 1 if grad is not None else 2
     job.scratch_pitch = _scratch_pitch(job.alpha_rows, job.row_width, n_frames, job.n_classes)
     job.classes_pitch = (job.row_width + ALIGN - 1) // ALIGN * ALIGN
