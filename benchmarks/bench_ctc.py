@@ -15,10 +15,9 @@ and every sample all T frames.
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import numpy as np
+from bench_elementwise import time_interleaved  # this folder is on sys.path
 
 import gluonloss as gl
 
@@ -79,19 +78,6 @@ def contenders(pred, label, layout, threads):
         c["torch fwd"] = torch_fwd
         c["torch f+g"] = torch_fwd_bwd
     return c
-
-
-def time_interleaved(calls, repeats):
-    """Median seconds per call, all callables timed round-robin."""
-    times = {k: [] for k in calls}
-    for fn in calls.values():
-        fn()                                  # warm-up
-    for _ in range(repeats):
-        for k, fn in calls.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def check_agreement(pred, label, layout):

@@ -566,31 +566,6 @@ def test_many_python_threads_at_once():
             assert_array_equal(g, w)
 
 
-def test_avx2_build_is_bitwise_identical_to_baseline(monkeypatch):
-    import importlib
-
-    from gluonloss import _dispatch
-    base = importlib.import_module("gluonloss._ctc")
-    try:
-        avx2 = importlib.import_module("gluonloss._ctc_avx2")
-    except ImportError:
-        pytest.skip("no AVX2 build on this platform")
-    if not _dispatch.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    rng = np.random.default_rng(18)
-    results = []
-    for dtype in DTYPES:
-        x, label, kwargs = _batch(rng, 9, 70, 33, 25, "NTC", "NT", dtype, logit_scale=20,
-                                  lengths="given")
-        x[4, 3, 2] = np.nan
-        for module in (base, avx2):
-            monkeypatch.setattr(ctc, "_ctc", module)
-            results.append(gl.CTCLoss().value_and_gradient(x, label, **kwargs))
-    for a, b in ((results[0], results[1]), (results[2], results[3])):
-        assert_array_equal(a[0], b[0])
-        assert_array_equal(a[1], b[1])
-
-
 # -- errors (SPEC section 1) -------------------------------------------------------------
 
 X = np.zeros((2, 5, 4))
