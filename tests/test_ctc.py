@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import approx_fprime, check_grad
 
@@ -243,6 +245,35 @@ def test_matches_reference(layout, label_layout, dtype, lengths):
         assert out.flags.c_contiguous and grad.flags.c_contiguous
         _assert_close(out, ref_out, dtype)
         _assert_close(grad, ref_grad, dtype)
+
+
+@given(st.data())
+def test_random_batches_match_reference(data):
+    n = data.draw(st.integers(0, 4), "N")
+    n_frames = data.draw(st.integers(0, 12), "T")
+    n_classes = data.draw(st.integers(1, 5), "C")
+    width = data.draw(st.integers(0, 14), "L")
+    layout, label_layout = data.draw(st.sampled_from(LAYOUTS), "layouts")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "seed"))
+    x = rng.standard_normal((n, n_frames, n_classes)) * 4
+    lengths = rng.integers(0, width + 1, n) if n_classes > 1 else np.zeros(n, int)
+    label = rng.integers(0, max(n_classes - 1, 1), (n, width))
+    label[np.arange(width)[None, :] >= lengths[:, None]] = -1
+    kwargs = {}
+    if data.draw(st.booleans(), "pred_lengths"):
+        kwargs["pred_lengths"] = rng.integers(0, n_frames + 1, n)
+    if data.draw(st.booleans(), "label_lengths"):
+        kwargs["label_lengths"] = lengths
+    if layout == "TNC":
+        x = x.transpose(1, 0, 2)
+    if label_layout == "TN":
+        label = label.T
+    zero_infinity = data.draw(st.booleans(), "zero_infinity")
+    args = (layout, label_layout, 1.0, zero_infinity)
+    out, grad = gl.CTCLoss(*args).value_and_gradient(x, label, **kwargs)
+    ref_out, ref_grad = reference.CTCLoss(*args).value_and_gradient(x, label, **kwargs)
+    assert_allclose(out, ref_out, rtol=1e-11, atol=1e-12)
+    assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
 
 
 def _to_layouts(x_ntc, label_nt):
