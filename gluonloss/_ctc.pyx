@@ -37,7 +37,7 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from gluonloss._math cimport vexp, vlog
+from gluonloss._math cimport exp_nonpositive, log_normal, vexp, vlog
 
 cnp.import_array()
 
@@ -69,7 +69,7 @@ cdef inline floating finite_shift(floating m) noexcept nogil:
 
 
 cdef inline floating exp_below_one(floating d) noexcept nogil:
-    """e^d for d <= 0, with 0 where e^d is below the normal range's top few.
+    """e^d for d <= 0 (or NaN), with 0 where e^d is below the normal range's top few.
 
     Subnormal floats cost a microcode assist (~100 cycles) per operation,
     and log-space recursions produce them all the time.  Every caller adds
@@ -81,7 +81,7 @@ cdef inline floating exp_below_one(floating d) noexcept nogil:
     cdef bint tiny = d < cutoff
     # Clamped first: a vector select computes both sides, and vexp of -inf
     # would pass through subnormals itself.
-    cdef floating e = vexp(cutoff if tiny else d)
+    cdef floating e = exp_nonpositive(cutoff if tiny else d)
     return <floating>0.0 if tiny else e
 
 
@@ -93,16 +93,19 @@ cdef inline floating log_sum_exp3(floating a, floating b, floating c) noexcept n
     """log(e^a + e^b + e^c); -inf when all three are -inf.
 
     The largest term is e^0 = 1 after the shift, so only the other two need
-    an exp.  NaN is not looked for here: in the recursions a NaN input makes
-    every emission of its frame NaN, and that reaches every state anyway.
+    an exp, and the log's argument lies in [1, 3].  NaN is not looked for:
+    in the recursions a NaN input makes every emission of its frame NaN, so
+    every state of the frame and the frame's shift (row_max) are NaN, and the
+    shift carries it into log p.
     """
     cdef floating low = min2(a, b)
     cdef floating high = max2(a, b)
     cdef floating m = max2(high, c)
     cdef floating middle = min2(high, c)
     cdef floating shift = finite_shift(m)
-    cdef floating one = <floating>1.0 if m > -INFINITY else <floating>0.0
-    return shift + vlog(one + exp_below_one(low - shift) + exp_below_one(middle - shift))
+    cdef floating total = (<floating>1.0 + exp_below_one(low - shift)
+                           + exp_below_one(middle - shift))
+    return shift + log_normal(total) if m > -INFINITY else <floating>-INFINITY
 
 
 cdef inline floating row_max(const floating* v, Py_ssize_t n) noexcept nogil:

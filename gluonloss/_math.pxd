@@ -49,21 +49,30 @@ cdef inline float _pow2f(int32_t n) noexcept nogil:
     return _f32_from_bits((n + 127) << 23)
 
 
+cdef inline float _expf_exponent(float x) noexcept nogil:
+    """round(x / ln2) as a float, with the 1.5 * 2**23 trick (SSE2 has no round)."""
+    cdef float shifted = x * <float>1.44269504088896341 + <float>12582912.0
+    return shifted - <float>12582912.0
+
+
+cdef inline float _expf_reduced(float x, float n) noexcept nogil:
+    """exp(x - n ln2) for n = _expf_exponent(x): exp(x) before the scaling by 2**n."""
+    # Cody-Waite: ln2 split so that n * hi is exact.
+    cdef float r = (x - n * <float>0.693359375) - n * <float>-2.12194440e-4
+    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
+                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
+                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
+    return poly * r * r + r + <float>1.0
+
+
 cdef inline float _expf(float x) noexcept nogil:
     """exp(x) in float32, vectorisable (max error about 1 ulp)."""
     # Clamp so that n stays within [-150, 128]: below -104 the result
     # rounds to 0, above 88.8 the scaling overflows to +inf as it should.
     cdef float xc = x if x < <float>88.8 else <float>88.8
     xc = xc if xc > <float>-104.0 else <float>-104.0
-    # n = round(x / ln2) with the 1.5 * 2**23 trick (SSE2 has no round).
-    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
-    cdef float n = shifted - <float>12582912.0
-    # Cody-Waite: ln2 split so that n * hi is exact.
-    cdef float r = (xc - n * <float>0.693359375) - n * <float>-2.12194440e-4
-    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
-                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
-                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
-    cdef float er = poly * r * r + r + <float>1.0
+    cdef float n = _expf_exponent(xc)
+    cdef float er = _expf_reduced(xc, n)
     # Scale in two steps so that subnormal results come out right.
     cdef int32_t k = <int32_t>n
     cdef int32_t k1 = k >> 1
@@ -248,3 +257,41 @@ cdef inline floating mul_zero_wins(floating c, floating a) noexcept nogil:
     through another term.
     """
     return <floating>0.0 if c == 0 else c * a
+
+
+# ---------------------------------------------------------------------------
+# Restricted-domain variants for hot loops that know their arguments' range
+# (log-sum-exp after the shift by the maximum): no clamps, no special-value
+# selects.  float32 only has its own code; float64 uses the general functions.
+
+cdef inline float _expf_nonpositive(float d) noexcept nogil:
+    """exp(d) for d in [-87, 0] (normal results): _expf without its clamps."""
+    cdef float n = _expf_exponent(d)
+    return _expf_reduced(d, n) * _pow2f(<int32_t>n)
+
+
+cdef inline float _logf_normal(float x) noexcept nogil:
+    """log(x) for finite, positive, normal x: _logf without its special cases."""
+    cdef int32_t bits = _f32_bits(x)
+    cdef int32_t e = ((bits >> 23) & 0xff) - 127
+    cdef float mant = _f32_from_bits((bits & 0x007fffff) | 0x3f800000)   # [1, 2)
+    cdef bint high = mant > <float>1.41421356
+    cdef float m = mant * <float>0.5 if high else mant
+    cdef float k = <float>e + (<float>1.0 if high else <float>0.0)
+    return _log1pf_reduced(m - <float>1.0, k, <float>0.0)
+
+
+cdef inline floating exp_nonpositive(floating d) noexcept nogil:
+    """exp(d) for d in [-87, 0] (float32) or [-708, 0] (float64); NaN gives NaN."""
+    if floating is float:
+        return _expf_nonpositive(d)
+    else:
+        return _exp_f64(d)
+
+
+cdef inline floating log_normal(floating x) noexcept nogil:
+    """log(x) for finite, positive, normal x only (garbage otherwise, even for NaN)."""
+    if floating is float:
+        return _logf_normal(x)
+    else:
+        return _log_f64(x)

@@ -58,3 +58,19 @@ def test_special_values(dtype):
         x = np.append(x, [-1.0, -inf, 1.0])
         assert_array_equal(_vmath.log_array(x), np.log(x))
     assert np.isnan(_vmath.log1p_unit_array(np.array([nan], dtype)))[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_restricted_exp_and_log(dtype):
+    # The variants without clamps and special cases, on their domains.
+    rng = np.random.default_rng(3)
+    bottom = -87.0 if dtype == np.float32 else -708.0
+    x = np.concatenate([rng.uniform(bottom, 0, 300_000), rng.uniform(-1, 0, 100_000),
+                        [bottom, -1e-30, -0.0, 0.0]]).astype(dtype)
+    assert _ulp_distance(_vmath.exp_nonpositive_array(x), _oracle(np.exp, x), dtype).max() <= 1
+    assert np.isnan(_vmath.exp_nonpositive_array(np.array([np.nan], dtype)))[0]
+    finfo = np.finfo(dtype)
+    x = np.concatenate([np.exp(rng.uniform(np.log(finfo.tiny), np.log(finfo.max), 300_000)),
+                        rng.uniform(1, 3, 100_000), [finfo.tiny, finfo.max, 1.0, 3.0]])
+    x = x.astype(dtype)
+    assert _ulp_distance(_vmath.log_normal_array(x), _oracle(np.log, x), dtype).max() <= 1
