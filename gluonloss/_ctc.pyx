@@ -175,6 +175,27 @@ cdef inline floating exp_and_sum(const floating* v, floating* w, Py_ssize_t n) n
     return total
 
 
+cdef inline floating even_sum(const floating* v, Py_ssize_t start,
+                              Py_ssize_t stop) noexcept nogil:
+    """sum of v[s] over the even s in [start, stop), in a fixed order."""
+    cdef floating acc[LANES]
+    cdef Py_ssize_t first = start + (start & 1)
+    cdef Py_ssize_t n = (stop - first + 1) // 2
+    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef floating total = 0
+    for j in range(LANES):
+        acc[j] = 0
+    for c in range(n_vec // LANES):
+        i = first + 2 * c * LANES
+        for j in range(LANES):
+            acc[j] += v[i + 2 * j]
+    for j in range(LANES):
+        total += acc[j]
+    for i in range(n_vec, n):
+        total += v[first + 2 * i]
+    return total
+
+
 # ---------------------------------------------------------------------------
 # One sample.
 
@@ -386,11 +407,14 @@ cdef inline void _backward(const Job* job, const floating* x0, floating* g0,
         for s in range(start, stop):
             nxt[s] = a[s] + beta[s]
         inv_total = <floating>1.0 / exp_and_sum(nxt + start, work + start, stop - start)
-        for s in range(start, stop):
+        # The blanks (even states) in partial sums: one running total in memory
+        # would chain every other state through a store and a reload.
+        occupancy[c - 1] = even_sum(work, start, stop) * inv_total
+        for s in range(start | 1, stop, 2):
             occupancy[classes[s]] += work[s] * inv_total
         for k in range(c):
             g[k] = scale * (vexp(x[k] - log_norm[t]) - occupancy[k])
-        for s in range(start, stop):
+        for s in range(start | 1, stop, 2):
             occupancy[classes[s]] = 0
         if t > 0:
             _emissions(x, log_norm[t], classes + start, work + start, stop - start)
