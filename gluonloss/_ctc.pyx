@@ -478,11 +478,15 @@ cdef void _sample(const Job* job, const floating* pred, Py_ssize_t b) noexcept n
 cdef void _run(const Job* job, const floating* pred, Py_ssize_t n_samples,
                int n_threads) noexcept nogil:
     cdef Py_ssize_t b
+    # Runs of a few samples handed out on demand: samples differ in length
+    # and a thread may be descheduled, so no thread owns a large share up
+    # front; runs rather than single samples because in TNC neighbouring
+    # samples' gradient rows share cache lines.  Each sample is still one
+    # thread's work.
+    cdef Py_ssize_t chunk = max(<Py_ssize_t>1, n_samples // (4 * n_threads))
     if n_threads > 1:
-        # Guided: contiguous runs of samples (in TNC, neighbours' gradient rows
-        # share cache lines), shrinking towards the end to balance unequal
-        # lengths.  Each sample is still one thread's work.
-        for b in prange(n_samples, schedule="guided", num_threads=n_threads):
+        for b in prange(n_samples, schedule="dynamic", chunksize=chunk,
+                        num_threads=n_threads):
             _sample(job, pred, b)
     else:
         for b in range(n_samples):
