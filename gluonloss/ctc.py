@@ -63,8 +63,8 @@ class CTCLoss(Loss):
         What an impossible sample returns: a label that does not fit its frames
         (:math:`S` plus the number of adjacent repeated labels exceeds
         :math:`T_b`, since each repeat needs a blank between), or one ruled out
-        by ``-inf`` logits.  True: loss 0 (MXNet's result); False: ``+inf``.
-        Either way its gradient is 0.
+        by ``-inf`` logits.  True: loss 0 (MXNet's result); False: ``+inf``
+        (times :math:`w s_b`).  Either way its gradient is 0.
 
     Call ``loss(pred, label, pred_lengths=None, label_lengths=None,
     sample_weight=None)``:
@@ -81,7 +81,10 @@ class CTCLoss(Loss):
     - ``sample_weight``: None or N per-sample weights :math:`s_b`.
 
     The lengths and ``sample_weight`` may have any shape holding exactly N
-    elements, e.g. (N,) or (N, 1).  Returns shape (N,).
+    elements, e.g. (N,) or (N, 1); lengths may be floats with integral values.
+    Returns shape (N,).  NaN (or ``+inf``) in a sample's used frames makes its
+    loss NaN and its gradient NaN on all of those frames; frames past
+    ``pred_lengths[b]`` are never read.
 
     Examples
     --------
