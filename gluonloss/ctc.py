@@ -25,9 +25,10 @@ _ctc = load_kernels("_ctc")
 __all__ = ["CTCLoss"]
 
 # Validated arguments of one call.  pred and label are in the caller's
-# layout; label_lengths is always resolved, pred_lengths may be None (all T).
-_Call = namedtuple("_Call", "pred label pred_lengths label_lengths sample_weight out_grad "
-                            "dtype n_samples n_frames n_classes")
+# layout; label_lengths is always resolved (label_used: the mask, like label,
+# of the positions inside each label), pred_lengths may be None (all T).
+_Call = namedtuple("_Call", "pred label pred_lengths label_lengths label_used sample_weight "
+                            "out_grad dtype n_samples n_frames n_classes")
 
 
 class CTCLoss(Loss):
@@ -176,11 +177,11 @@ class CTCLoss(Loss):
         pred_lengths = _lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
                                 "the number of frames T")
         given = _lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
-        label_lengths = _check_labels(label, self._label_layout, given, n_classes)
+        label_lengths, label_used = _check_labels(label, self._label_layout, given, n_classes)
         sample_weight = _per_sample(sample_weight, "sample_weight", n_samples)
         out_grad = broadcastable_array(out_grad, "out_grad", (n_samples,), "the loss output")
-        return _Call(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                     compute_dtype(pred), n_samples, n_frames, n_classes)
+        return _Call(pred, label, pred_lengths, label_lengths, label_used, sample_weight,
+                     out_grad, compute_dtype(pred), n_samples, n_frames, n_classes)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n_samples, n_frames = call.dtype, call.n_samples, call.n_frames
@@ -190,9 +191,7 @@ class CTCLoss(Loss):
         label_axis = self._label_layout.index("N")
         # Only the used positions are read: whatever lies past a label's end
         # (NaN, huge values) never reaches the int32 cast.
-        used = _used_positions(call.label_lengths, call.label.shape[1 - label_axis], label_axis)
-        label = np.full(call.label.shape, -1, np.int32)
-        label[used] = call.label[used]
+        label = np.where(call.label_used, call.label, np.int32(-1)).astype(np.int32, copy=False)
         frames = (np.full(n_samples, n_frames, np.int64) if call.pred_lengths is None
                   else call.pred_lengths)
         max_states = 2 * int(np.minimum(call.label_lengths, frames).max()) + 1
@@ -259,27 +258,27 @@ def _lengths(x, name, n, limit, limit_name):
     return np.ascontiguousarray(a, np.int64)
 
 
-def _used_positions(lengths, width, label_axis):
-    """Mask, shaped like the label, of the positions inside each sample's label."""
-    used = np.arange(width)[None, :] < lengths[:, None]      # (N, L)
-    return used if label_axis == 0 else used.T
-
-
 def _check_labels(label, label_layout, given_lengths, n_classes):
-    """Resolve every sample's label length and check the labels inside it."""
+    """Resolve every sample's label length and check the labels inside it.
+
+    Returns the lengths (int64) and the mask of the used positions, shaped
+    like ``label``.
+    """
     rows = label if label_layout == "NT" else label.T           # (N, L) view
     n, width = rows.shape
-    padding = rows == -1
-    if given_lengths is None:
-        # The first -1, or the width: a sentinel column makes argmax find it.
-        padding = np.column_stack([padding, np.ones(n, bool)])
-        lengths = np.argmax(padding, axis=1).astype(np.int64)
-    else:
+    if given_lengths is not None:
         lengths = given_lengths
-    used = np.arange(width)[None, :] < lengths[:, None]
+    elif width:
+        padding = rows == -1                                     # the first -1, or L
+        lengths = np.where(padding.any(axis=1), padding.argmax(axis=1), width)
+    else:
+        lengths = np.zeros(n, np.int64)
+    used = np.arange(width) < lengths[:, None]
     last = n_classes - 2
-    with np.errstate(invalid="ignore"):
-        bad = used & ~(_integral(rows) & (rows >= 0) & (rows <= last))
+    valid = (rows >= 0) & (rows <= last)                         # False for NaN too
+    if rows.dtype.kind == "f":
+        valid &= rows == np.floor(rows)
+    bad = used & ~valid
     if bad.any():
         b, j = np.unravel_index(int(np.argmax(bad)), bad.shape)
         where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
@@ -293,7 +292,7 @@ def _check_labels(label, label_layout, given_lengths, n_classes):
         raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
                          f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
                          f"padded with -1")
-    return lengths
+    return lengths.astype(np.int64, copy=False), (used if label_layout == "NT" else used.T)
 
 
 def _class_contiguous(pred, dtype):
