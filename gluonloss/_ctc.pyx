@@ -23,8 +23,10 @@ float64: the rows keep full precision within the frame's dynamic range,
 and the posteriors are normalised per frame (they sum to 1 over the states
 of every frame), which needs no log p at all.
 
-The exp/log are the branch-free ones of ``_math.pxd``, so the loops over
-the states of one frame vectorise.  Every sample is computed start to
+Only the band of states that lie on some complete alignment is computed
+(s <= 2t+1 and s >= 2S+1 - 2(T_b - t)).  The exp/log are the branch-free
+ones of ``_math.pxd``, so the loops over the states of one frame
+vectorise.  Every sample is computed start to
 finish by one thread in a fixed order: results are bitwise identical for
 any thread count.  Scratch is one preallocated block per thread.
 """
@@ -53,7 +55,7 @@ cdef extern from *:
 
 cdef enum:
     LANES = 8       # independent partial sums/maxima in a reduction
-    ALIGN = 16      # scratch blocks start on 64-byte boundaries
+    ALIGN = 16      # threads' scratch blocks a multiple of 16 elements apart: no shared lines
 
 
 # ---------------------------------------------------------------------------
@@ -226,8 +228,8 @@ cdef struct Job:
 
 
 cdef struct Buffers:
-    # Each row (alpha's, next_term's, every other buffer's too) has room for
-    # two entries before state 0 and two after the last: the -inf fences
+    # Every row has room for two entries after the last state, and alpha's
+    # and next_term's rows for two before state 0 as well: the -inf fences
     # around a band always fit, so the s-1, s-2 (s+1, s+2) reads need no
     # bounds test.
     void* alpha
