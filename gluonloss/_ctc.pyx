@@ -429,8 +429,9 @@ cdef inline void _backward(const Job* job, const floating* x0, floating* g0,
             shift_to_max_zero(beta + start, stop - start)
 
 
-cdef void _sample(const Job* job, const floating* pred, Py_ssize_t b) noexcept nogil:
-    cdef int thread = omp_get_thread_num()
+cdef void _sample(const Job* job, const floating* pred, Py_ssize_t b,
+                  int thread) noexcept nogil:
+    """Sample b, with the scratch block of ``thread`` (its number in our team)."""
     cdef Buffers buf
     cdef floating* base = <floating*>job.scratch + thread * job.scratch_pitch
     cdef int32_t* classes = job.classes + thread * job.classes_pitch
@@ -489,10 +490,12 @@ cdef void _run(const Job* job, const floating* pred, Py_ssize_t n_samples,
     if n_threads > 1:
         for b in prange(n_samples, schedule="dynamic", chunksize=chunk,
                         num_threads=n_threads):
-            _sample(job, pred, b)
+            _sample(job, pred, b, omp_get_thread_num())
     else:
         for b in range(n_samples):
-            _sample(job, pred, b)
+            # Not omp_get_thread_num(): a caller inside an OpenMP region of its own
+            # would get its outer thread number.
+            _sample(job, pred, b, 0)
 
 
 def ctc(cnp.ndarray pred, Py_ssize_t n_frames, Py_ssize_t pred_sample_stride,
