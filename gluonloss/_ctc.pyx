@@ -127,40 +127,11 @@ cdef inline floating row_max(const floating* v, Py_ssize_t n) noexcept nogil:
     return m
 
 
-cdef inline floating log_normalizer(const floating* x, Py_ssize_t n) noexcept nogil:
-    """log(sum_k e^x_k), the log-softmax normaliser of one frame."""
+cdef inline floating sum_exp(const floating* v, floating shift, floating* w,
+                             Py_ssize_t n) noexcept nogil:
+    """w_i = exp(v_i - shift) for v_i <= shift, and their sum in a fixed order."""
     cdef floating acc[LANES]
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef floating m = row_max(x, n)
-    cdef floating total = 0
-    for j in range(LANES):
-        acc[j] = 0
-    for c in range(n_vec // LANES):
-        i = c * LANES
-        for j in range(LANES):
-            acc[j] += exp_below_one(x[i + j] - m)
-    for j in range(LANES):
-        total += acc[j]
-    for i in range(n_vec, n):
-        total += exp_below_one(x[i] - m)
-    return m + vlog(total)
-
-
-cdef inline floating shift_to_max_zero(floating* v, Py_ssize_t n) noexcept nogil:
-    """Subtract the row's maximum from every entry; return the maximum."""
-    cdef floating m = row_max(v, n)
-    cdef floating shift = finite_shift(m)
-    cdef Py_ssize_t i
-    for i in range(n):
-        v[i] = v[i] - shift
-    return m
-
-
-cdef inline floating exp_and_sum(const floating* v, floating* w, Py_ssize_t n) noexcept nogil:
-    """w_i = exp(v_i - max v); return sum_i w_i (fixed order)."""
-    cdef floating acc[LANES]
-    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef floating shift = finite_shift(row_max(v, n))
     cdef floating total = 0
     for j in range(LANES):
         acc[j] = 0
@@ -175,6 +146,23 @@ cdef inline floating exp_and_sum(const floating* v, floating* w, Py_ssize_t n) n
         w[i] = exp_below_one(v[i] - shift)
         total += w[i]
     return total
+
+
+cdef inline floating log_normalizer(const floating* x, floating* work,
+                                    Py_ssize_t n) noexcept nogil:
+    """log(sum_k e^x_k), the log-softmax normaliser of one frame (work: n entries)."""
+    cdef floating shift = finite_shift(row_max(x, n))
+    return shift + vlog(sum_exp(x, shift, work, n))
+
+
+cdef inline floating shift_to_max_zero(floating* v, Py_ssize_t n) noexcept nogil:
+    """Subtract the row's maximum from every entry; return the maximum."""
+    cdef floating m = row_max(v, n)
+    cdef floating shift = finite_shift(m)
+    cdef Py_ssize_t i
+    for i in range(n):
+        v[i] = v[i] - shift
+    return m
 
 
 cdef inline floating even_sum(const floating* v, Py_ssize_t start,
@@ -240,6 +228,7 @@ cdef struct Buffers:
     void* work
     void* skip        # 0 where the s-2 -> s transition is allowed, else -inf
     void* occupancy   # per class
+    void* class_work  # per class
 
 
 cdef inline void _buffers(const Job* job, floating* base, Buffers* buf) noexcept nogil:
@@ -260,12 +249,14 @@ cdef inline void _buffers(const Job* job, floating* base, Buffers* buf) noexcept
     buf.skip = base + at
     at += r
     buf.occupancy = base + at
+    at += job.n_classes
+    buf.class_work = base + at
 
 
 def _scratch_pitch(Py_ssize_t alpha_rows, Py_ssize_t row_width, Py_ssize_t n_frames,
                    Py_ssize_t n_classes):
     """Elements of one thread's scratch block (see _buffers), rounded up."""
-    cdef Py_ssize_t n = alpha_rows * row_width + n_frames + 1 + 5 * row_width + n_classes
+    cdef Py_ssize_t n = alpha_rows * row_width + n_frames + 1 + 5 * row_width + 2 * n_classes
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
@@ -351,7 +342,7 @@ cdef inline void _fence(floating* row, Py_ssize_t start, Py_ssize_t stop) noexce
 cdef inline double _forward(const Job* job, const floating* x0, Py_ssize_t n_frames,
                             Py_ssize_t n_states, const int32_t* classes, const floating* skip,
                             floating* alpha, floating* log_norm, floating* emit,
-                            bint keep_rows) noexcept nogil:
+                            floating* class_work, bint keep_rows) noexcept nogil:
     """log p(l | x): alpha rows kept (row t+1 for frame t) when keep_rows.
 
     Only the band of states that lie on some complete alignment is computed
@@ -370,7 +361,7 @@ cdef inline double _forward(const Job* job, const floating* x0, Py_ssize_t n_fra
         start = _band_start(t, n_frames, n_states)
         stop = _band_stop(t, n_states)
         x = x0 + t * job.pred_frame_stride
-        log_norm[t] = log_normalizer(x, job.n_classes)
+        log_norm[t] = log_normalizer(x, class_work, job.n_classes)
         _emissions(x, log_norm[t], classes + start, emit + start, stop - start)
         cur = alpha + (t + 1 if keep_rows else (t + 1) % 2) * r + 2
         _alpha_step(prev + start, emit + start, skip + start, cur + start, stop - start)
@@ -393,7 +384,7 @@ cdef inline void _backward(const Job* job, const floating* x0, floating* g0,
     cdef const floating* x
     cdef const floating* a
     cdef floating* g
-    cdef floating inv_total
+    cdef floating shift, inv_total
     # beta of the last frame: 1 on the two final states (those in its band).
     for s in range(_band_start(n_frames - 1, n_frames, n_states),
                    _band_stop(n_frames - 1, n_states)):
@@ -408,7 +399,8 @@ cdef inline void _backward(const Job* job, const floating* x0, floating* g0,
         # Posteriors of frame t, normalised over its states (they sum to 1).
         for s in range(start, stop):
             nxt[s] = a[s] + beta[s]
-        inv_total = <floating>1.0 / exp_and_sum(nxt + start, work + start, stop - start)
+        shift = finite_shift(row_max(nxt + start, stop - start))
+        inv_total = <floating>1.0 / sum_exp(nxt + start, shift, work + start, stop - start)
         # The blanks (even states) in partial sums: one running total in memory
         # would chain every other state through a store and a reload.
         occupancy[c - 1] = even_sum(work, start, stop) * inv_total
@@ -456,7 +448,7 @@ cdef void _sample(const Job* job, const floating* pred, Py_ssize_t b,
     if not infinite:
         nll = -_forward(job, x0, n_frames, n_states, classes, <const floating*>buf.skip,
                         <floating*>buf.alpha, <floating*>buf.log_norm,
-                        <floating*>buf.emit, want_grad)
+                        <floating*>buf.emit, <floating*>buf.class_work, want_grad)
         # +inf also when -inf logits rule out every alignment.
         infinite = nll == INFINITY
     if infinite:
