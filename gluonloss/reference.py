@@ -135,9 +135,9 @@ SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
 # ---------------------------------------------------------------------------
 # The softmax family: SoftmaxCrossEntropyLoss and KLDivLoss.
 
-def _label_times(y, lp):
-    """y * lp, with 0 where y == 0 even for lp = -inf (NaN in lp still shows)."""
-    return np.where(y == 0, np.where(np.isnan(lp), np.nan, 0.0), y * lp)
+def _label_times(y, lp, p):
+    """y * lp, with 0 where y == 0 even for lp = +-inf, unless pred p is NaN there."""
+    return np.where(y == 0, np.where(np.isnan(p), np.nan, 0.0), y * lp)
 
 
 class _SoftmaxFamily:
@@ -149,7 +149,8 @@ class _SoftmaxFamily:
         with np.errstate(invalid="ignore"):
             lp = p if self._from_logits else p - logsumexp(p, axis=axis, keepdims=True)
         y = self._dense_label(call, p)
-        loss = self._elementwise_loss(y, lp, axis)       # shape call.loss_shape
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = self._elementwise_loss(call, y, lp, p)     # shape call.loss_shape
         s = 1.0 if call.sample_weight is None else (
             call.sample_weight.astype(call.dtype).astype(np.float64))
         ws = self._scalar_weight() * np.broadcast_to(s, call.loss_shape)
@@ -179,8 +180,10 @@ class _SoftmaxFamily:
 class SoftmaxCrossEntropyLoss(_SoftmaxFamily, _gl.SoftmaxCrossEntropyLoss):
     __doc__ = _gl.SoftmaxCrossEntropyLoss.__doc__
 
-    def _elementwise_loss(self, y, lp, axis):
-        return -np.sum(_label_times(y, lp), axis=axis, keepdims=True)
+    def _elementwise_loss(self, call, y, lp, p):
+        if self._sparse:
+            return -np.take_along_axis(lp, np.expand_dims(call.label, call.axis), call.axis)
+        return -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
@@ -189,6 +192,5 @@ SoftmaxCELoss = SoftmaxCrossEntropyLoss
 class KLDivLoss(_SoftmaxFamily, _gl.KLDivLoss):
     __doc__ = _gl.KLDivLoss.__doc__
 
-    def _elementwise_loss(self, y, lp, axis):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return _label_times(y, np.log(y + 1e-12) - lp)
+    def _elementwise_loss(self, call, y, lp, p):
+        return _label_times(y, np.log(y + 1e-12) - lp, p)

@@ -79,9 +79,13 @@ def _class_indices(label, rows_shape, n_rows, n_classes, axis):
     bad = _softmax.class_indices(flat, n_classes, index)
     if bad >= 0:
         where = np.unravel_index(bad, label.shape) if label.ndim else ()
-        value = label.reshape(-1)[bad]
-        what = ("is not an integer" if value == value and math.isfinite(value)
-                and value != math.floor(value) else f"is outside [0, {n_classes})")
+        value = label.reshape(-1)[bad].item()
+        if value != value:
+            what = "is NaN"
+        elif math.isfinite(value) and value != math.floor(value):
+            what = "is not an integer"
+        else:
+            what = f"is outside [0, {n_classes})"
         raise ValueError(
             f"label[{', '.join(map(str, where))}] = {value!r} {what}: sparse labels must be "
             f"integer class indices in [0, {n_classes}) (pred has {n_classes} classes along "
