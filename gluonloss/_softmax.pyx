@@ -35,12 +35,13 @@ from libc.math cimport INFINITY
 cimport numpy as cnp
 import numpy as np
 
-from gluonloss._math cimport vabs, vexp, vlog, zero_unless_nan
+from gluonloss._math cimport vabs, vexp, vexp_nonpositive, vlog, zero_unless_nan
 
 cnp.import_array()
 
 cdef enum:
     LANES = 16     # independent partial results per row (vectorisable, fixed order)
+    BLOCK = 256    # elements per block of the max-and-sum pass (a multiple of LANES)
 
 cdef enum:
     KIND_SPARSE_CE, KIND_DENSE_CE, KIND_KL_DIV
@@ -68,32 +69,53 @@ ctypedef fused Kind:
 
 cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_out,
                                  floating* sum_out) noexcept nogil:
-    """M = max_j x_j and S = sum_j exp(x_j - M), reading x once.
+    """M = max_j x_j and S = sum_j exp(x_j - M), reading x from memory once.
 
-    Each lane keeps a running maximum m and s = sum exp(x - m).  A new
-    element x with d = x - m adds exp(d) when d <= 0, and otherwise becomes
-    the new maximum, rescaling s by exp(-d): both need only exp(-|d|), one
-    exp per element.  -inf elements add exactly 0 (once a lane has seen a
-    finite value); a NaN makes s NaN; +inf makes M = +inf.
+    Each of LANES lanes keeps a running maximum m and s = sum exp(x - m).  The
+    row goes by blocks of at most BLOCK elements (from L1 cache): first the
+    block's maximum per lane, then -- only when it exceeds m -- s is rescaled
+    by exp(m - new m), then the block's exp(x - m) are added.  x == m
+    contributes exp(0) = 1 even for infinite x (-inf - -inf would be NaN), so
+    -inf elements add exactly 0 once a lane has seen a finite value, a NaN
+    makes s NaN, and +inf makes M = +inf.  Elements after the last full group
+    of LANES are folded in one at a time.
     """
     cdef floating m[LANES]
     cdef floating s[LANES]
+    cdef floating block_max[LANES]
     cdef floating xv, mv, d, e, big
+    cdef bint raised
     cdef double total = 0.0
-    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef Py_ssize_t block, start, c, n_chunks, i, j, n_vec = n - n % LANES
     for j in range(LANES):
         m[j] = -INFINITY
         s[j] = 0
-    for c in range(n_vec // LANES):
-        i = c * LANES
+    for block in range((n_vec + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        n_chunks = min(<Py_ssize_t>BLOCK, n_vec - start) // LANES
         for j in range(LANES):
-            xv = x[i + j]
-            mv = m[j]
-            d = <floating>0 if xv == mv else xv - mv     # -inf - -inf would be NaN
-            e = vexp(-vabs(d))
-            s[j] = s[j] + e if d <= 0 else s[j] * e + <floating>1
-            m[j] = xv if xv > mv else mv
+            block_max[j] = m[j]
+        for c in range(n_chunks):
+            i = start + c * LANES
+            for j in range(LANES):
+                xv = x[i + j]
+                block_max[j] = xv if xv > block_max[j] else block_max[j]
+        raised = False
+        for j in range(LANES):
+            raised = raised | (block_max[j] != m[j])
+        if raised:
+            for j in range(LANES):
+                s[j] = s[j] if block_max[j] == m[j] else s[j] * vexp_nonpositive(
+                    m[j] - block_max[j])
+                m[j] = block_max[j]
+        for c in range(n_chunks):
+            i = start + c * LANES
+            for j in range(LANES):
+                xv = x[i + j]
+                d = <floating>0 if xv == m[j] else xv - m[j]
+                s[j] += vexp_nonpositive(d)
     for i in range(n_vec, n):
+        # One element into lane j: becomes the new maximum or adds exp(d).
         j = i - n_vec
         xv = x[i]
         mv = m[j]
@@ -106,7 +128,7 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
         big = m[j] if m[j] > big else big
     for j in range(LANES):
         # m == big skips exp(inf - inf) = NaN when the maximum is +inf.
-        total += s[j] if m[j] == big else s[j] * vexp(m[j] - big)
+        total += s[j] if m[j] == big else s[j] * vexp_nonpositive(m[j] - big)
     max_out[0] = big
     sum_out[0] = <floating>total
 
@@ -163,7 +185,7 @@ cdef inline double sparse_row(const floating* x, Py_ssize_t n, Py_ssize_t label,
     if g != NULL:
         k = u / total
         for j in range(n):
-            g[j] = vexp(x[j] - big) * k
+            g[j] = vexp_nonpositive(x[j] - big) * k
         g[label] = g[label] - u
     return (big - x[label]) + vlog(total)
 
@@ -202,12 +224,12 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
                 yw = y[i + j] * cw[i + j] if weighted else y[i + j]
                 acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
                 if g != NULL:
-                    g[i + j] = vexp(x[i + j] - big) * a - u * yw
+                    g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
         for i in range(n_vec, n):
             yw = y[i] * cw[i] if weighted else y[i]
             loss += dense_term(yw, y[i], x[i], big, kl)
             if g != NULL:
-                g[i] = vexp(x[i] - big) * a - u * yw
+                g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
         loss += <double>vlog(total) * ysum
     for j in range(LANES):
         loss += acc[j]
@@ -364,6 +386,24 @@ def softmax_loss(int kind_id, bint from_logits, cnp.ndarray pred, object label,
             _dispatch(kind_id, <const float*>job.pred, &job, n_threads)
         else:
             _dispatch(kind_id, <const double*>job.pred, &job, n_threads)
+
+
+def exp_nonpositive_array(x):
+    """``vexp_nonpositive`` applied to a 1-D float32/float64 array (for the tests)."""
+    cdef cnp.ndarray src = np.ascontiguousarray(x)
+    cdef cnp.ndarray out = np.empty_like(src)
+    cdef Py_ssize_t i, n = src.shape[0]
+    cdef float* o32 = <float*>cnp.PyArray_DATA(out)
+    cdef double* o64 = <double*>cnp.PyArray_DATA(out)
+    cdef const float* x32 = <const float*>cnp.PyArray_DATA(src)
+    cdef const double* x64 = <const double*>cnp.PyArray_DATA(src)
+    if src.dtype == np.float32:
+        for i in range(n):
+            o32[i] = vexp_nonpositive(x32[i])
+    else:
+        for i in range(n):
+            o64[i] = vexp_nonpositive(x64[i])
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -487,6 +487,22 @@ def test_special_values_follow_the_reference(dtype):
                 assert_allclose(g, w, rtol=1e-6, atol=1e-7, equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_nonpositive_within_one_ulp_of_libm(dtype):
+    from test_elementwise import _ulp_distance
+    kernels = importlib.import_module("gluonloss._softmax")
+    low = -87.33 if dtype == np.float32 else -708.3
+    rng = np.random.default_rng(14)
+    x = np.concatenate([rng.uniform(low, 0, 300_000), rng.uniform(-1, 0, 100_000),
+                        np.linspace(low, 0, 10_001), [0.0, -0.0, low]]).astype(dtype)
+    got = kernels.exp_nonpositive_array(x)
+    assert _ulp_distance(got, np.exp(x.astype(np.float64)), dtype).max() <= 1
+    assert np.all(got[x == 0] == 1)
+    # Below the smallest normal result: 0, never a subnormal; -inf -> 0; NaN -> NaN.
+    edge = np.array([low * 1.001, -1e4, -np.inf, np.nan], dtype)
+    assert_array_equal(kernels.exp_nonpositive_array(edge), np.array([0, 0, 0, np.nan], dtype))
+
+
 # -- layouts, dtypes, empty batches ---------------------------------------------------------
 
 def _layouts(a):
