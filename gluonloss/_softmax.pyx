@@ -87,6 +87,18 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
     cdef bint raised
     cdef double total = 0.0
     cdef Py_ssize_t block, start, c, n_chunks, i, j, n_vec = n - n % LANES
+    if n < LANES:
+        # A short row: copied once into m, then its maximum and the sum;
+        # the same special values as below.
+        big = -INFINITY
+        for j in range(n):
+            m[j] = x[j]
+            big = m[j] if m[j] > big else big
+        for j in range(n):
+            total += <floating>1 if m[j] == big else vexp_nonpositive(m[j] - big)
+        max_out[0] = big
+        sum_out[0] = <floating>total
+        return
     for j in range(LANES):
         m[j] = -INFINITY
         s[j] = 0

@@ -375,6 +375,8 @@ def test_sparse_labels_bool_int_list_and_shapes():
     ([0, 1, np.inf, 2], "inf", "[2]"),
     ([1e30, 0, 1, 2], r"1e\+30 is outside", "[0]"),
     ([0, 1, 2, 3], "3", "[3]"),
+    ([0.0, 1.0, 3.0, 2.0], r"3\.0 is outside", "[2]"),          # float path, exactly C
+    ([0.0, 2.0, 2.9999999, 2.0], "2.9999999 is not an integer", "[2]"),
     ([0, 1, -0.5, 2], "-0.5 is not an integer", "[2]"),
 ])
 def test_bad_sparse_labels_name_the_first_value_and_index(impl, bad, value_text, where):
