@@ -458,6 +458,30 @@ def test_minus_infinity_logits_that_are_not_the_label(dtype):
         _assert_close(g, r[1], dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_pad", [1, 13, 37, 300])
+def test_padding_with_minus_infinity_changes_nothing(dtype, n_pad):
+    # Short rows (C < 16) and blocked rows take different paths; -inf logits
+    # appended to either contribute exactly nothing and get a zero gradient.
+    rng = np.random.default_rng(15)
+    pred = np.concatenate([rng.standard_normal((6, 5)) * 3, [[1e4, -1e4, 0, 1, 2]]]).astype(dtype)
+    label = np.array([0, 1, 2, 3, 4, 0, 0])
+    padded = np.concatenate([pred, np.full((7, n_pad), -np.inf, dtype)], axis=1)
+    for kwargs in ({}, {"from_logits": True}):
+        out, grad = gl.SoftmaxCELoss(**kwargs).value_and_gradient(pred, label)
+        out_p, grad_p = gl.SoftmaxCELoss(**kwargs).value_and_gradient(padded, label)
+        _assert_close(out_p, out, dtype)
+        _assert_close(grad_p[:, :5], grad, dtype)
+        assert_array_equal(grad_p[:, 5:], 0)
+    y = softmax(rng.standard_normal((7, 5)), axis=1)
+    y_padded = np.concatenate([y, np.zeros((7, n_pad))], axis=1)
+    out, grad = gl.KLDivLoss(from_logits=False).value_and_gradient(pred, y)
+    out_p, grad_p = gl.KLDivLoss(from_logits=False).value_and_gradient(padded, y_padded)
+    _assert_close(out_p * (5 + n_pad) / 5, out, dtype)     # mean over more entries
+    _assert_close(grad_p[:, :5] * (5 + n_pad) / 5, grad, dtype)
+    assert_array_equal(grad_p[:, 5:], 0)
+
+
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_nan_stays_in_its_sample(case, dtype):
