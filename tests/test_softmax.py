@@ -3,10 +3,13 @@ numerics, threads and the error catalog."""
 import importlib
 import itertools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad
 from scipy.special import log_softmax, softmax
@@ -591,6 +594,46 @@ def test_empty_batch(case, shape, axis, batch_axis):
     assert loss(pred, label).shape == (0,)
 
 
+# -- random problems ------------------------------------------------------------------------
+
+@st.composite
+def problems(draw):
+    case = draw(st.sampled_from(CASES))
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
+    axis = draw(st.integers(-ndim, ndim - 1))
+    batch_axis = draw(st.integers(-ndim, ndim - 1))
+    if case.elementwise and axis % ndim == batch_axis % ndim:
+        case = CASES[0]
+    if axis % ndim != batch_axis % ndim and draw(st.booleans()):   # sometimes an empty batch
+        shape = tuple(0 if i == batch_axis % ndim else d for i, d in enumerate(shape))
+    loss_shape = _loss_shape(case, shape, axis)
+    keep = draw(st.integers(0, ndim))
+    sw_shape = tuple(d if draw(st.booleans()) else 1 for d in loss_shape[ndim - keep:])
+    sw_shape = sw_shape if draw(st.booleans()) else None
+    dtype = draw(st.sampled_from(DTYPES))
+    return case, shape, axis, batch_axis, sw_shape, dtype, draw(st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=200)
+@given(problems())
+def test_random_problems_match_the_reference(problem):
+    case, shape, axis, batch_axis, sw_shape, dtype, seed = problem
+    rng = np.random.default_rng(seed)
+    pred, label = case.data(rng, shape, axis, dtype)
+    sw = None if sw_shape is None else rng.uniform(0, 2, sw_shape)
+    og = rng.standard_normal(_n_out(case, shape, axis, batch_axis))
+    loss = case.make(axis=axis, batch_axis=batch_axis)
+    got = loss.value_and_gradient(pred, label, sw, og)
+    want = case.make(reference, axis=axis, batch_axis=batch_axis).value_and_gradient(
+        pred, label, sw, og)
+    assert got[0].shape == og.shape and got[1].shape == shape
+    _assert_close(got[0], want[0], dtype)
+    _assert_close(got[1], want[1], dtype)
+    assert_array_equal(got[0], loss(pred, label, sw))
+    assert_array_equal(got[1], loss.gradient(pred, label, sw, og))
+
+
 # -- threads and builds ---------------------------------------------------------------------
 
 def _run_all(seed=0):
@@ -615,6 +658,15 @@ def test_bitwise_identical_for_one_and_two_threads():
         with gl.num_threads(n):
             got = _run_all()
         for g, w in zip(got, want):
+            assert_array_equal(g, w)
+
+
+def test_many_python_threads_at_once():
+    want = [_run_all(seed) for seed in range(3)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(_run_all, [0, 1, 2] * 2))
+    for i, results in enumerate(got):
+        for g, w in zip(results, want[i % 3]):
             assert_array_equal(g, w)
 
 
