@@ -197,11 +197,12 @@ cdef inline double _log1p_f64_unit(double e, double u, double inv_u) noexcept no
 
 
 # ---------------------------------------------------------------------------
-# exp on (-inf, 0], for softmax: exp(x - max).  No overflow to guard against
-# and one scaling step; results below the smallest normal number (x < -87.3
-# in float32, x < -708.3 in float64) are flushed to 0, which no softmax sum or
-# gradient can tell apart (they sit next to a term equal to 1).  Never forms
-# a subnormal, so no slow microcode assists either.
+# exp on (-inf, 0], for softmax: exp(x - max).  In float32: no overflow to
+# guard against and one scaling step (float64 reuses _exp_f64).  Results
+# below the smallest normal number (x < -87.3 in float32, x < -708.3 in
+# float64) are flushed to 0, which no softmax sum or gradient can tell apart
+# (they sit next to a term equal to 1); float32 never forms a subnormal, so
+# no slow microcode assists either.
 
 cdef inline float _expf_nonpositive(float x) noexcept nogil:
     """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -87.33."""
@@ -219,21 +220,7 @@ cdef inline float _expf_nonpositive(float x) noexcept nogil:
 
 cdef inline double _exp_f64_nonpositive(double x) noexcept nogil:
     """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -708.3."""
-    cdef double xc = x if x > -708.3 else -708.3
-    cdef double n = (xc * 1.44269504088896338700 + _ROUNDER) - _ROUNDER   # in [-1022, 0]
-    cdef double hi = xc - n * _LN2_HI
-    cdef double lo = n * _LN2_LO
-    cdef double r = hi - lo
-    cdef double t = r * r
-    cdef double c = r - t * (
-        1.66666666666666019037e-01 + t * (
-            -2.77777777770155933842e-03 + t * (
-                6.61375632143793436117e-05 + t * (
-                    -1.65339022054652515390e-06 + t * 4.13813679705723846039e-08))))
-    cdef double y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    cdef double res = y * _f64_from_bits((_small_int_f64(n) + 1023) << 52)
-    res = res if x >= -708.3 else 0.0
-    return res if x == x else x
+    return 0.0 if x < -708.3 else _exp_f64(x)
 
 
 # ---------------------------------------------------------------------------
