@@ -88,14 +88,19 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
     cdef double total = 0.0
     cdef Py_ssize_t block, start, c, n_chunks, i, j, n_vec = n - n % LANES
     if n < LANES:
-        # A short row: copied once into m, then its maximum and the sum;
-        # the same special values as below.
+        # A short row: copied once into m (padded with -inf, which adds
+        # nothing), then its maximum and the sum, with the special values
+        # below.  The exps run over all LANES entries: one vectorised loop.
         big = -INFINITY
         for j in range(n):
             m[j] = x[j]
             big = m[j] if m[j] > big else big
+        for j in range(n, LANES):
+            m[j] = -INFINITY
+        for j in range(LANES):
+            s[j] = <floating>1 if m[j] == big else vexp_nonpositive(m[j] - big)
         for j in range(n):
-            total += <floating>1 if m[j] == big else vexp_nonpositive(m[j] - big)
+            total += s[j]
         max_out[0] = big
         sum_out[0] = <floating>total
         return
@@ -140,7 +145,9 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
         big = m[j] if m[j] > big else big
     for j in range(LANES):
         # m == big skips exp(inf - inf) = NaN when the maximum is +inf.
-        total += s[j] if m[j] == big else s[j] * vexp_nonpositive(m[j] - big)
+        block_max[j] = s[j] if m[j] == big else s[j] * vexp_nonpositive(m[j] - big)
+    for j in range(LANES):      # in order, apart from the vectorised exps above
+        total += block_max[j]
     max_out[0] = big
     sum_out[0] = <floating>total
 
@@ -275,7 +282,9 @@ cdef struct Job:
 cdef inline void _row(Kind kind, const floating* pred, const Job* job,
                       Py_ssize_t r) noexcept nogil:
     cdef Py_ssize_t n_classes = job.n_classes
-    cdef Py_ssize_t sample = (r // job.n_inner) % job.n_samples
+    # One row per sample is the common case: no integer divisions then.
+    cdef Py_ssize_t sample = r if job.n_rows == job.n_samples else (
+        (r // job.n_inner) % job.n_samples)
     cdef Py_ssize_t outer, at
     cdef const floating* x = pred + r * n_classes
     cdef const floating* cw = NULL
@@ -490,17 +499,17 @@ cdef Py_ssize_t _convert(int typenum, const void* src, Py_ssize_t n, Py_ssize_t 
         return _to_index(<const double*>src, n, n_classes, out)
 
 
-def class_indices(cnp.ndarray labels, Py_ssize_t n_classes, cnp.ndarray out):
-    """Check labels and write them to ``out`` as intp; first bad position or -1.
+def class_indices(cnp.ndarray labels, Py_ssize_t n_classes):
+    """Check labels and convert them to intp: ``(indices, first bad position or -1)``.
 
     labels : 1-D C-contiguous, native byte order, of one of the integer
              types int8..int64, uint8..uint64, or float32/float64.
-    out    : 1-D C-contiguous intp of the same length.
     """
     cdef int typenum = cnp.PyArray_TYPE(labels)
     cdef const void* src = cnp.PyArray_DATA(labels)
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(labels, 0)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INTP, 0)
     cdef Py_ssize_t* dst = <Py_ssize_t*>cnp.PyArray_DATA(out)
-    cdef Py_ssize_t n = cnp.PyArray_DIM(labels, 0)
     cdef Py_ssize_t bad
     if cnp.PyArray_ITEMSIZE(labels) == 8 and typenum in (cnp.NPY_LONG, cnp.NPY_LONGLONG):
         typenum = cnp.NPY_INT64
@@ -512,4 +521,4 @@ def class_indices(cnp.ndarray labels, Py_ssize_t n_classes, cnp.ndarray out):
         raise TypeError(f"class_indices: unsupported label dtype {labels.dtype}")
     with nogil:
         bad = _convert(typenum, src, n, n_classes, dst)
-    return bad
+    return out, bad

@@ -57,8 +57,11 @@ __all__ = ["SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss"]
 _Call = namedtuple("_Call", "pred label sample_weight out_grad dtype axis batch_axis "
                             "loss_shape n_out n_per_sample")
 
-# Label dtypes the index conversion reads directly; others are cast first.
-_INDEX_SOURCE_KINDS = frozenset("iuf")
+# Label dtypes the index conversion reads directly (native byte order); others
+# are cast first.
+_INDEX_SOURCE_DTYPES = frozenset(np.dtype(t) for t in (
+    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+    np.float32, np.float64))
 
 
 def _class_indices(label, rows_shape, n_rows, n_classes, axis):
@@ -69,14 +72,13 @@ def _class_indices(label, rows_shape, n_rows, n_classes, axis):
             f"label has {label.size} elements (shape {label.shape}) but sparse labels need one "
             f"class index per row of pred: pred's shape without axis {axis} is {rows_shape} "
             f"({n_rows} elements)")
-    flat = label.reshape(-1)
+    flat = label if label.ndim == 1 else label.reshape(-1)
     dtype = flat.dtype
-    if dtype.kind not in _INDEX_SOURCE_KINDS or not dtype.isnative or dtype.itemsize > 8 or (
-            dtype.kind == "f" and dtype.itemsize < 4):
+    if dtype not in _INDEX_SOURCE_DTYPES:
         flat = flat.astype(np.float64 if dtype.kind == "f" else np.int64)
-    flat = np.ascontiguousarray(flat)
-    index = np.empty(n_rows, np.intp)
-    bad = _softmax.class_indices(flat, n_classes, index)
+    if not flat.flags.c_contiguous:
+        flat = np.ascontiguousarray(flat)
+    index, bad = _softmax.class_indices(flat, n_classes)
     if bad >= 0:
         where = np.unravel_index(bad, label.shape) if label.ndim else ()
         value = label.reshape(-1)[bad].item()
@@ -90,7 +92,7 @@ def _class_indices(label, rows_shape, n_rows, n_classes, axis):
             f"label[{', '.join(map(str, where))}] = {value!r} {what}: sparse labels must be "
             f"integer class indices in [0, {n_classes}) (pred has {n_classes} classes along "
             f"axis {axis})")
-    return index.reshape(rows_shape)
+    return index if len(rows_shape) == 1 else index.reshape(rows_shape)
 
 
 def _rows_layout(shape, axis, batch_axis):
@@ -110,6 +112,8 @@ def _class_last(a, axis, dtype):
     """C-contiguous ``(R, C)`` copy (or view) of ``a`` with ``axis`` last."""
     if axis != a.ndim - 1:
         a = np.moveaxis(a, axis, -1)
+    elif a.ndim == 2 and a.dtype == dtype and a.flags.c_contiguous:
+        return a
     return np.ascontiguousarray(a, dtype=dtype).reshape(-1, a.shape[-1])
 
 
