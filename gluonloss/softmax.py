@@ -181,7 +181,8 @@ class _SoftmaxFamilyLoss(Loss):
         else:
             loss_shape = class_loss_shape
         n_out = loss_shape[batch_axis]
-        n_loss = math.prod(loss_shape)
+        n_rows = pred.size // n_classes if n_classes else math.prod(rows_shape)
+        n_loss = n_rows if loss_shape is class_loss_shape else pred.size
         if n_out:
             if n_classes == 0:
                 raise ValueError(f"pred has no classes: its axis {axis} (axis={self._axis}) "
@@ -191,7 +192,7 @@ class _SoftmaxFamilyLoss(Loss):
                                  f"batch_axis={self._batch_axis}); the per-sample mean is "
                                  f"undefined")
         if self._sparse:
-            label = _class_indices(label, rows_shape, math.prod(rows_shape), n_classes, axis)
+            label = _class_indices(label, rows_shape, n_rows, n_classes, axis)
         else:
             label = reshape_like(label, shape, pred.size, "label")
         sample_weight = broadcastable_array(
@@ -206,9 +207,13 @@ class _SoftmaxFamilyLoss(Loss):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape
         pred = _class_last(call.pred, axis, dtype)
         n_rows, n_classes = pred.shape
-        n_samples, n_inner = _rows_layout(shape, axis, call.batch_axis)
+        if n_rows == call.n_out:       # one row per sample (covers the usual (N, C))
+            n_samples, n_inner = n_rows, 1
+        else:
+            n_samples, n_inner = _rows_layout(shape, axis, call.batch_axis)
         if self._sparse:
-            label, index = None, call.label.reshape(-1)
+            label = None
+            index = call.label if call.label.ndim == 1 else call.label.reshape(-1)
         else:
             label, index = _class_last(call.label, axis, dtype), None
         weight, strides, sample_factor = self._weight_operand(call, n_rows, n_classes)
