@@ -143,7 +143,12 @@ class _SoftmaxFamilyLoss(Loss):
 
     def forward(self, pred, label, sample_weight=None):
         """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, label, sample_weight, None, True, False)[0]
+        call = self._validate(pred, label, sample_weight, None)
+        if call.n_out == 0:
+            return np.empty(0, call.dtype)
+        return self._compute(call, True, False)[0]
+
+    __call__ = forward      # as Loss.__call__, one Python call fewer
 
     def gradient(self, pred, label, sample_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
@@ -195,11 +200,13 @@ class _SoftmaxFamilyLoss(Loss):
             label = _class_indices(label, rows_shape, n_rows, n_classes, axis)
         else:
             label = reshape_like(label, shape, pred.size, "label")
-        sample_weight = broadcastable_array(
-            sample_weight, "sample_weight", loss_shape,
-            "the elementwise loss (pred's shape with the class axis kept as size 1)"
-            if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
-        out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
+        if sample_weight is not None:
+            sample_weight = broadcastable_array(
+                sample_weight, "sample_weight", loss_shape,
+                "the elementwise loss (pred's shape with the class axis kept as size 1)"
+                if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
+        if out_grad is not None:
+            out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
         return _Call(pred, label, sample_weight, out_grad, compute_dtype(pred), axis,
                      batch_axis, loss_shape, n_out, n_loss // n_out if n_out else 0)
 
@@ -216,7 +223,10 @@ class _SoftmaxFamilyLoss(Loss):
             index = call.label if call.label.ndim == 1 else call.label.reshape(-1)
         else:
             label, index = _class_last(call.label, axis, dtype), None
-        weight, strides, sample_factor = self._weight_operand(call, n_rows, n_classes)
+        if call.sample_weight is None:
+            weight, strides, sample_factor = None, (0, 0, 0), None
+        else:
+            weight, strides, sample_factor = self._weight_operand(call, n_rows, n_classes)
         out_grad = None if call.out_grad is None or not want_grad else row_vector(
             call.out_grad, call.n_out)
         out = np.empty(call.n_out, dtype) if want_loss else None
@@ -230,8 +240,6 @@ class _SoftmaxFamilyLoss(Loss):
     def _weight_operand(self, call, n_rows, n_classes):
         """(operand, (sample, row, class) strides, per-sample factor) for the kernel."""
         sw = call.sample_weight
-        if sw is None:
-            return None, (0, 0, 0), None
         shape, axis, batch_axis = call.pred.shape, call.axis, call.batch_axis
         ndim = len(shape)
         sw = sw.reshape((1,) * (ndim - sw.ndim) + sw.shape)
