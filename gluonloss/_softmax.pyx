@@ -42,6 +42,7 @@ cnp.import_array()
 cdef enum:
     LANES = 16     # independent partial results per row (vectorisable, fixed order)
     BLOCK = 256    # elements per block of the max-and-sum pass (a multiple of LANES)
+    MAX_STORED_BLOCKS = 32   # rows up to 8192 classes keep their exps for the gradient
 
 cdef enum:
     KIND_SPARSE_CE, KIND_DENSE_CE, KIND_KL_DIV
@@ -68,7 +69,8 @@ ctypedef fused Kind:
 # Row pieces.
 
 cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_out,
-                                 floating* sum_out) noexcept nogil:
+                                 floating* sum_out, floating* e_out,
+                                 floating* block_m) noexcept nogil:
     """M = max_j x_j and S = sum_j exp(x_j - M), reading x from memory once.
 
     Each of LANES lanes keeps a running maximum m and s = sum exp(x - m).  The
@@ -79,6 +81,10 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
     -inf elements add exactly 0 once a lane has seen a finite value, a NaN
     makes s NaN, and +inf makes M = +inf.  Elements after the last full group
     of LANES are folded in one at a time.
+
+    With e_out (rows of at most MAX_STORED_BLOCKS blocks), the blocked part
+    also stores each exp(x - m) in e_out and each block's lane maxima in
+    block_m, so a gradient can be had by rescaling instead of a second exp.
     """
     cdef floating m[LANES]
     cdef floating s[LANES]
@@ -125,12 +131,25 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
                 s[j] = s[j] if block_max[j] == m[j] else s[j] * vexp_nonpositive(
                     m[j] - block_max[j])
                 m[j] = block_max[j]
-        for c in range(n_chunks):
-            i = start + c * LANES
+        if e_out == NULL:
+            for c in range(n_chunks):
+                i = start + c * LANES
+                for j in range(LANES):
+                    xv = x[i + j]
+                    d = <floating>0 if xv == m[j] else xv - m[j]
+                    s[j] += vexp_nonpositive(d)
+        else:
+            # The same sums, storing each term (into the gradient row).
             for j in range(LANES):
-                xv = x[i + j]
-                d = <floating>0 if xv == m[j] else xv - m[j]
-                s[j] += vexp_nonpositive(d)
+                block_m[block * LANES + j] = m[j]
+            for c in range(n_chunks):
+                i = start + c * LANES
+                for j in range(LANES):
+                    xv = x[i + j]
+                    d = <floating>0 if xv == m[j] else xv - m[j]
+                    e = vexp_nonpositive(d)
+                    s[j] += e
+                    e_out[i + j] = e
     for i in range(n_vec, n):
         # One element into lane j: becomes the new maximum or adds exp(d).
         j = i - n_vec
@@ -193,6 +212,8 @@ cdef inline double sparse_row(const floating* x, Py_ssize_t n, Py_ssize_t label,
                               bint from_logits, floating u, floating* g) noexcept nogil:
     """-log softmax(x)[label] (or -x[label] from logits); g = u * d/dx unless NULL."""
     cdef floating big, total, k
+    cdef floating block_m[MAX_STORED_BLOCKS * LANES]
+    cdef bint stored = g != NULL and LANES <= n <= MAX_STORED_BLOCKS * BLOCK
     cdef Py_ssize_t j
     if from_logits:
         if g != NULL:
@@ -200,13 +221,40 @@ cdef inline double sparse_row(const floating* x, Py_ssize_t n, Py_ssize_t label,
                 g[j] = 0
             g[label] = -u
         return -x[label]
-    max_and_sum_exp(x, n, &big, &total)
+    max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
     if g != NULL:
         k = u / total
-        for j in range(n):
-            g[j] = vexp_nonpositive(x[j] - big) * k
+        if stored and vabs(big) < INFINITY and total == total:
+            rescale_stored_exps(x, n, big, k, block_m, g)
+        else:
+            for j in range(n):
+                g[j] = vexp_nonpositive(x[j] - big) * k
         g[label] = g[label] - u
     return (big - x[label]) + vlog(total)
+
+
+cdef inline void rescale_stored_exps(const floating* x, Py_ssize_t n, floating big, floating k,
+                                     const floating* block_m, floating* g) noexcept nogil:
+    """g_j = exp(x_j - M) * k from the stored g_j = exp(x_j - m) of max_and_sum_exp.
+
+    Per block and lane the factor is exp(m - M) * k (just k where m == M); the
+    last n % LANES elements, which were not stored, get their exp here.  Only
+    for a finite maximum M and a sum without NaN.
+    """
+    cdef floating factor[LANES]
+    cdef Py_ssize_t block, start, c, n_chunks, i, j, n_vec = n - n % LANES
+    for block in range((n_vec + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        n_chunks = min(<Py_ssize_t>BLOCK, n_vec - start) // LANES
+        for j in range(LANES):
+            factor[j] = k if block_m[block * LANES + j] == big else (
+                vexp_nonpositive(block_m[block * LANES + j] - big) * k)
+        for c in range(n_chunks):
+            i = start + c * LANES
+            for j in range(LANES):
+                g[i + j] = g[i + j] * factor[j]
+    for i in range(n_vec, n):
+        g[i] = vexp_nonpositive(x[i] - big) * k
 
 
 cdef inline double dense_row(const floating* x, const floating* y, const floating* cw,
@@ -234,7 +282,7 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
             if g != NULL:
                 g[i] = -u * yw
     else:
-        max_and_sum_exp(x, n, &big, &total)
+        max_and_sum_exp(x, n, &big, &total, NULL, NULL)
         ysum = label_sum(y, cw, weighted, n)
         a = <floating>(<double>u * ysum / <double>total)
         for c in range(n_vec // LANES):
