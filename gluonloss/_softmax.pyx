@@ -241,20 +241,26 @@ cdef inline void rescale_stored_exps(const floating* x, Py_ssize_t n, floating b
     last n % LANES elements, which were not stored, get their exp here.  Only
     for a finite maximum M and a sum without NaN.
     """
-    cdef floating factor[LANES]
-    cdef Py_ssize_t block, start, c, n_chunks, i, j, n_vec = n - n % LANES
+    cdef floating factor[MAX_STORED_BLOCKS * LANES]
+    cdef const floating* f
+    cdef Py_ssize_t block, c, i, j, n_vec = n - n % LANES
+    block_factors(n_vec, big, k, block_m, factor)
     for block in range((n_vec + BLOCK - 1) // BLOCK):
-        start = block * BLOCK
-        n_chunks = min(<Py_ssize_t>BLOCK, n_vec - start) // LANES
-        for j in range(LANES):
-            factor[j] = k if block_m[block * LANES + j] == big else (
-                vexp_nonpositive(block_m[block * LANES + j] - big) * k)
-        for c in range(n_chunks):
-            i = start + c * LANES
+        f = factor + block * LANES
+        for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
+            i = block * BLOCK + c * LANES
             for j in range(LANES):
-                g[i + j] = g[i + j] * factor[j]
+                g[i + j] = g[i + j] * f[j]
     for i in range(n_vec, n):
         g[i] = vexp_nonpositive(x[i] - big) * k
+
+
+cdef inline void block_factors(Py_ssize_t n_vec, floating big, floating k,
+                               const floating* block_m, floating* factor) noexcept nogil:
+    """factor = exp(m - M) * k for every block and lane (k where m == M)."""
+    cdef Py_ssize_t t
+    for t in range((n_vec + BLOCK - 1) // BLOCK * LANES):
+        factor[t] = k if block_m[t] == big else vexp_nonpositive(block_m[t] - big) * k
 
 
 cdef inline double dense_row(const floating* x, const floating* y, const floating* cw,
@@ -263,9 +269,13 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
     """sum_j yw_j * (log-sum-exp - x_j) (plus yw_j log(y_j + 1e-12) for KL),
     with yw = y * cw when weighted else y; g = u * d/dx unless NULL."""
     cdef floating acc[LANES]
+    cdef floating block_m[MAX_STORED_BLOCKS * LANES]
+    cdef floating factor[MAX_STORED_BLOCKS * LANES]
     cdef floating big = 0, total = 1, a = 0, yw
     cdef double ysum = 0.0, loss = 0.0
-    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef bint stored = g != NULL and LANES <= n <= MAX_STORED_BLOCKS * BLOCK
+    cdef const floating* f
+    cdef Py_ssize_t block, c, i, j, n_vec = n - n % LANES
     for j in range(LANES):
         acc[j] = 0
     if from_logits:
@@ -282,16 +292,28 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
             if g != NULL:
                 g[i] = -u * yw
     else:
-        max_and_sum_exp(x, n, &big, &total, NULL, NULL)
+        max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
         ysum = label_sum(y, cw, weighted, n)
         a = <floating>(<double>u * ysum / <double>total)
-        for c in range(n_vec // LANES):
-            i = c * LANES
-            for j in range(LANES):
-                yw = y[i + j] * cw[i + j] if weighted else y[i + j]
-                acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
-                if g != NULL:
-                    g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
+        if stored and vabs(big) < INFINITY and total == total:
+            # g holds exp(x - m) per block and lane: rescale (see sparse_row).
+            block_factors(n_vec, big, a, block_m, factor)
+            for block in range((n_vec + BLOCK - 1) // BLOCK):
+                f = factor + block * LANES
+                for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
+                    i = block * BLOCK + c * LANES
+                    for j in range(LANES):
+                        yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                        acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
+                        g[i + j] = g[i + j] * f[j] - u * yw
+        else:
+            for c in range(n_vec // LANES):
+                i = c * LANES
+                for j in range(LANES):
+                    yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                    acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
+                    if g != NULL:
+                        g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
         for i in range(n_vec, n):
             yw = y[i] * cw[i] if weighted else y[i]
             loss += dense_term(yw, y[i], x[i], big, kl)
