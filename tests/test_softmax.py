@@ -138,7 +138,8 @@ def test_matches_reference_large_and_ragged_rows(case, dtype, shape, axis, batch
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-@pytest.mark.parametrize("shape, axis, batch_axis", [((6, 40), -1, 0), ((4, 5, 6), 1, 2)])
+@pytest.mark.parametrize("shape, axis, batch_axis", [((6, 40), -1, 0), ((4, 5, 6), 1, 2),
+                                                     ((5, 1000), -1, 0), ((2, 9000), 1, 0)])
 def test_value_and_gradient_equals_separate_calls(case, shape, axis, batch_axis):
     rng = np.random.default_rng(1)
     pred, label = case.data(rng, shape, axis, np.float32)
