@@ -19,6 +19,7 @@ from gluonloss.elementwise import (
     SigmoidBinaryCrossEntropyLoss,
     SquaredHingeLoss,
 )
+from gluonloss.softmax import KLDivLoss, SoftmaxCELoss, SoftmaxCrossEntropyLoss
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "Loss",
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+    "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
     "get_num_threads", "set_num_threads", "num_threads",
 ]
 

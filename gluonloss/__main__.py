@@ -25,6 +25,11 @@ CONFIGS = [
     ("SigmoidBCELoss", gl.SigmoidBCELoss(), "real", "prob", {}),
     ("SigmoidBCELoss(pos_weight)", gl.SigmoidBCELoss(), "real", "binary", {"pos_weight": 2.0}),
     ("SigmoidBCELoss(from_sigmoid)", gl.SigmoidBCELoss(from_sigmoid=True), "prob", "prob", {}),
+    ("SoftmaxCELoss", gl.SoftmaxCELoss(), "real", "class", {}),
+    ("SoftmaxCELoss(dense)", gl.SoftmaxCELoss(sparse_label=False), "real", "dist", {}),
+    ("SoftmaxCELoss(from_logits)", gl.SoftmaxCELoss(from_logits=True), "real", "class", {}),
+    ("KLDivLoss", gl.KLDivLoss(), "real", "dist", {}),
+    ("KLDivLoss(from_logits=False)", gl.KLDivLoss(from_logits=False), "real", "dist", {}),
 ]
 
 SAMPLE_SHAPE = (8, 16)
@@ -34,6 +39,12 @@ TOLERANCE = 1e-5   # on ||analytic - numerical|| / max(1, ||analytic||)
 
 def make_data(rng, shape, pred_kind, label_kind, dtype=np.float64):
     pred = rng.uniform(0.05, 0.95, shape) if pred_kind == "prob" else rng.standard_normal(shape)
+    if label_kind in ("class", "dist"):
+        # Softmax family, classes along the last axis (no kinks): class indices,
+        # or a probability distribution per row.
+        label = rng.integers(0, shape[-1], shape[:-1]) if label_kind == "class" else (
+            rng.dirichlet(np.ones(shape[-1]), shape[:-1]).astype(dtype))
+        return pred.astype(dtype), label
     label = {"real": lambda: rng.standard_normal(shape),
              "signed": lambda: rng.choice([-1.0, 1.0], shape),
              "binary": lambda: rng.choice([0.0, 1.0], shape),

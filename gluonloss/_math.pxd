@@ -197,6 +197,33 @@ cdef inline double _log1p_f64_unit(double e, double u, double inv_u) noexcept no
 
 
 # ---------------------------------------------------------------------------
+# exp on (-inf, 0], for softmax: exp(x - max).  In float32: no overflow to
+# guard against and one scaling step (float64 reuses _exp_f64).  Results
+# below the smallest normal number (x < -87.3 in float32, x < -708.3 in
+# float64) are flushed to 0, which no softmax sum or gradient can tell apart
+# (they sit next to a term equal to 1); float32 never forms a subnormal, so
+# no slow microcode assists either.
+
+cdef inline float _expf_nonpositive(float x) noexcept nogil:
+    """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -87.33."""
+    cdef float xc = x if x > <float>-87.33 else <float>-87.33
+    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
+    cdef float n = shifted - <float>12582912.0                  # in [-126, 0]
+    cdef float r = (xc - n * <float>0.693359375) - n * <float>-2.12194440e-4
+    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
+                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
+                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
+    cdef float res = (poly * r * r + r + <float>1.0) * _pow2f(<int32_t>n)
+    res = res if x >= <float>-87.33 else <float>0.0
+    return res if x == x else x
+
+
+cdef inline double _exp_f64_nonpositive(double x) noexcept nogil:
+    """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -708.3."""
+    return 0.0 if x < -708.3 else _exp_f64(x)
+
+
+# ---------------------------------------------------------------------------
 # Fused front ends.
 
 cdef inline floating vexp(floating x) noexcept nogil:
@@ -204,6 +231,14 @@ cdef inline floating vexp(floating x) noexcept nogil:
         return _expf(x)
     else:
         return _exp_f64(x)
+
+
+cdef inline floating vexp_nonpositive(floating x) noexcept nogil:
+    """exp(x) for x <= 0, flushing results below the smallest normal to 0."""
+    if floating is float:
+        return _expf_nonpositive(x)
+    else:
+        return _exp_f64_nonpositive(x)
 
 
 cdef inline floating vlog(floating x) noexcept nogil:

@@ -14,13 +14,14 @@ statement of what each loss computes.
 array([1.75])
 """
 import numpy as np
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, logsumexp
 
 import gluonloss as _gl
 
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+    "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
 ]
 
 
@@ -129,3 +130,67 @@ class SigmoidBinaryCrossEntropyLoss(_Elementwise, _gl.SigmoidBinaryCrossEntropyL
 
 
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+# ---------------------------------------------------------------------------
+# The softmax family: SoftmaxCrossEntropyLoss and KLDivLoss.
+
+def _label_times(y, lp, p):
+    """y * lp, with 0 where y == 0 even for lp = +-inf, unless pred p is NaN there."""
+    return np.where(y == 0, np.where(np.isnan(p), np.nan, 0.0), y * lp)
+
+
+class _SoftmaxFamily:
+    """Elementwise loss in pred's own layout, then NumPy means and broadcasting."""
+
+    def _compute(self, call, want_loss, want_grad):
+        p = call.pred.astype(np.float64)
+        axis, batch_axis = call.axis, call.batch_axis
+        with np.errstate(invalid="ignore"):
+            lp = p if self._from_logits else p - logsumexp(p, axis=axis, keepdims=True)
+        y = self._dense_label(call, p)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = self._elementwise_loss(call, y, lp, p)     # shape call.loss_shape
+        s = 1.0 if call.sample_weight is None else (
+            call.sample_weight.astype(call.dtype).astype(np.float64))
+        ws = self._scalar_weight() * np.broadcast_to(s, call.loss_shape)
+        other_axes = tuple(i for i in range(loss.ndim) if i != batch_axis)
+        out = np.mean(loss * ws, axis=other_axes).reshape(call.n_out)
+        og = np.ones(call.n_out) if call.out_grad is None else np.broadcast_to(
+            call.out_grad.astype(np.float64), (call.n_out,))
+        og_shape = [1] * p.ndim
+        og_shape[batch_axis] = call.n_out
+        upstream = ws * og.reshape(og_shape) / call.n_per_sample
+        yu = y * upstream
+        if self._from_logits:
+            grad = -yu
+        else:
+            with np.errstate(invalid="ignore"):
+                grad = np.exp(lp) * np.sum(yu, axis=axis, keepdims=True) - yu
+        return out.astype(call.dtype), grad.astype(call.dtype)
+
+    def _dense_label(self, call, p):
+        if not self._sparse:
+            return call.label.astype(p.dtype)
+        onehot = np.zeros(p.shape)
+        np.put_along_axis(onehot, np.expand_dims(call.label, call.axis), 1.0, axis=call.axis)
+        return onehot
+
+
+class SoftmaxCrossEntropyLoss(_SoftmaxFamily, _gl.SoftmaxCrossEntropyLoss):
+    __doc__ = _gl.SoftmaxCrossEntropyLoss.__doc__
+
+    def _elementwise_loss(self, call, y, lp, p):
+        if self._sparse:
+            return -np.take_along_axis(lp, np.expand_dims(call.label, call.axis), call.axis)
+        return -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
+
+
+SoftmaxCELoss = SoftmaxCrossEntropyLoss
+
+
+class KLDivLoss(_SoftmaxFamily, _gl.KLDivLoss):
+    __doc__ = _gl.KLDivLoss.__doc__
+
+    def _elementwise_loss(self, call, y, lp, p):
+        return _label_times(y, np.log(y + 1e-12) - lp, p)

@@ -6,8 +6,9 @@ import pytest
 import gluonloss
 import gluonloss.elementwise
 import gluonloss.reference
+import gluonloss.softmax
 
-MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference]
+MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.softmax]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
