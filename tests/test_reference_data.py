@@ -7,8 +7,11 @@ MXNet is not needed here.  A missing or unreadable fixture is a failure, not a s
 Tolerances, per dtype, on |got - want| <= atol + rtol * |want| with atol scaled by the
 largest |want| of the array:
 - float32: MXNet's libm and reduction order against ours. The largest difference seen
-  is 1.9e-7 of the array's scale (about 1.5 ulp), so rtol 4e-6, atol 1e-6.
-- float64: the largest difference seen is 3.7e-16 of the scale, so rtol 1e-13, atol 1e-14.
+  is 2.4e-7 of the array's scale (about 2 ulp), so rtol 4e-6, atol 1e-6.  The losses
+  with a log-softmax inside (softmax cross-entropy, SDML, CTC) get rtol and atol 1e-5:
+  MXNet's float32 log_softmax and CTC are off by up to 3.8e-6 of the scale (the float64
+  reference, on the same float32 inputs, is as far from them as the compiled kernels).
+- float64: the largest difference seen is 4e-16 of the scale, so rtol 1e-13, atol 1e-14.
 """
 import json
 import pathlib
@@ -25,9 +28,11 @@ DATA = pathlib.Path(__file__).resolve().parent.parent / "reference_data"
 # Every loss whose fixture must exist; each one's classes in both implementations.
 FIXTURE_LOSSES = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-    "SigmoidBinaryCrossEntropyLoss",
+    "SigmoidBinaryCrossEntropyLoss", "SoftmaxCrossEntropyLoss", "KLDivLoss",
 ]
 TOLERANCES = {"float32": (4e-6, 1e-6), "float64": (1e-13, 1e-14)}
+LOOSER_FLOAT32 = {"SoftmaxCrossEntropyLoss": (1e-5, 1e-5), "SDMLLoss": (1e-5, 1e-5),
+                  "CTCLoss": (1e-5, 1e-5)}
 
 
 def load_fixture(loss_name, folder=DATA):
@@ -38,8 +43,10 @@ def load_fixture(loss_name, folder=DATA):
     return cases, arrays
 
 
-def assert_close(got, want, dtype, what):
+def assert_close(got, want, dtype, what, loss_name):
     rtol, atol = TOLERANCES[dtype]
+    if dtype == "float32":
+        rtol, atol = LOOSER_FLOAT32.get(loss_name, (rtol, atol))
     scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
     assert got.dtype == np.dtype(dtype), f"{what}: dtype {got.dtype}, want {dtype}"
     assert got.shape == want.shape, f"{what}: shape {got.shape}, want {want.shape}"
@@ -74,14 +81,14 @@ def test_matches_mxnet(loss_name, module):
         where = f"{loss_name} case {index} {case['init']} {case['dtype']}"
 
         out = loss(*inputs, **kwargs)
-        assert_close(out, arrays[case["out"]], case["dtype"], where + " out")
+        assert_close(out, arrays[case["out"]], case["dtype"], where + " out", loss_name)
         value, grads = loss.value_and_gradient(*inputs, **kwargs, out_grad=out_grad)
         np.testing.assert_array_equal(value, out)
         if not isinstance(grads, tuple):
             grads = (grads,)
         assert len(grads) == len(case["grads"]), where
         for got, (name, key) in zip(grads, case["grads"]):
-            assert_close(got, arrays[key], case["dtype"], f"{where} grad {name}")
+            assert_close(got, arrays[key], case["dtype"], f"{where} grad {name}", loss_name)
 
 
 def test_missing_or_unreadable_fixture_is_an_error(tmp_path):
