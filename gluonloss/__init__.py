@@ -15,6 +15,7 @@ from gluonloss.elementwise import (
     L1Loss,
     L2Loss,
     LogisticLoss,
+    PoissonNLLLoss,
     SigmoidBCELoss,
     SigmoidBinaryCrossEntropyLoss,
     SquaredHingeLoss,
@@ -28,6 +29,7 @@ __all__ = [
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
     "get_num_threads", "set_num_threads", "num_threads",
 ]
+__all__ += ["PoissonNLLLoss"]
 
 
 def __getattr__(name):

@@ -1,5 +1,5 @@
 """Kernels of the elementwise losses: L2, L1, Huber, Hinge, SquaredHinge,
-Logistic and SigmoidBinaryCrossEntropy.
+Logistic, SigmoidBinaryCrossEntropy and PoissonNLL.
 
 Each loss is a per-element function l(p, y) with derivative dl/dp, averaged
 over every sample.  The Python layer (``gluonloss/elementwise.py``) has
@@ -44,9 +44,11 @@ BLOCK_SIZE = BLOCK
 # pair gets its own specialised, vectorised loop.
 cdef enum:
     KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE, KIND_LOGIT_BCE, KIND_PROB_BCE
+    KIND_POISSON_LOGITS, KIND_POISSON_RATE
 
 L2, L1, HUBER, HINGE, SQUARED_HINGE = KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE
 LOGIT_BCE, PROB_BCE = KIND_LOGIT_BCE, KIND_PROB_BCE
+POISSON_LOGITS, POISSON_RATE = KIND_POISSON_LOGITS, KIND_POISSON_RATE
 
 cdef struct L2Kind:
     char unused
@@ -73,6 +75,13 @@ cdef struct LogitBCEKind:
 cdef struct ProbBCEKind:
     char unused
 
+cdef struct PoissonLogitsKind:
+    bint compute_full         # add the Stirling term of log(t!)
+
+cdef struct PoissonRateKind:
+    double epsilon
+    bint compute_full
+
 ctypedef fused Kind:
     L2Kind
     L1Kind
@@ -81,6 +90,8 @@ ctypedef fused Kind:
     SquaredHingeKind
     LogitBCEKind
     ProbBCEKind
+    PoissonLogitsKind
+    PoissonRateKind
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +172,38 @@ cdef inline floating closs_grad_prob_bce(floating p, floating y, floating q,
     return -(y * q * vlog(pe) + not_y * vlog(me))
 
 
+cdef inline floating stirling_or_zero(floating t) noexcept nogil:
+    """t log t - t + log(2 pi t)/2 for t > 1, else 0 (NaN stays NaN).
+
+    Stirling's approximation of log(t!), PoissonNLLLoss's compute_full term.
+    Only t > 1 gets it, so t = 0 keeps a finite loss.
+    """
+    cdef floating ts = t if t > 1 else <floating>2.0     # a safe argument where unused
+    cdef floating s = (ts * vlog(ts) - ts
+                       + <floating>0.5 * vlog(<floating>6.283185307179586 * ts))
+    return s if t > 1 else zero_unless_nan(t)
+
+
+cdef inline floating closs_grad_poisson_logits(floating p, floating t, bint compute_full,
+                                               floating* grad) noexcept nogil:
+    # pred is log(rate): l = e^p - t p
+    cdef floating e = vexp(p)
+    grad[0] = e - t
+    if compute_full:
+        return e - t * p + stirling_or_zero(t)
+    return e - t * p
+
+
+cdef inline floating closs_grad_poisson_rate(floating p, floating t, floating eps,
+                                             bint compute_full, floating* grad) noexcept nogil:
+    # pred is the rate itself: l = p - t log(p + eps)
+    cdef floating pe = p + eps
+    grad[0] = <floating>1.0 - t / pe
+    if compute_full:
+        return p - t * vlog(pe) + stirling_or_zero(t)
+    return p - t * vlog(pe)
+
+
 cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
                                 floating* grad) noexcept nogil:
     if Kind is L2Kind:
@@ -176,6 +219,10 @@ cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
     elif Kind is LogitBCEKind:
         return closs_grad_logit_bce(
             p, <floating>kind.label_scale * y + <floating>kind.label_shift, q, grad)
+    elif Kind is PoissonLogitsKind:
+        return closs_grad_poisson_logits(p, y, kind.compute_full, grad)
+    elif Kind is PoissonRateKind:
+        return closs_grad_poisson_rate(p, y, <floating>kind.epsilon, kind.compute_full, grad)
     else:
         return closs_grad_prob_bce(p, y, q, grad)
 
@@ -315,6 +362,8 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
     cdef SquaredHingeKind squared_hinge
     cdef LogitBCEKind logit_bce
     cdef ProbBCEKind prob_bce
+    cdef PoissonLogitsKind poisson_logits
+    cdef PoissonRateKind poisson_rate
     if kind_id == KIND_L2:
         _run(l2, pred, job, n_threads)
     elif kind_id == KIND_L1:
@@ -333,6 +382,14 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
         logit_bce.label_scale = param0
         logit_bce.label_shift = param1
         _run(logit_bce, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_LOGITS:
+        # param0 unused (epsilon only applies to rates); param1: compute_full
+        poisson_logits.compute_full = param1 != 0
+        _run(poisson_logits, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_RATE:
+        poisson_rate.epsilon = param0
+        poisson_rate.compute_full = param1 != 0
+        _run(poisson_rate, pred, job, n_threads)
     else:
         _run(prob_bce, pred, job, n_threads)
 

@@ -129,3 +129,31 @@ class SigmoidBinaryCrossEntropyLoss(_Elementwise, _gl.SigmoidBinaryCrossEntropyL
 
 
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+# ---------------------------------------------------------------------------
+# PoissonNLLLoss (issue 4)
+
+__all__ += ["PoissonNLLLoss"]
+
+
+def _stirling_or_zero(t):
+    """t log t - t + log(2 pi t)/2 where t > 1, else 0 (NaN stays NaN)."""
+    big = t > 1
+    ts = np.where(big, t, 2.0)
+    s = ts * np.log(ts) - ts + 0.5 * np.log(2 * np.pi * ts)
+    return np.where(big, s, np.where(np.isnan(t), np.nan, 0.0))
+
+
+class PoissonNLLLoss(_Elementwise, _gl.PoissonNLLLoss):
+    __doc__ = _gl.PoissonNLLLoss.__doc__
+
+    def _terms(self, p, t, q):
+        if self._from_logits:
+            loss, grad = np.exp(p) - t * p, np.exp(p) - t
+        else:
+            eps = self._epsilon
+            loss, grad = p - t * np.log(p + eps), 1 - t / (p + eps)
+        if self._compute_full:
+            loss = loss + _stirling_or_zero(t)
+        return loss, grad
