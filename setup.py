@@ -19,10 +19,12 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 KERNEL_MODULES = ["_elementwise", "_openmp", "_vmath"]
+KERNEL_MODULES += ["_pairwise"]
 # Compiled a second time with AVX2 on x86-64; gluonloss._dispatch picks the
 # build at import.  -mavx2 without -mfma: no fused multiply-adds, so both
 # builds round identically.
 AVX2_MODULES = ["_elementwise"]
+AVX2_MODULES += ["_pairwise"]
 
 DEBUG = os.environ.get("GLUONLOSS_DEBUG", "") not in ("", "0")
 NATIVE = os.environ.get("GLUONLOSS_NATIVE", "") not in ("", "0")

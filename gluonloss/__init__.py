@@ -20,6 +20,7 @@ from gluonloss.elementwise import (
     SigmoidBinaryCrossEntropyLoss,
     SquaredHingeLoss,
 )
+from gluonloss.pairwise import CosineEmbeddingLoss, SDMLLoss, TripletLoss
 
 __version__ = "0.1.0"
 
@@ -29,7 +30,7 @@ __all__ = [
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
     "get_num_threads", "set_num_threads", "num_threads",
 ]
-__all__ += ["PoissonNLLLoss"]
+__all__ += ["PoissonNLLLoss", "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
 
 
 def __getattr__(name):
