@@ -334,8 +334,8 @@ class SDMLLoss(Loss):
     >>> import numpy as np, gluonloss as gl
     >>> x1 = np.array([[0., 0.], [3., 0.]])
     >>> x2 = np.array([[0., 0.], [3., 0.]])
-    >>> out = gl.SDMLLoss(smoothing_parameter=0.0)(x1, x2)   # log(1 + e^-9) / 2 each
-    >>> np.allclose(out, np.log1p(np.exp(-9)) / 2)
+    >>> out = gl.SDMLLoss(smoothing_parameter=0.0)(x1, x2)   # Y = I: -lp_ii / 2
+    >>> np.allclose(out, (np.log1p(1e-12) + np.log1p(np.exp(-9))) / 2, rtol=1e-14)
     True
     """
 
