@@ -483,7 +483,7 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     cdef double s = 0.0
     cdef double t = 0.0
     cdef bint want_grad = job.grad_x1 != NULL
-    cdef Py_ssize_t c, j, l, n_vec = n - n % LANES
+    cdef Py_ssize_t c, j, lane, n_vec = n - n % LANES
     if i >= n:                       # padding row: no loss, zero coefficients
         for j in range(p):
             row[j] = 0
@@ -493,23 +493,23 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
         m = row[j] if row[j] < m else m
     d_diag = row[i] - m
     e_diag = vexp(-d_diag)
-    for l in range(LANES):
-        acc_s[l] = 0
-        acc_t[l] = 0
+    for lane in range(LANES):
+        acc_s[lane] = 0
+        acc_t[lane] = 0
     # exp(m - D_ij) <= 1 and D_ij - m >= 0, summed in LANES partial sums;
     # with gradients the exponentials are kept in place of the distances.
     for c in range(n_vec // LANES):
         j = c * LANES
-        for l in range(LANES):
-            d = row[j + l] - m
+        for lane in range(LANES):
+            d = row[j + lane] - m
             e = vexp(-d)
-            acc_t[l] += d
-            acc_s[l] += e
+            acc_t[lane] += d
+            acc_s[lane] += e
             if want_grad:
-                row[j + l] = e
-    for l in range(LANES):
-        s += acc_s[l]
-        t += acc_t[l]
+                row[j + lane] = e
+    for lane in range(LANES):
+        s += acc_s[lane]
+        t += acc_t[lane]
     for j in range(n_vec, n):
         d = row[j] - m
         e = vexp(-d)

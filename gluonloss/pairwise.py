@@ -170,7 +170,7 @@ def check_signed_labels(label):
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         where = np.unravel_index(first, label.shape) if label.ndim else ()
-        value = label.reshape(-1)[first]
+        value = label.reshape(-1)[first].item()
         raise ValueError(f"label must be 1 or -1, got {value!r} at index "
                          f"{tuple(int(i) for i in where)}")
 

@@ -74,10 +74,6 @@ PAIR_CASES = [
 PAIR_IDS = [c.id for c in PAIR_CASES]
 
 
-def default_shape(case):
-    return {"TripletLoss": (6, 7), "CosineEmbeddingLoss": (6, 7), "SDMLLoss": (6, 7)}[case.cls]
-
-
 def tolerances(dtype):
     """(rtol, atol) for compiled vs the float64 reference."""
     return (5e-5, 5e-6) if np.dtype(dtype) == np.float32 else (1e-11, 1e-13)

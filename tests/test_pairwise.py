@@ -10,7 +10,7 @@ from scipy.optimize import check_grad
 from scipy.special import logsumexp
 
 import gluonloss as gl
-from _pairwise_cases import PAIR_CASES, PAIR_IDS, default_shape, tolerances
+from _pairwise_cases import PAIR_CASES, PAIR_IDS, tolerances
 from gluonloss import _dispatch, _openmp, pairwise
 
 DTYPES = [np.float32, np.float64]
