@@ -5,9 +5,11 @@ import pytest
 
 import gluonloss
 import gluonloss.elementwise
+import gluonloss.pairwise
 import gluonloss.reference
 
 MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference]
+MODULES += [gluonloss.pairwise]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -546,3 +546,19 @@ def test_repr_positional_arguments_and_exports():
     for name in ("TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"):
         assert issubclass(getattr(gl, name), gl.Loss) and name in gl.__all__
         assert issubclass(getattr(gl.reference, name), getattr(gl, name))
+
+
+def test_self_check_rows(capsys, monkeypatch):
+    import gluonloss.__main__ as main_module
+    assert main_module.multi_input_rows(np.random.default_rng(0)) == []
+    printed = capsys.readouterr().out
+    for name, *_ in main_module.MULTI_INPUT_CONFIGS:
+        assert name in printed
+    real = pairwise.SDMLLoss.gradient
+
+    def broken(self, x1, x2, out_grad=None):
+        g1, g2 = real(self, x1, x2, out_grad)
+        return g1, 1.01 * g2                    # only the second input is wrong
+
+    monkeypatch.setattr(pairwise.SDMLLoss, "gradient", broken)
+    assert main_module.multi_input_rows(np.random.default_rng(0)) == ["SDMLLoss"]
