@@ -44,11 +44,12 @@ BLOCK_SIZE = BLOCK
 # pair gets its own specialised, vectorised loop.
 cdef enum:
     KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE, KIND_LOGIT_BCE, KIND_PROB_BCE
-    KIND_POISSON_LOGITS, KIND_POISSON_RATE
+    KIND_POISSON_LOGITS, KIND_POISSON_RATE, KIND_POISSON_LOGITS_FULL, KIND_POISSON_RATE_FULL
 
 L2, L1, HUBER, HINGE, SQUARED_HINGE = KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE
 LOGIT_BCE, PROB_BCE = KIND_LOGIT_BCE, KIND_PROB_BCE
 POISSON_LOGITS, POISSON_RATE = KIND_POISSON_LOGITS, KIND_POISSON_RATE
+POISSON_LOGITS_FULL, POISSON_RATE_FULL = KIND_POISSON_LOGITS_FULL, KIND_POISSON_RATE_FULL
 
 cdef struct L2Kind:
     char unused
@@ -75,12 +76,20 @@ cdef struct LogitBCEKind:
 cdef struct ProbBCEKind:
     char unused
 
+# PoissonNLLLoss: pred is the log-rate (logits) or the rate; the _FULL kinds
+# add the Stirling term (compute_full).  Separate kinds rather than a flag,
+# so that each loop is compiled without the branch and stays vectorised.
 cdef struct PoissonLogitsKind:
-    bint compute_full         # add the Stirling term of log(t!)
+    char unused
+
+cdef struct PoissonLogitsFullKind:
+    char unused
 
 cdef struct PoissonRateKind:
     double epsilon
-    bint compute_full
+
+cdef struct PoissonRateFullKind:
+    double epsilon
 
 ctypedef fused Kind:
     L2Kind
@@ -91,7 +100,9 @@ ctypedef fused Kind:
     LogitBCEKind
     ProbBCEKind
     PoissonLogitsKind
+    PoissonLogitsFullKind
     PoissonRateKind
+    PoissonRateFullKind
 
 
 # ---------------------------------------------------------------------------
@@ -179,8 +190,9 @@ cdef inline floating stirling_or_zero(floating t) noexcept nogil:
     Only t > 1 gets it, so t = 0 keeps a finite loss.
     """
     cdef floating ts = t if t > 1 else <floating>2.0     # a safe argument where unused
-    cdef floating s = (ts * vlog(ts) - ts
-                       + <floating>0.5 * vlog(<floating>6.283185307179586 * ts))
+    cdef floating log_t = vlog(ts)
+    # log(2 pi t)/2 = log(t)/2 + log(2 pi)/2: one logarithm instead of two
+    cdef floating s = (ts + <floating>0.5) * log_t - ts + <floating>0.91893853320467274
     return s if t > 1 else zero_unless_nan(t)
 
 
@@ -220,9 +232,13 @@ cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
         return closs_grad_logit_bce(
             p, <floating>kind.label_scale * y + <floating>kind.label_shift, q, grad)
     elif Kind is PoissonLogitsKind:
-        return closs_grad_poisson_logits(p, y, kind.compute_full, grad)
+        return closs_grad_poisson_logits(p, y, False, grad)
+    elif Kind is PoissonLogitsFullKind:
+        return closs_grad_poisson_logits(p, y, True, grad)
     elif Kind is PoissonRateKind:
-        return closs_grad_poisson_rate(p, y, <floating>kind.epsilon, kind.compute_full, grad)
+        return closs_grad_poisson_rate(p, y, <floating>kind.epsilon, False, grad)
+    elif Kind is PoissonRateFullKind:
+        return closs_grad_poisson_rate(p, y, <floating>kind.epsilon, True, grad)
     else:
         return closs_grad_prob_bce(p, y, q, grad)
 
@@ -363,7 +379,9 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
     cdef LogitBCEKind logit_bce
     cdef ProbBCEKind prob_bce
     cdef PoissonLogitsKind poisson_logits
+    cdef PoissonLogitsFullKind poisson_logits_full
     cdef PoissonRateKind poisson_rate
+    cdef PoissonRateFullKind poisson_rate_full
     if kind_id == KIND_L2:
         _run(l2, pred, job, n_threads)
     elif kind_id == KIND_L1:
@@ -382,14 +400,16 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
         logit_bce.label_scale = param0
         logit_bce.label_shift = param1
         _run(logit_bce, pred, job, n_threads)
-    elif kind_id == KIND_POISSON_LOGITS:
-        # param0 unused (epsilon only applies to rates); param1: compute_full
-        poisson_logits.compute_full = param1 != 0
+    elif kind_id == KIND_POISSON_LOGITS:      # param0 (epsilon) applies to rates only
         _run(poisson_logits, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_LOGITS_FULL:
+        _run(poisson_logits_full, pred, job, n_threads)
     elif kind_id == KIND_POISSON_RATE:
         poisson_rate.epsilon = param0
-        poisson_rate.compute_full = param1 != 0
         _run(poisson_rate, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_RATE_FULL:
+        poisson_rate_full.epsilon = param0
+        _run(poisson_rate_full, pred, job, n_threads)
     else:
         _run(prob_bce, pred, job, n_threads)
 

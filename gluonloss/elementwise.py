@@ -420,8 +420,11 @@ class PoissonNLLLoss(_ElementwiseLoss):
         super().__init__(weight, batch_axis)
         self._from_logits = bool(from_logits)
         self._compute_full = bool(compute_full)
-        self._kind = (_elementwise.POISSON_LOGITS if self._from_logits
-                      else _elementwise.POISSON_RATE)
+        self._kind = {(True, False): _elementwise.POISSON_LOGITS,
+                      (True, True): _elementwise.POISSON_LOGITS_FULL,
+                      (False, False): _elementwise.POISSON_RATE,
+                      (False, True): _elementwise.POISSON_RATE_FULL}[
+                          self._from_logits, self._compute_full]
         self._epsilon = 1e-08
 
     def forward(self, pred, target, sample_weight=None, epsilon=1e-08):
@@ -451,4 +454,4 @@ class PoissonNLLLoss(_ElementwiseLoss):
                                want_grad)
 
     def _kernel_params(self):
-        return self._epsilon, float(self._compute_full)
+        return self._epsilon, 0.0
