@@ -22,10 +22,9 @@ The PyTorch peers, forward + backward with ``out.backward(ones)``:
 """
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
+from bench_elementwise import time_interleaved  # same timing loop for every bench
 
 import gluonloss as gl
 
@@ -34,19 +33,6 @@ try:
     import torch.nn.functional as F
 except ImportError:      # optional peer
     torch = None
-
-
-def time_interleaved(calls, repeats):
-    """Median seconds per call, all callables timed round-robin."""
-    times = {k: [] for k in calls}
-    for fn in calls.values():
-        fn()                                  # warm-up
-    for _ in range(repeats):
-        for k, fn in calls.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _torch_pair(fn, inputs, n_out):

@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 import gluonloss as gl
 from _pairwise_cases import PAIR_CASES, PAIR_IDS, tolerances
 from gluonloss import _dispatch, _openmp, pairwise
+from test_elementwise import _layouts
 
 DTYPES = [np.float32, np.float64]
 
@@ -432,18 +433,6 @@ def test_nan_stays_in_its_sample(dtype):
 
 
 # -- memory layouts ---------------------------------------------------------------------------
-
-def _layouts(a):
-    yield "fortran", np.asfortranarray(a)
-    big = np.zeros((a.shape[0] * 2, a.shape[1] * 3), a.dtype)
-    big[::2, ::3] = a
-    yield "strided", big[::2, ::3]
-    flipped = np.ascontiguousarray(a[::-1, ::-1])
-    yield "negative-strides", flipped[::-1, ::-1]
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "read-only", ro
-
 
 @pytest.mark.parametrize("case", PAIR_CASES[::3], ids=PAIR_IDS[::3])
 def test_memory_layouts_and_no_aliasing(case):
