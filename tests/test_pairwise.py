@@ -5,6 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad
 from scipy.special import logsumexp
@@ -551,3 +553,45 @@ def test_self_check_rows(capsys, monkeypatch):
 
     monkeypatch.setattr(pairwise.SDMLLoss, "gradient", broken)
     assert main_module.multi_input_rows(np.random.default_rng(0)) == ["SDMLLoss"]
+
+
+# -- random shapes, axes, dtypes and weights ---------------------------------------------------
+
+@st.composite
+def _problems(draw):
+    case = draw(st.sampled_from(PAIR_CASES))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    if case.cls == "SDMLLoss":
+        shape, batch_axis = (draw(st.integers(2, 40)), draw(st.integers(0, 40))), 0
+    else:
+        ndim = draw(st.integers(1, 4))
+        shape = tuple(draw(st.lists(st.integers(0 if case.cls == "TripletLoss" else 1, 6),
+                                    min_size=ndim, max_size=ndim)))
+        batch_axis = draw(st.integers(-ndim, ndim - 1)) if case.cls == "TripletLoss" else 0
+    return case, shape, batch_axis, dtype, draw(st.booleans()), draw(st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=150)
+@given(_problems())
+def test_property_compiled_matches_reference(problem):
+    case, shape, batch_axis, dtype, weighted, seed = problem
+    rng = np.random.default_rng(seed)
+    inputs, extra = case.data(rng, shape, dtype, batch_axis)
+    loss = case.make(batch_axis=batch_axis)
+    ref = case.make_reference(batch_axis=batch_axis)
+    args = case.call_args(inputs, extra)
+    n_out = len(ref(*args))
+    kwargs = {}
+    if weighted and case.cls != "SDMLLoss":
+        kwargs["sample_weight"] = rng.uniform(0, 2, (n_out, 1))
+    og = rng.standard_normal(n_out)
+    snapshots = [x.copy() for x in inputs]
+    out, grads = loss.value_and_gradient(*args, **kwargs, out_grad=og)
+    ref_out, ref_grads = ref.value_and_gradient(*args, **kwargs, out_grad=og)
+    rtol, atol = tolerances(dtype)
+    assert out.dtype == dtype and out.shape == (n_out,)
+    assert_allclose(out, ref_out, rtol=rtol, atol=atol)
+    for g, r, x, snap in zip(grads, ref_grads, inputs, snapshots):
+        assert g.shape == x.shape and g.dtype == dtype
+        assert_allclose(g, r, rtol=rtol, atol=atol)
+        assert_array_equal(x, snap)
