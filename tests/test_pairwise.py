@@ -595,3 +595,15 @@ def test_property_compiled_matches_reference(problem):
         assert g.shape == x.shape and g.dtype == dtype
         assert_allclose(g, r, rtol=rtol, atol=atol)
         assert_array_equal(x, snap)
+
+
+def test_cosine_clip_edges_have_zero_gradient():
+    # label -1, margin 0: cos = 0 is the lower edge, cos = 1 (= 1 - margin) the upper
+    # edge; both outside the open interval, so the gradient is 0 there.
+    x = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 4.0]])
+    y = np.array([[0.0, 1.0], [3.0, 0.0], [1.0, 0.0]])
+    out, (gx, gy) = gl.CosineEmbeddingLoss().value_and_gradient(x, y, [-1, -1, -1])
+    assert_array_equal(out, [0.0, 1.0, 0.6])
+    assert_array_equal(gx[:2], 0.0)
+    assert_array_equal(gy[:2], 0.0)
+    assert_allclose(gx[2], np.array([1.0, 0.0]) / 5 - 0.6 * np.array([3.0, 4.0]) / 25)
