@@ -98,3 +98,21 @@ def test_epsilon_of_concurrent_calls_never_mixes():
         assert_array_equal(out, want[e][0])
         assert_array_equal(grad, want[e][1])
     assert loss._epsilon == 1e-8           # the loss object itself is never changed
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("compute_full", [False, True])
+def test_epsilon_matches_reference(dtype, compute_full):
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.0, 2.0, (6, 50)).astype(dtype)
+    t = rng.poisson(2.0, (6, 50)).astype(dtype)
+    sw = rng.uniform(0.5, 2.0, (1, 50))
+    og = rng.standard_normal(6)
+    kwargs = {"from_logits": False, "compute_full": compute_full, "weight": 0.3}
+    got = gl.PoissonNLLLoss(**kwargs).value_and_gradient(p, t, sw, epsilon=0.3, out_grad=og)
+    want = gl.reference.PoissonNLLLoss(**kwargs).value_and_gradient(p, t, sw, epsilon=0.3,
+                                                                    out_grad=og)
+    rtol = 2e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(got, want):
+        assert a.dtype == dtype
+        assert_allclose(a, b, rtol=rtol, atol=rtol)
