@@ -34,7 +34,6 @@ cdef enum:
     RB = 32        # SDML rows per parallel work item (RB tiles of RI rows)
 
 SDML_PANEL = CW
-SDML_ROW_BLOCK = RB
 
 
 cdef inline double _scale(const double* row_weight, double weight, Py_ssize_t row) noexcept nogil:
@@ -352,13 +351,13 @@ def cosine(cnp.ndarray x, cnp.ndarray y, cnp.ndarray label, double margin, doubl
 # from the origin).  All three N x N x D sums are register-tiled RI x CW
 # loops that GCC vectorises along the CW axis; each output entry is a plain
 # sum in index order, so neither the tiling nor the threads change a bit.
-# The inputs arrive zero-padded to P rows (a multiple of RB) and packed into
+# The inputs arrive zero-padded to P rows (a multiple of CW) and packed into
 # CW-wide panels, so every inner loop reads contiguous memory.
 
 cdef struct SdmlJob:
     Py_ssize_t n             # rows of x1 and x2
     Py_ssize_t dim           # D
-    Py_ssize_t padded        # P: n rounded up to a multiple of RB
+    Py_ssize_t padded        # P: n rounded up to a multiple of CW
     Py_ssize_t dim_panels    # ceil(D / CW)
     const void* a_rows       # (P, D) x1, zero rows after n
     const void* b_panels     # (P / CW, D, CW): b_panels[p, k, c] = x2[p CW + c, k]
@@ -499,6 +498,8 @@ cdef inline void _distance_block(const floating* dummy, const SdmlJob* job,
     for panel in range(p // CW):
         for tile in range(RB // RI):
             i = block * RB + tile * RI
+            if i >= p:                   # the last block may be partial
+                break
             _sqdist_tile(a + i * dim, dim, b + panel * dim * CW, dim,
                          work + i * p + panel * CW, p)
 
@@ -565,14 +566,14 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
 
 cdef inline void _transpose_block(const floating* dummy, const SdmlJob* job,
                                   Py_ssize_t block) noexcept nogil:
-    """work_t[j, i] = work[i, j] for the RB rows j of this block."""
+    """work_t[j, i] = work[i, j] for the (at most) RB rows j of this block."""
     cdef Py_ssize_t p = job.padded
     cdef const floating* src = <const floating*>job.work
     cdef floating* dst = <floating*>job.work_t
     cdef Py_ssize_t i_block, i, j
-    for i_block in range(p // RB):
-        for j in range(block * RB, block * RB + RB):
-            for i in range(i_block * RB, i_block * RB + RB):
+    for i_block in range((p + RB - 1) // RB):
+        for j in range(block * RB, min(block * RB + RB, p)):
+            for i in range(i_block * RB, min(i_block * RB + RB, p)):
                 dst[j * p + i] = src[i * p + j]
 
 
@@ -598,7 +599,7 @@ cdef inline void _gradient_block(const floating* dummy, const SdmlJob* job, Py_s
 
 
 cdef void _sdml_run(const floating* dummy, const SdmlJob* job, int n_threads) noexcept nogil:
-    cdef Py_ssize_t n_blocks = job.padded // RB
+    cdef Py_ssize_t n_blocks = (job.padded + RB - 1) // RB
     cdef Py_ssize_t block, i
     cdef bint want_grad = job.grad_x1 != NULL
     if n_threads > 1:

@@ -383,8 +383,8 @@ class SDMLLoss(Loss):
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n, call.dim
-        panel, block = _pairwise.SDML_PANEL, _pairwise.SDML_ROW_BLOCK
-        padded = -(-n // block) * block
+        panel = _pairwise.SDML_PANEL
+        padded = -(-n // panel) * panel
         a_rows = np.zeros((padded, dim), dtype)
         a_rows[:n] = call.x1
         b_rows = np.zeros((padded, dim), dtype)
