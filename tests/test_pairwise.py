@@ -1,6 +1,7 @@
 """TripletLoss, CosineEmbeddingLoss and SDMLLoss: values, gradients of every
 differentiable input, options, shapes, layouts, threads and builds."""
 import importlib
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,15 +13,16 @@ from scipy.optimize import check_grad
 from scipy.special import logsumexp
 
 import gluonloss as gl
-from _pairwise_cases import PAIR_CASES, PAIR_IDS, tolerances
+from _pairwise_cases import PAIR_CASES, PAIR_IDS, gradient_atol, tolerances
 from gluonloss import _dispatch, _openmp, pairwise
 from test_elementwise import _layouts
 
 DTYPES = [np.float32, np.float64]
 
 
-def _assert_close(actual, expected, dtype):
-    rtol, atol = tolerances(dtype)
+def _assert_close(actual, expected, dtype, atol=None):
+    rtol, default_atol = tolerances(dtype)
+    atol = default_atol if atol is None else atol
     assert actual.dtype == np.dtype(dtype)
     assert_allclose(actual, expected, rtol=rtol, atol=atol)
 
@@ -47,7 +49,7 @@ MATCH_PARAMS = [(case, shape, axis) for case in PAIR_CASES for shape, axis in SH
 @pytest.mark.parametrize("case, shape, batch_axis", MATCH_PARAMS,
                          ids=[f"{c.id}-{s}-{a}" for c, s, a in MATCH_PARAMS])
 def test_matches_reference(case, shape, batch_axis, dtype):
-    rng = np.random.default_rng(abs(hash((case.id, shape, batch_axis))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{case.id}{shape}{batch_axis}".encode()))
     inputs, extra = case.data(rng, shape, dtype, batch_axis)
     loss = case.make(batch_axis=batch_axis)
     ref = case.make_reference(batch_axis=batch_axis)
@@ -60,7 +62,7 @@ def test_matches_reference(case, shape, batch_axis, dtype):
     assert len(grads) == case.n_differentiable
     for g, r, x in zip(grads, ref_grads, inputs):
         assert g.shape == x.shape and g.flags.c_contiguous
-        _assert_close(g, r, dtype)
+        _assert_close(g, r, dtype, gradient_atol(case, inputs, dtype))
 
 
 @pytest.mark.parametrize("case", PAIR_CASES, ids=PAIR_IDS)
@@ -593,7 +595,7 @@ def test_property_compiled_matches_reference(problem):
     assert_allclose(out, ref_out, rtol=rtol, atol=atol)
     for g, r, x, snap in zip(grads, ref_grads, inputs, snapshots):
         assert g.shape == x.shape and g.dtype == dtype
-        assert_allclose(g, r, rtol=rtol, atol=atol)
+        assert_allclose(g, r, rtol=rtol, atol=gradient_atol(case, inputs, dtype))
         assert_array_equal(x, snap)
 
 
