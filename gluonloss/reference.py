@@ -21,7 +21,8 @@ import gluonloss as _gl
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
-    "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
+    "PoissonNLLLoss", "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
+    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
 ]
 
 
@@ -194,3 +195,111 @@ class KLDivLoss(_SoftmaxFamily, _gl.KLDivLoss):
 
     def _elementwise_loss(self, call, y, lp, p):
         return _label_times(y, np.log(y + 1e-12) - lp, p)
+
+
+# ---------------------------------------------------------------------------
+# PoissonNLLLoss (issue 4)
+
+
+def _stirling_or_zero(t):
+    """t log t - t + log(2 pi t)/2 where t > 1, else 0 (NaN stays NaN)."""
+    big = t > 1
+    ts = np.where(big, t, 2.0)
+    s = ts * np.log(ts) - ts + 0.5 * np.log(2 * np.pi * ts)
+    return np.where(big, s, np.where(np.isnan(t), np.nan, 0.0))
+
+
+class PoissonNLLLoss(_Elementwise, _gl.PoissonNLLLoss):
+    __doc__ = _gl.PoissonNLLLoss.__doc__
+
+    def _terms(self, p, t, q):
+        if self._from_logits:
+            loss, grad = np.exp(p) - t * p, np.exp(p) - t
+        else:
+            eps = self._epsilon
+            loss, grad = p - t * np.log(p + eps), 1 - t / (p + eps)
+        if self._compute_full:
+            loss = loss + _stirling_or_zero(t)
+        return loss, grad
+
+
+# ---------------------------------------------------------------------------
+# TripletLoss, CosineEmbeddingLoss, SDMLLoss (issue 4): brute force, float64.
+
+
+def _per_sample(values, n):
+    """A validated per-sample factor (or None) as float64 ``(n,)``, ones when absent."""
+    return np.ones(n) if values is None else np.broadcast_to(values.astype(np.float64), (n,))
+
+
+class TripletLoss(_gl.TripletLoss):
+    __doc__ = _gl.TripletLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        p = call.pred.astype(np.float64)
+        q = call.positive.reshape(p.shape).astype(np.float64)
+        n = call.negative.reshape(p.shape).astype(np.float64)
+        other_axes = tuple(i for i in range(p.ndim) if i != call.axis)
+        h = np.sum((q - p) ** 2 - (n - p) ** 2, axis=other_axes) + float(self._margin)
+        ws = self._scalar_weight() * _per_sample(call.row_weight, call.n_rows)
+        out = np.maximum(h, 0.0) * ws
+        active = _keep_nan(np.where(h > 0, 1.0, 0.0), h)
+        shape = [1] * p.ndim
+        shape[call.axis] = call.n_rows
+        c = (2 * ws * _per_sample(call.out_grad, call.n_rows) * active).reshape(shape)
+        grads = (c * (n - q), c * (q - p), c * (p - n))
+        return out.astype(call.dtype), tuple(
+            g.astype(call.dtype).reshape(x.shape)
+            for g, x in zip(grads, (call.pred, call.positive, call.negative)))
+
+
+class CosineEmbeddingLoss(_gl.CosineEmbeddingLoss):
+    __doc__ = _gl.CosineEmbeddingLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        n = call.n_vectors
+        x = call.input1.reshape(call.input2.shape).astype(np.float64).reshape(n, call.dim)
+        y = call.input2.astype(np.float64).reshape(n, call.dim)
+        label = call.label.reshape(n)
+        m = float(self._margin)
+        xx, yy = np.sum(x * x, axis=1), np.sum(y * y, axis=1)
+        norms = np.sqrt(xx) * np.sqrt(yy)
+        floored = norms <= 1e-12
+        den = np.maximum(norms, 1e-12)
+        cos = np.sum(x * y, axis=1) / den
+        v = cos - m
+        clipped = np.where(v > 1 - m, 1 - m, np.where(v < 0, 0.0, v))   # MXNet's clip order
+        loss = np.where(label == 1, 1 - cos, clipped)
+        dclip = _keep_nan(np.where((v > 0) & (v < 1 - m), 1.0, 0.0), v)
+        dloss = np.where(label == 1, -1.0, dclip)
+        ws = self._scalar_weight() * _per_sample(call.row_weight, n)
+        k = ws * _per_sample(call.out_grad, n) * dloss
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cx = np.where(floored, 0.0, k * cos / xx)
+            cy = np.where(floored, 0.0, k * cos / yy)
+        gx = (k / den)[:, None] * y - cx[:, None] * x
+        gy = (k / den)[:, None] * x - cy[:, None] * y
+        return (loss * ws).astype(call.dtype), (
+            gx.astype(call.dtype).reshape(call.input1.shape),
+            gy.astype(call.dtype).reshape(call.input2.shape))
+
+
+class SDMLLoss(_gl.SDMLLoss):
+    __doc__ = _gl.SDMLLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        from scipy.special import logsumexp
+        a, b = call.x1.astype(np.float64), call.x2.astype(np.float64)
+        n = call.n
+        diff = a[:, None, :] - b[None, :, :]            # (N, N, D): a_i - b_j
+        dist = np.sum(diff ** 2, axis=2)
+        lp = -dist - logsumexp(-dist, axis=1, keepdims=True)
+        sp = float(self._smoothing_parameter)
+        y = np.full((n, n), sp / (n - 1))
+        np.fill_diagonal(y, 1 - sp)
+        w = self._scalar_weight()
+        out = w * np.mean(y * (np.log(y + 1e-12) - lp), axis=1)
+        g = 2 * (w / n) * _per_sample(call.out_grad, n)[:, None] * (y - np.exp(lp))
+        grad_x1 = np.einsum("ij,ijd->id", g, diff)
+        grad_x2 = -np.einsum("ij,ijd->jd", g, diff)
+        return out.astype(call.dtype), (grad_x1.astype(call.dtype), grad_x2.astype(call.dtype))

@@ -18,7 +18,7 @@ class Case:
     id: str
     cls: str
     kwargs: dict = field(default_factory=dict)
-    label: str = "real"        # real | signed | binary | prob
+    label: str = "real"        # real | signed | binary | prob | count
     pred: str = "real"         # real | prob
     pos_weight: bool = False   # pass a pos_weight argument
 
@@ -40,6 +40,8 @@ class Case:
             label = rng.choice([0.0, 1.0], shape)
         elif self.label == "prob":
             label = rng.uniform(0, 1, shape)
+        elif self.label == "count":     # Poisson targets: 0, 1 and larger counts
+            label = rng.poisson(1.5, shape)
         else:
             label = rng.standard_normal(shape)
         pred = _away_from_kinks(self, pred, label)
@@ -82,6 +84,12 @@ CASES = [
     Case("bce-sigmoid", "SigmoidBCELoss", {"from_sigmoid": True}, label="prob", pred="prob"),
     Case("bce-sigmoid-posw", "SigmoidBCELoss", {"from_sigmoid": True}, label="binary",
          pred="prob", pos_weight=True),
+    # PoissonNLLLoss (issue 4): log-rates or rates, integer counts as targets.
+    Case("poisson", "PoissonNLLLoss", label="count"),
+    Case("poisson-full", "PoissonNLLLoss", {"compute_full": True, "weight": 0.7}, label="count"),
+    Case("poisson-rate", "PoissonNLLLoss", {"from_logits": False}, label="count", pred="prob"),
+    Case("poisson-rate-full", "PoissonNLLLoss", {"from_logits": False, "compute_full": True},
+         label="count", pred="prob"),
 ]
 
 CASE_IDS = [c.id for c in CASES]

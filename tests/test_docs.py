@@ -5,10 +5,12 @@ import pytest
 
 import gluonloss
 import gluonloss.elementwise
+import gluonloss.pairwise
 import gluonloss.reference
 import gluonloss.softmax
 
-MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.softmax]
+MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.softmax,
+           gluonloss.pairwise]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
