@@ -5,12 +5,19 @@ domain (labels in {-1, 1} for the margin losses, probabilities for
 from_sigmoid, ...), with values kept away from the kinks so that finite
 differences are meaningful.
 """
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import gluonloss as gl
 from gluonloss import reference
+
+
+def stable_rng(*parts):
+    """A generator seeded by the test's parameters, the same in every process
+    (``hash`` of a str changes with PYTHONHASHSEED)."""
+    return np.random.default_rng(zlib.crc32(repr(parts).encode()))
 
 
 @dataclass

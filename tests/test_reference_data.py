@@ -28,7 +28,8 @@ DATA = pathlib.Path(__file__).resolve().parent.parent / "reference_data"
 # Every loss whose fixture must exist; each one's classes in both implementations.
 FIXTURE_LOSSES = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-    "SigmoidBinaryCrossEntropyLoss", "SoftmaxCrossEntropyLoss", "KLDivLoss",
+    "SigmoidBinaryCrossEntropyLoss", "PoissonNLLLoss", "SoftmaxCrossEntropyLoss", "KLDivLoss",
+    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
 ]
 TOLERANCES = {"float32": (4e-6, 1e-6), "float64": (1e-13, 1e-14)}
 LOOSER_FLOAT32 = {"SoftmaxCrossEntropyLoss": (1e-5, 1e-5), "SDMLLoss": (1e-5, 1e-5),
