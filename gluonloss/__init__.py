@@ -16,17 +16,22 @@ from gluonloss.elementwise import (
     L1Loss,
     L2Loss,
     LogisticLoss,
+    PoissonNLLLoss,
     SigmoidBCELoss,
     SigmoidBinaryCrossEntropyLoss,
     SquaredHingeLoss,
 )
+from gluonloss.pairwise import CosineEmbeddingLoss, SDMLLoss, TripletLoss
+from gluonloss.softmax import KLDivLoss, SoftmaxCELoss, SoftmaxCrossEntropyLoss
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Loss",
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-    "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+    "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "PoissonNLLLoss",
+    "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
+    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
     "get_num_threads", "set_num_threads", "num_threads",
     "CTCLoss",
 ]

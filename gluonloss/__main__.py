@@ -25,6 +25,14 @@ CONFIGS = [
     ("SigmoidBCELoss", gl.SigmoidBCELoss(), "real", "prob", {}),
     ("SigmoidBCELoss(pos_weight)", gl.SigmoidBCELoss(), "real", "binary", {"pos_weight": 2.0}),
     ("SigmoidBCELoss(from_sigmoid)", gl.SigmoidBCELoss(from_sigmoid=True), "prob", "prob", {}),
+    ("SoftmaxCELoss", gl.SoftmaxCELoss(), "real", "class", {}),
+    ("SoftmaxCELoss(dense)", gl.SoftmaxCELoss(sparse_label=False), "real", "dist", {}),
+    ("SoftmaxCELoss(from_logits)", gl.SoftmaxCELoss(from_logits=True), "real", "class", {}),
+    ("KLDivLoss", gl.KLDivLoss(), "real", "dist", {}),
+    ("KLDivLoss(from_logits=False)", gl.KLDivLoss(from_logits=False), "real", "dist", {}),
+    ("PoissonNLLLoss", gl.PoissonNLLLoss(), "real", "count", {}),
+    ("PoissonNLLLoss(full, rates)", gl.PoissonNLLLoss(from_logits=False, compute_full=True),
+     "prob", "count", {"epsilon": 1e-6}),
 ]
 
 SAMPLE_SHAPE = (8, 16)
@@ -34,10 +42,17 @@ TOLERANCE = 1e-5   # on ||analytic - numerical|| / max(1, ||analytic||)
 
 def make_data(rng, shape, pred_kind, label_kind, dtype=np.float64):
     pred = rng.uniform(0.05, 0.95, shape) if pred_kind == "prob" else rng.standard_normal(shape)
+    if label_kind in ("class", "dist"):
+        # Softmax family, classes along the last axis (no kinks): class indices,
+        # or a probability distribution per row.
+        label = rng.integers(0, shape[-1], shape[:-1]) if label_kind == "class" else (
+            rng.dirichlet(np.ones(shape[-1]), shape[:-1]).astype(dtype))
+        return pred.astype(dtype), label
     label = {"real": lambda: rng.standard_normal(shape),
              "signed": lambda: rng.choice([-1.0, 1.0], shape),
              "binary": lambda: rng.choice([0.0, 1.0], shape),
-             "prob": lambda: rng.uniform(0, 1, shape)}[label_kind]()
+             "prob": lambda: rng.uniform(0, 1, shape),
+             "count": lambda: rng.poisson(1.5, shape).astype(np.float64)}[label_kind]()
     # Keep clear of the kinks of L1/Huber/hinge, where finite differences are meaningless.
     for kink in (pred - label, pred - label - 0.5, pred - label + 0.5, 1 - pred * label):
         pred = np.where(np.abs(kink) < 0.02, pred + 0.05, pred)
@@ -88,13 +103,92 @@ def main():
             failed.append(name)
         print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
               f"{'ok' if ok else 'FAILED'}")
+    failed += multi_input_rows(rng)
     failed += ctc_rows(rng)
     if failed:
         print(f"\ngradient check FAILED for: {', '.join(failed)}")
         return 1
-    n_checks = len(CONFIGS) + len(CTC_CONFIGS)
+    n_checks = len(CONFIGS) + len(MULTI_INPUT_CONFIGS) + len(CTC_CONFIGS)
     print(f"\nall {n_checks} gradient checks passed (relative tolerance {TOLERANCE:g})")
     return 0
+
+
+# -- losses with several differentiable inputs (issue 4) -----------------------------
+# The check_grad column is the worst input's; the throughput counts every input element.
+
+def _triplet_inputs(rng, shape, dtype):
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(3)], {}
+
+
+def _cosine_inputs(rng, shape, dtype):
+    x, y = rng.standard_normal(shape), rng.standard_normal(shape)
+    cos = np.sum(x * y, 1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+    # Label 1 where cos is near the clip's kink at 0 (margin 0), else random.
+    label = np.where(np.abs(cos) < 0.05, 1, rng.choice([-1, 1], shape[0]))
+    return [x.astype(dtype), y.astype(dtype)], {"label": label}
+
+
+def _sdml_inputs(rng, shape, dtype):
+    x1 = rng.standard_normal(shape)
+    return [x1.astype(dtype), (x1 + 0.7 * rng.standard_normal(shape)).astype(dtype)], {}
+
+
+# (label, loss, inputs builder, throughput shape)
+MULTI_INPUT_CONFIGS = [
+    ("TripletLoss(margin=50)", gl.TripletLoss(margin=50), _triplet_inputs, (1024, 1024)),
+    ("CosineEmbeddingLoss", gl.CosineEmbeddingLoss(), _cosine_inputs, (1024, 1024)),
+    ("SDMLLoss", gl.SDMLLoss(), _sdml_inputs, (512, 256)),
+]
+
+
+def _call_args(inputs, extra):
+    return [*inputs, extra["label"]] if "label" in extra else list(inputs)
+
+
+def multi_input_rows(rng):
+    """Print one table row per multi-input loss; return the names that failed."""
+    failed = []
+    for name, loss, make_inputs, bench_shape in MULTI_INPUT_CONFIGS:
+        inputs, extra = make_inputs(rng, SAMPLE_SHAPE, np.float64)
+        out_grad = rng.uniform(0.5, 1.5, SAMPLE_SHAPE[0])
+        value = float(np.mean(loss(*_call_args(inputs, extra))))
+        rel_err = max_err = 0.0
+        for k in range(len(inputs)):
+            def call_with(x, k=k):
+                args = list(inputs)
+                args[k] = x.reshape(inputs[k].shape)
+                return _call_args(args, extra)
+
+            wrapped = _OneInput(loss, call_with, k)
+            r, m = gradient_errors(wrapped, inputs[k], None, {}, out_grad)
+            rel_err, max_err = max(rel_err, r), max(max_err, m)
+        big, big_extra = make_inputs(rng, bench_shape, np.float32)
+        big_args = _call_args(big, big_extra)
+        times = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            loss.value_and_gradient(*big_args)
+            times.append(time.perf_counter() - t0)
+        rate = sum(x.size for x in big) / np.median(times) / 1e6
+        ok = rel_err < TOLERANCE and np.isfinite(value)
+        if not ok:
+            failed.append(name)
+        print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
+              f"{'ok' if ok else 'FAILED'}")
+    return failed
+
+
+class _OneInput:
+    """One input of a multi-input loss, seen as the pred of gradient_errors."""
+
+    def __init__(self, loss, call_with, k):
+        self._loss, self._call_with, self._k = loss, call_with, k
+
+    def __call__(self, x, label, out_grad=None):
+        return self._loss(*self._call_with(x))
+
+    def gradient(self, x, label, out_grad=None):
+        return self._loss.gradient(*self._call_with(x), out_grad=out_grad)[self._k]
 
 
 # -- CTCLoss (issue 5) ------------------------------------------------------------

@@ -39,7 +39,7 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from gluonloss._math cimport exp_nonpositive, log_normal, vexp, vlog
+from gluonloss._math cimport log_normal, vexp, vexp_nonpositive, vlog
 
 cnp.import_array()
 
@@ -70,23 +70,6 @@ cdef inline floating finite_shift(floating m) noexcept nogil:
     return m if m > -INFINITY else <floating>0.0
 
 
-cdef inline floating exp_below_one(floating d) noexcept nogil:
-    """e^d for d <= 0 (or NaN), with 0 where e^d is below the normal range's top few.
-
-    Subnormal floats cost a microcode assist (~100 cycles) per operation,
-    and log-space recursions produce them all the time.  Every caller adds
-    e^d to a sum that holds a 1 (the term of the maximum), so dropping terms
-    below e^-80 (float32; e^-700 in float64) is far below half an ulp of it.
-    NaN passes through.
-    """
-    cdef floating cutoff = <floating>-80.0 if floating is float else <floating>-700.0
-    cdef bint tiny = d < cutoff
-    # Clamped first: a vector select computes both sides, and vexp of -inf
-    # would pass through subnormals itself.
-    cdef floating e = exp_nonpositive(cutoff if tiny else d)
-    return <floating>0.0 if tiny else e
-
-
 cdef inline floating min2(floating a, floating b) noexcept nogil:
     return a if a < b else b
 
@@ -95,7 +78,11 @@ cdef inline floating log_sum_exp3(floating a, floating b, floating c) noexcept n
     """log(e^a + e^b + e^c); -inf when all three are -inf.
 
     The largest term is e^0 = 1 after the shift, so only the other two need
-    an exp, and the log's argument lies in [1, 3].  NaN is not looked for:
+    an exp, and the log's argument lies in [1, 3] (log_normal: no special
+    cases).  vexp_nonpositive flushes terms below the smallest normal number
+    to 0: far below half an ulp of the sum, and it keeps subnormals, which
+    cost a ~100-cycle microcode assist per operation and turn up constantly
+    in log-space recursions, out of the arithmetic.  NaN is not looked for:
     in the recursions a NaN input makes every emission of its frame NaN, so
     every state of the frame and the frame's shift (row_max) are NaN, and the
     shift carries it into log p.
@@ -105,8 +92,8 @@ cdef inline floating log_sum_exp3(floating a, floating b, floating c) noexcept n
     cdef floating m = max2(high, c)
     cdef floating middle = min2(high, c)
     cdef floating shift = finite_shift(m)
-    cdef floating total = (<floating>1.0 + exp_below_one(low - shift)
-                           + exp_below_one(middle - shift))
+    cdef floating total = (<floating>1.0 + vexp_nonpositive(low - shift)
+                           + vexp_nonpositive(middle - shift))
     return shift + log_normal(total) if m > -INFINITY else <floating>-INFINITY
 
 
@@ -138,12 +125,12 @@ cdef inline floating sum_exp(const floating* v, floating shift, floating* w,
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
-            w[i + j] = exp_below_one(v[i + j] - shift)
+            w[i + j] = vexp_nonpositive(v[i + j] - shift)
             acc[j] += w[i + j]
     for j in range(LANES):
         total += acc[j]
     for i in range(n_vec, n):
-        w[i] = exp_below_one(v[i] - shift)
+        w[i] = vexp_nonpositive(v[i] - shift)
         total += w[i]
     return total
 

@@ -1,5 +1,5 @@
 """Kernels of the elementwise losses: L2, L1, Huber, Hinge, SquaredHinge,
-Logistic and SigmoidBinaryCrossEntropy.
+Logistic, SigmoidBinaryCrossEntropy and PoissonNLL.
 
 Each loss is a per-element function l(p, y) with derivative dl/dp, averaged
 over every sample.  The Python layer (``gluonloss/elementwise.py``) has
@@ -44,9 +44,12 @@ BLOCK_SIZE = BLOCK
 # pair gets its own specialised, vectorised loop.
 cdef enum:
     KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE, KIND_LOGIT_BCE, KIND_PROB_BCE
+    KIND_POISSON_LOGITS, KIND_POISSON_RATE, KIND_POISSON_LOGITS_FULL, KIND_POISSON_RATE_FULL
 
 L2, L1, HUBER, HINGE, SQUARED_HINGE = KIND_L2, KIND_L1, KIND_HUBER, KIND_HINGE, KIND_SQUARED_HINGE
 LOGIT_BCE, PROB_BCE = KIND_LOGIT_BCE, KIND_PROB_BCE
+POISSON_LOGITS, POISSON_RATE = KIND_POISSON_LOGITS, KIND_POISSON_RATE
+POISSON_LOGITS_FULL, POISSON_RATE_FULL = KIND_POISSON_LOGITS_FULL, KIND_POISSON_RATE_FULL
 
 cdef struct L2Kind:
     char unused
@@ -73,6 +76,21 @@ cdef struct LogitBCEKind:
 cdef struct ProbBCEKind:
     char unused
 
+# PoissonNLLLoss: pred is the log-rate (logits) or the rate; the _FULL kinds
+# add the Stirling term (compute_full).  Separate kinds rather than a flag,
+# so that each loop is compiled without the branch and stays vectorised.
+cdef struct PoissonLogitsKind:
+    char unused
+
+cdef struct PoissonLogitsFullKind:
+    char unused
+
+cdef struct PoissonRateKind:
+    double epsilon
+
+cdef struct PoissonRateFullKind:
+    double epsilon
+
 ctypedef fused Kind:
     L2Kind
     L1Kind
@@ -81,6 +99,10 @@ ctypedef fused Kind:
     SquaredHingeKind
     LogitBCEKind
     ProbBCEKind
+    PoissonLogitsKind
+    PoissonLogitsFullKind
+    PoissonRateKind
+    PoissonRateFullKind
 
 
 # ---------------------------------------------------------------------------
@@ -161,6 +183,39 @@ cdef inline floating closs_grad_prob_bce(floating p, floating y, floating q,
     return -(y * q * vlog(pe) + not_y * vlog(me))
 
 
+cdef inline floating stirling_or_zero(floating t) noexcept nogil:
+    """t log t - t + log(2 pi t)/2 for t > 1, else 0 (NaN stays NaN).
+
+    Stirling's approximation of log(t!), PoissonNLLLoss's compute_full term.
+    Only t > 1 gets it, so t = 0 keeps a finite loss.
+    """
+    cdef floating ts = t if t > 1 else <floating>2.0     # a safe argument where unused
+    cdef floating log_t = vlog(ts)
+    # log(2 pi t)/2 = log(t)/2 + log(2 pi)/2: one logarithm instead of two
+    cdef floating s = (ts + <floating>0.5) * log_t - ts + <floating>0.91893853320467274
+    return s if t > 1 else zero_unless_nan(t)
+
+
+cdef inline floating closs_grad_poisson_logits(floating p, floating t, bint compute_full,
+                                               floating* grad) noexcept nogil:
+    # pred is log(rate): l = e^p - t p
+    cdef floating e = vexp(p)
+    grad[0] = e - t
+    if compute_full:
+        return e - t * p + stirling_or_zero(t)
+    return e - t * p
+
+
+cdef inline floating closs_grad_poisson_rate(floating p, floating t, floating eps,
+                                             bint compute_full, floating* grad) noexcept nogil:
+    # pred is the rate itself: l = p - t log(p + eps)
+    cdef floating pe = p + eps
+    grad[0] = <floating>1.0 - t / pe
+    if compute_full:
+        return p - t * vlog(pe) + stirling_or_zero(t)
+    return p - t * vlog(pe)
+
+
 cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
                                 floating* grad) noexcept nogil:
     if Kind is L2Kind:
@@ -176,6 +231,14 @@ cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
     elif Kind is LogitBCEKind:
         return closs_grad_logit_bce(
             p, <floating>kind.label_scale * y + <floating>kind.label_shift, q, grad)
+    elif Kind is PoissonLogitsKind:
+        return closs_grad_poisson_logits(p, y, False, grad)
+    elif Kind is PoissonLogitsFullKind:
+        return closs_grad_poisson_logits(p, y, True, grad)
+    elif Kind is PoissonRateKind:
+        return closs_grad_poisson_rate(p, y, <floating>kind.epsilon, False, grad)
+    elif Kind is PoissonRateFullKind:
+        return closs_grad_poisson_rate(p, y, <floating>kind.epsilon, True, grad)
     else:
         return closs_grad_prob_bce(p, y, q, grad)
 
@@ -315,6 +378,10 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
     cdef SquaredHingeKind squared_hinge
     cdef LogitBCEKind logit_bce
     cdef ProbBCEKind prob_bce
+    cdef PoissonLogitsKind poisson_logits
+    cdef PoissonLogitsFullKind poisson_logits_full
+    cdef PoissonRateKind poisson_rate
+    cdef PoissonRateFullKind poisson_rate_full
     if kind_id == KIND_L2:
         _run(l2, pred, job, n_threads)
     elif kind_id == KIND_L1:
@@ -333,6 +400,16 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
         logit_bce.label_scale = param0
         logit_bce.label_shift = param1
         _run(logit_bce, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_LOGITS:      # param0 (epsilon) applies to rates only
+        _run(poisson_logits, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_LOGITS_FULL:
+        _run(poisson_logits_full, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_RATE:
+        poisson_rate.epsilon = param0
+        _run(poisson_rate, pred, job, n_threads)
+    elif kind_id == KIND_POISSON_RATE_FULL:
+        poisson_rate_full.epsilon = param0
+        _run(poisson_rate_full, pred, job, n_threads)
     else:
         _run(prob_bce, pred, job, n_threads)
 

@@ -49,30 +49,21 @@ cdef inline float _pow2f(int32_t n) noexcept nogil:
     return _f32_from_bits((n + 127) << 23)
 
 
-cdef inline float _expf_exponent(float x) noexcept nogil:
-    """round(x / ln2) as a float, with the 1.5 * 2**23 trick (SSE2 has no round)."""
-    cdef float shifted = x * <float>1.44269504088896341 + <float>12582912.0
-    return shifted - <float>12582912.0
-
-
-cdef inline float _expf_reduced(float x, float n) noexcept nogil:
-    """exp(x - n ln2) for n = _expf_exponent(x): exp(x) before the scaling by 2**n."""
-    # Cody-Waite: ln2 split so that n * hi is exact.
-    cdef float r = (x - n * <float>0.693359375) - n * <float>-2.12194440e-4
-    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
-                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
-                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
-    return poly * r * r + r + <float>1.0
-
-
 cdef inline float _expf(float x) noexcept nogil:
     """exp(x) in float32, vectorisable (max error about 1 ulp)."""
     # Clamp so that n stays within [-150, 128]: below -104 the result
     # rounds to 0, above 88.8 the scaling overflows to +inf as it should.
     cdef float xc = x if x < <float>88.8 else <float>88.8
     xc = xc if xc > <float>-104.0 else <float>-104.0
-    cdef float n = _expf_exponent(xc)
-    cdef float er = _expf_reduced(xc, n)
+    # n = round(x / ln2) with the 1.5 * 2**23 trick (SSE2 has no round).
+    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
+    cdef float n = shifted - <float>12582912.0
+    # Cody-Waite: ln2 split so that n * hi is exact.
+    cdef float r = (xc - n * <float>0.693359375) - n * <float>-2.12194440e-4
+    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
+                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
+                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
+    cdef float er = poly * r * r + r + <float>1.0
     # Scale in two steps so that subnormal results come out right.
     cdef int32_t k = <int32_t>n
     cdef int32_t k1 = k >> 1
@@ -206,6 +197,33 @@ cdef inline double _log1p_f64_unit(double e, double u, double inv_u) noexcept no
 
 
 # ---------------------------------------------------------------------------
+# exp on (-inf, 0], for softmax: exp(x - max).  In float32: no overflow to
+# guard against and one scaling step (float64 reuses _exp_f64).  Results
+# below the smallest normal number (x < -87.3 in float32, x < -708.3 in
+# float64) are flushed to 0, which no softmax sum or gradient can tell apart
+# (they sit next to a term equal to 1); float32 never forms a subnormal, so
+# no slow microcode assists either.
+
+cdef inline float _expf_nonpositive(float x) noexcept nogil:
+    """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -87.33."""
+    cdef float xc = x if x > <float>-87.33 else <float>-87.33
+    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
+    cdef float n = shifted - <float>12582912.0                  # in [-126, 0]
+    cdef float r = (xc - n * <float>0.693359375) - n * <float>-2.12194440e-4
+    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
+                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
+                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
+    cdef float res = (poly * r * r + r + <float>1.0) * _pow2f(<int32_t>n)
+    res = res if x >= <float>-87.33 else <float>0.0
+    return res if x == x else x
+
+
+cdef inline double _exp_f64_nonpositive(double x) noexcept nogil:
+    """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -708.3."""
+    return 0.0 if x < -708.3 else _exp_f64(x)
+
+
+# ---------------------------------------------------------------------------
 # Fused front ends.
 
 cdef inline floating vexp(floating x) noexcept nogil:
@@ -213,6 +231,14 @@ cdef inline floating vexp(floating x) noexcept nogil:
         return _expf(x)
     else:
         return _exp_f64(x)
+
+
+cdef inline floating vexp_nonpositive(floating x) noexcept nogil:
+    """exp(x) for x <= 0, flushing results below the smallest normal to 0."""
+    if floating is float:
+        return _expf_nonpositive(x)
+    else:
+        return _exp_f64_nonpositive(x)
 
 
 cdef inline floating vlog(floating x) noexcept nogil:
@@ -260,15 +286,9 @@ cdef inline floating mul_zero_wins(floating c, floating a) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# Restricted-domain variants for hot loops that know their arguments' range
-# (log-sum-exp after the shift by the maximum): no clamps, no special-value
-# selects.  float32 only has its own code; float64 uses the general functions.
-
-cdef inline float _expf_nonpositive(float d) noexcept nogil:
-    """exp(d) for d in [-87, 0] (normal results): _expf without its clamps."""
-    cdef float n = _expf_exponent(d)
-    return _expf_reduced(d, n) * _pow2f(<int32_t>n)
-
+# log on the normal numbers only, for hot loops that know their argument is
+# finite, positive and normal (CTC's log-sum-exp: a sum in [1, 3]): no
+# subnormal scaling, no special-value selects.  float64 uses _log_f64.
 
 cdef inline float _logf_normal(float x) noexcept nogil:
     """log(x) for finite, positive, normal x: _logf without its special cases."""
@@ -279,14 +299,6 @@ cdef inline float _logf_normal(float x) noexcept nogil:
     cdef float m = mant * <float>0.5 if high else mant
     cdef float k = <float>e + (<float>1.0 if high else <float>0.0)
     return _log1pf_reduced(m - <float>1.0, k, <float>0.0)
-
-
-cdef inline floating exp_nonpositive(floating d) noexcept nogil:
-    """exp(d) for d in [-87, 0] (float32) or [-708, 0] (float64); NaN gives NaN."""
-    if floating is float:
-        return _expf_nonpositive(d)
-    else:
-        return _exp_f64(d)
 
 
 cdef inline floating log_normal(floating x) noexcept nogil:

@@ -7,7 +7,7 @@ from cython cimport floating
 cimport numpy as cnp
 import numpy as np
 
-from gluonloss._math cimport exp_nonpositive, log1p_unit, log_normal, vexp, vlog
+from gluonloss._math cimport log1p_unit, log_normal, vexp, vexp_nonpositive, vlog
 
 cnp.import_array()
 
@@ -25,7 +25,7 @@ def _apply(const floating[::1] x, floating[::1] out, int which):
                 u = 1 + x[i]
                 out[i] = log1p_unit(x[i], u, <floating>1 / u)
             elif which == 3:
-                out[i] = exp_nonpositive(x[i])
+                out[i] = vexp_nonpositive(x[i])
             else:
                 out[i] = log_normal(x[i])
 
@@ -55,10 +55,10 @@ def log1p_unit_array(x):
 
 
 def exp_nonpositive_array(x):
-    """exp on [-87, 0] (float32) / [-708, 0] (float64), the CTC kernel's variant."""
+    """exp on (-inf, 0], flushing results below the smallest normal to 0."""
     return _run(x, 3)
 
 
 def log_normal_array(x):
-    """log of finite, positive, normal numbers, the CTC kernel's variant."""
+    """log of finite, positive, normal numbers (no special cases)."""
     return _run(x, 4)

@@ -13,6 +13,7 @@ order with pred's shape, :math:`s` = sample_weight broadcast to pred,
 
 where :math:`g` is ``out_grad`` (ones by default).
 """
+import copy
 import math
 from collections import namedtuple
 
@@ -43,7 +44,7 @@ _elementwise = load_kernels("_elementwise")
 
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-    "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+    "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "PoissonNLLLoss",
 ]
 
 # Validated arguments of one call, in the caller's layout.
@@ -368,3 +369,89 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
 
 
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+class PoissonNLLLoss(_ElementwiseLoss):
+    r"""Negative log-likelihood of a Poisson-distributed target.
+
+    ``from_logits=True`` (``pred`` is the log of the rate) and ``False``
+    (``pred`` is the rate itself), with :math:`t` = target and
+    :math:`\epsilon` = the ``epsilon`` call argument:
+
+    .. math::
+        \ell = e^{p} - t\,p, \quad \frac{\partial\ell}{\partial p} = e^{p} - t
+        \qquad\text{or}\qquad
+        \ell = p - t\log(p + \epsilon), \quad
+        \frac{\partial\ell}{\partial p} = 1 - \frac{t}{p + \epsilon}
+
+    ``compute_full=True`` adds Stirling's approximation of :math:`\log t!`,
+    :math:`t\log t - t + \tfrac12\log(2\pi t)`, where :math:`t > 1` and
+    nothing elsewhere, so a zero count keeps a finite loss (MXNet gives NaN
+    there).  It does not depend on ``pred``, so the gradient is unchanged.
+    ``out[b] = weight * mean_b(ℓ * s)``, shape ``(N,)`` (MXNet 1.9.1 returns
+    the mean over the whole batch instead).
+
+    Parameters
+    ----------
+    weight : float or None, default None
+        Global scalar weight.
+    from_logits : bool, default True
+        Whether ``pred`` is the log of the rate.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+    compute_full : bool, default False
+        Add the Stirling term.
+
+    Call ``loss(pred, target, sample_weight=None, epsilon=1e-08)``:
+    ``target`` with the same number of elements as ``pred``,
+    ``sample_weight`` broadcasting to ``pred``; ``epsilon`` (a real number)
+    is only used when ``from_logits=False``.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> gl.PoissonNLLLoss()(np.array([[0.0, 1.0]]), np.array([[1.0, 2.0]]))  # (1 + e - 2)/2
+    array([0.85914091])
+    >>> gl.PoissonNLLLoss(from_logits=False).gradient(np.array([[2.0]]), np.array([[1.0]]))
+    array([[0.5]])
+    """
+
+    def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False):
+        super().__init__(weight, batch_axis)
+        self._from_logits = bool(from_logits)
+        self._compute_full = bool(compute_full)
+        self._kind = {(True, False): _elementwise.POISSON_LOGITS,
+                      (True, True): _elementwise.POISSON_LOGITS_FULL,
+                      (False, False): _elementwise.POISSON_RATE,
+                      (False, True): _elementwise.POISSON_RATE_FULL}[
+                          self._from_logits, self._compute_full]
+        self._epsilon = 1e-08
+
+    def forward(self, pred, target, sample_weight=None, epsilon=1e-08):
+        """Per-sample loss, shape ``(N,)``."""
+        return self._evaluate_with(epsilon, pred, target, sample_weight, None, True, False)[0]
+
+    def gradient(self, pred, target, sample_weight=None, epsilon=1e-08, out_grad=None):
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, False, True)[1]
+
+    def value_and_gradient(self, pred, target, sample_weight=None, epsilon=1e-08,
+                           out_grad=None):
+        """``(forward(...), gradient(...))`` from one pass over the data."""
+        return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, True, True)
+
+    def _evaluate_with(self, epsilon, pred, target, sample_weight, out_grad, want_loss,
+                       want_grad):
+        # epsilon is a call argument: it goes on a private copy of the loss, so
+        # calls from several Python threads never see each other's value.
+        bound = copy.copy(self)
+        bound._epsilon = float(check_real(epsilon, "epsilon"))
+        # Checked here first so that messages name the argument "target".
+        pred = as_numeric_array(pred, "pred")
+        target = reshape_like(as_numeric_array(target, "target"), pred.shape, pred.size,
+                              "target")
+        return bound._evaluate(pred, target, sample_weight, None, out_grad, want_loss,
+                               want_grad)
+
+    def _kernel_params(self):
+        return self._epsilon, 0.0

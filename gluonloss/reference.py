@@ -14,13 +14,15 @@ statement of what each loss computes.
 array([1.75])
 """
 import numpy as np
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, logsumexp
 
 import gluonloss as _gl
 
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
+    "PoissonNLLLoss", "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
+    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
     "CTCLoss",
 ]
 
@@ -130,6 +132,178 @@ class SigmoidBinaryCrossEntropyLoss(_Elementwise, _gl.SigmoidBinaryCrossEntropyL
 
 
 SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+# ---------------------------------------------------------------------------
+# The softmax family: SoftmaxCrossEntropyLoss and KLDivLoss.
+
+def _label_times(y, lp, p):
+    """y * lp, with 0 where y == 0 even for lp = +-inf, unless pred p is NaN there."""
+    return np.where(y == 0, np.where(np.isnan(p), np.nan, 0.0), y * lp)
+
+
+class _SoftmaxFamily:
+    """Elementwise loss in pred's own layout, then NumPy means and broadcasting."""
+
+    def _compute(self, call, want_loss, want_grad):
+        p = call.pred.astype(np.float64)
+        axis, batch_axis = call.axis, call.batch_axis
+        with np.errstate(invalid="ignore"):
+            lp = p if self._from_logits else p - logsumexp(p, axis=axis, keepdims=True)
+        y = self._dense_label(call, p)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = self._elementwise_loss(call, y, lp, p)     # shape call.loss_shape
+        s = 1.0 if call.sample_weight is None else (
+            call.sample_weight.astype(call.dtype).astype(np.float64))
+        ws = self._scalar_weight() * np.broadcast_to(s, call.loss_shape)
+        other_axes = tuple(i for i in range(loss.ndim) if i != batch_axis)
+        out = np.mean(loss * ws, axis=other_axes).reshape(call.n_out)
+        og = np.ones(call.n_out) if call.out_grad is None else np.broadcast_to(
+            call.out_grad.astype(np.float64), (call.n_out,))
+        og_shape = [1] * p.ndim
+        og_shape[batch_axis] = call.n_out
+        upstream = ws * og.reshape(og_shape) / call.n_per_sample
+        yu = y * upstream
+        if self._from_logits:
+            grad = -yu
+        else:
+            with np.errstate(invalid="ignore"):
+                grad = np.exp(lp) * np.sum(yu, axis=axis, keepdims=True) - yu
+        return out.astype(call.dtype), grad.astype(call.dtype)
+
+    def _dense_label(self, call, p):
+        if not self._sparse:
+            return call.label.astype(p.dtype)
+        onehot = np.zeros(p.shape)
+        np.put_along_axis(onehot, np.expand_dims(call.label, call.axis), 1.0, axis=call.axis)
+        return onehot
+
+
+class SoftmaxCrossEntropyLoss(_SoftmaxFamily, _gl.SoftmaxCrossEntropyLoss):
+    __doc__ = _gl.SoftmaxCrossEntropyLoss.__doc__
+
+    def _elementwise_loss(self, call, y, lp, p):
+        if self._sparse:
+            return -np.take_along_axis(lp, np.expand_dims(call.label, call.axis), call.axis)
+        return -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
+
+
+SoftmaxCELoss = SoftmaxCrossEntropyLoss
+
+
+class KLDivLoss(_SoftmaxFamily, _gl.KLDivLoss):
+    __doc__ = _gl.KLDivLoss.__doc__
+
+    def _elementwise_loss(self, call, y, lp, p):
+        return _label_times(y, np.log(y + 1e-12) - lp, p)
+
+
+# ---------------------------------------------------------------------------
+# PoissonNLLLoss (issue 4)
+
+
+def _stirling_or_zero(t):
+    """t log t - t + log(2 pi t)/2 where t > 1, else 0 (NaN stays NaN)."""
+    big = t > 1
+    ts = np.where(big, t, 2.0)
+    s = ts * np.log(ts) - ts + 0.5 * np.log(2 * np.pi * ts)
+    return np.where(big, s, np.where(np.isnan(t), np.nan, 0.0))
+
+
+class PoissonNLLLoss(_Elementwise, _gl.PoissonNLLLoss):
+    __doc__ = _gl.PoissonNLLLoss.__doc__
+
+    def _terms(self, p, t, q):
+        if self._from_logits:
+            loss, grad = np.exp(p) - t * p, np.exp(p) - t
+        else:
+            eps = self._epsilon
+            loss, grad = p - t * np.log(p + eps), 1 - t / (p + eps)
+        if self._compute_full:
+            loss = loss + _stirling_or_zero(t)
+        return loss, grad
+
+
+# ---------------------------------------------------------------------------
+# TripletLoss, CosineEmbeddingLoss, SDMLLoss (issue 4): brute force, float64.
+
+
+def _per_sample(values, n):
+    """A validated per-sample factor (or None) as float64 ``(n,)``, ones when absent."""
+    return np.ones(n) if values is None else np.broadcast_to(values.astype(np.float64), (n,))
+
+
+class TripletLoss(_gl.TripletLoss):
+    __doc__ = _gl.TripletLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        p = call.pred.astype(np.float64)
+        q = call.positive.reshape(p.shape).astype(np.float64)
+        n = call.negative.reshape(p.shape).astype(np.float64)
+        other_axes = tuple(i for i in range(p.ndim) if i != call.axis)
+        h = np.sum((q - p) ** 2 - (n - p) ** 2, axis=other_axes) + float(self._margin)
+        ws = self._scalar_weight() * _per_sample(call.row_weight, call.n_rows)
+        out = np.maximum(h, 0.0) * ws
+        active = _keep_nan(np.where(h > 0, 1.0, 0.0), h)
+        shape = [1] * p.ndim
+        shape[call.axis] = call.n_rows
+        c = (2 * ws * _per_sample(call.out_grad, call.n_rows) * active).reshape(shape)
+        grads = (c * (n - q), c * (q - p), c * (p - n))
+        return out.astype(call.dtype), tuple(
+            g.astype(call.dtype).reshape(x.shape)
+            for g, x in zip(grads, (call.pred, call.positive, call.negative)))
+
+
+class CosineEmbeddingLoss(_gl.CosineEmbeddingLoss):
+    __doc__ = _gl.CosineEmbeddingLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        n = call.n_vectors
+        x = call.input1.reshape(call.input2.shape).astype(np.float64).reshape(n, call.dim)
+        y = call.input2.astype(np.float64).reshape(n, call.dim)
+        label = call.label.reshape(n)
+        m = float(self._margin)
+        xx, yy = np.sum(x * x, axis=1), np.sum(y * y, axis=1)
+        norms = np.sqrt(xx) * np.sqrt(yy)
+        floored = norms <= 1e-12
+        den = np.maximum(norms, 1e-12)
+        cos = np.sum(x * y, axis=1) / den
+        v = cos - m
+        clipped = np.where(v > 1 - m, 1 - m, np.where(v < 0, 0.0, v))   # MXNet's clip order
+        loss = np.where(label == 1, 1 - cos, clipped)
+        dclip = _keep_nan(np.where((v > 0) & (v < 1 - m), 1.0, 0.0), v)
+        dloss = np.where(label == 1, -1.0, dclip)
+        ws = self._scalar_weight() * _per_sample(call.row_weight, n)
+        k = ws * _per_sample(call.out_grad, n) * dloss
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cx = np.where(floored, 0.0, k * cos / xx)
+            cy = np.where(floored, 0.0, k * cos / yy)
+        gx = (k / den)[:, None] * y - cx[:, None] * x
+        gy = (k / den)[:, None] * x - cy[:, None] * y
+        return (loss * ws).astype(call.dtype), (
+            gx.astype(call.dtype).reshape(call.input1.shape),
+            gy.astype(call.dtype).reshape(call.input2.shape))
+
+
+class SDMLLoss(_gl.SDMLLoss):
+    __doc__ = _gl.SDMLLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        from scipy.special import logsumexp
+        a, b = call.x1.astype(np.float64), call.x2.astype(np.float64)
+        n = call.n
+        diff = a[:, None, :] - b[None, :, :]            # (N, N, D): a_i - b_j
+        dist = np.sum(diff ** 2, axis=2)
+        lp = -dist - logsumexp(-dist, axis=1, keepdims=True)
+        sp = float(self._smoothing_parameter)
+        y = np.full((n, n), sp / (n - 1))
+        np.fill_diagonal(y, 1 - sp)
+        w = self._scalar_weight()
+        out = w * np.mean(y * (np.log(y + 1e-12) - lp), axis=1)
+        g = 2 * (w / n) * _per_sample(call.out_grad, n)[:, None] * (y - np.exp(lp))
+        grad_x1 = np.einsum("ij,ijd->id", g, diff)
+        grad_x2 = -np.einsum("ij,ijd->jd", g, diff)
+        return out.astype(call.dtype), (grad_x1.astype(call.dtype), grad_x2.astype(call.dtype))
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ domain (labels in {-1, 1} for the margin losses, probabilities for
 from_sigmoid, ...), with values kept away from the kinks so that finite
 differences are meaningful.
 """
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,12 +14,18 @@ import gluonloss as gl
 from gluonloss import reference
 
 
+def stable_rng(*parts):
+    """A generator seeded by the test's parameters, the same in every process
+    (``hash`` of a str changes with PYTHONHASHSEED)."""
+    return np.random.default_rng(zlib.crc32(repr(parts).encode()))
+
+
 @dataclass
 class Case:
     id: str
     cls: str
     kwargs: dict = field(default_factory=dict)
-    label: str = "real"        # real | signed | binary | prob
+    label: str = "real"        # real | signed | binary | prob | count
     pred: str = "real"         # real | prob
     pos_weight: bool = False   # pass a pos_weight argument
 
@@ -40,6 +47,8 @@ class Case:
             label = rng.choice([0.0, 1.0], shape)
         elif self.label == "prob":
             label = rng.uniform(0, 1, shape)
+        elif self.label == "count":     # Poisson targets: 0, 1 and larger counts
+            label = rng.poisson(1.5, shape)
         else:
             label = rng.standard_normal(shape)
         pred = _away_from_kinks(self, pred, label)
@@ -82,6 +91,12 @@ CASES = [
     Case("bce-sigmoid", "SigmoidBCELoss", {"from_sigmoid": True}, label="prob", pred="prob"),
     Case("bce-sigmoid-posw", "SigmoidBCELoss", {"from_sigmoid": True}, label="binary",
          pred="prob", pos_weight=True),
+    # PoissonNLLLoss (issue 4): log-rates or rates, integer counts as targets.
+    Case("poisson", "PoissonNLLLoss", label="count"),
+    Case("poisson-full", "PoissonNLLLoss", {"compute_full": True, "weight": 0.7}, label="count"),
+    Case("poisson-rate", "PoissonNLLLoss", {"from_logits": False}, label="count", pred="prob"),
+    Case("poisson-rate-full", "PoissonNLLLoss", {"from_logits": False, "compute_full": True},
+         label="count", pred="prob"),
 ]
 
 CASE_IDS = [c.id for c in CASES]

@@ -6,9 +6,12 @@ import pytest
 import gluonloss
 import gluonloss.ctc
 import gluonloss.elementwise
+import gluonloss.pairwise
 import gluonloss.reference
+import gluonloss.softmax
 
-MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.ctc]
+MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.softmax,
+           gluonloss.pairwise, gluonloss.ctc]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

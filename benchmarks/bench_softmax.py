@@ -1,0 +1,170 @@
+"""Benchmark the softmax family against PyTorch (and a NumPy/SciPy composite).
+
+    python benchmarks/bench_softmax.py [--shape 4096 1000] [--repeats 15] [--threads N]
+
+Every contender runs in this one process, interleaved round by round, and the
+table shows medians and ratios (peer time / gluonloss time: > 1 means
+gluonloss is faster).  Rows:
+
+* SoftmaxCELoss, sparse labels: forward, and forward + gradient against
+  ``F.cross_entropy(reduction='none')`` + backward;
+* SoftmaxCELoss, dense labels: against ``F.cross_entropy`` with probability
+  targets;
+* KLDivLoss(from_logits=False): against ``F.kl_div(F.log_softmax(p), y,
+  reduction='none').mean(1)`` + backward, and against gluonloss's own dense
+  SoftmaxCELoss (the issue's 1.3x budget);
+* the call overhead on a (32, 10) batch.
+
+PyTorch is optional; its columns are NaN without it.
+"""
+import argparse
+import platform
+
+import numpy as np
+from bench_elementwise import time_interleaved  # same interleaved timing
+from scipy.special import log_softmax, softmax
+
+import gluonloss as gl
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:      # optional peer
+    torch = None
+
+
+def make_inputs(rng, shape, dtype):
+    pred = (rng.standard_normal(shape) * 3).astype(dtype)
+    classes = rng.integers(0, shape[1], shape[0])
+    dist = softmax(rng.standard_normal(shape), axis=1).astype(dtype)
+    return pred, classes, dist
+
+
+def numpy_ce(p, y, grad):
+    """What a user would write with SciPy: sparse CE, optionally its gradient."""
+    lp = log_softmax(p, axis=1)
+    rows = np.arange(p.shape[0])
+    out = -lp[rows, y]
+    if not grad:
+        return out
+    g = np.exp(lp)
+    g[rows, y] -= 1
+    return out, g
+
+
+def contenders(name, pred, classes, dist):
+    """Zero-argument callables for one row of the table."""
+    if name == "SoftmaxCELoss(sparse)":
+        loss, label = gl.SoftmaxCELoss(), classes
+    elif name == "SoftmaxCELoss(dense)":
+        loss, label = gl.SoftmaxCELoss(sparse_label=False), dist
+    else:
+        loss, label = gl.KLDivLoss(from_logits=False), dist
+    calls = {
+        "gl fwd": lambda: loss(pred, label),
+        "gl f+g": lambda: loss.value_and_gradient(pred, label),
+    }
+    if name == "SoftmaxCELoss(sparse)":
+        calls["np f+g"] = lambda: numpy_ce(pred, classes, True)
+    if name == "KLDivLoss(from_logits=False)":
+        ce_dense = gl.SoftmaxCELoss(sparse_label=False)
+        calls["gl CE dense f+g"] = lambda: ce_dense.value_and_gradient(pred, dist)
+    if torch is not None:
+        tp = torch.from_numpy(pred).requires_grad_(True)
+        if name == "SoftmaxCELoss(sparse)":
+            ty = torch.from_numpy(classes)
+
+            def fn(p):
+                return F.cross_entropy(p, ty, reduction="none")
+        elif name == "SoftmaxCELoss(dense)":
+            ty = torch.from_numpy(dist)
+
+            def fn(p):
+                return F.cross_entropy(p, ty, reduction="none")
+        else:
+            ty = torch.from_numpy(dist)
+
+            def fn(p):
+                return F.kl_div(F.log_softmax(p, dim=1), ty, reduction="none").mean(1)
+        ones = torch.ones(pred.shape[0], dtype=tp.dtype)
+
+        def torch_fwd():
+            with torch.no_grad():
+                return fn(tp)
+
+        def torch_fwd_bwd():
+            tp.grad = None
+            out = fn(tp)
+            out.backward(ones)
+            return out, tp.grad
+
+        calls["torch fwd"] = torch_fwd
+        calls["torch f+g"] = torch_fwd_bwd
+    return calls
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", type=int, nargs=2, default=[4096, 1000], metavar=("N", "C"))
+    parser.add_argument("--small-shape", type=int, nargs=2, default=[32, 10], metavar=("N", "C"))
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--small-repeats", type=int, default=3000)
+    parser.add_argument("--threads", type=int, help="threads for gluonloss and PyTorch")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    args = parser.parse_args()
+    dtype = np.dtype(args.dtype)
+    if args.threads:
+        gl.set_num_threads(args.threads)
+    threads = gl.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    shape = tuple(args.shape)
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {threads} thread(s); "
+          f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")
+    print(f"{dtype} {shape}, medians of {args.repeats} interleaved rounds, milliseconds; "
+          f"ratios are peer time / gluonloss time\n")
+
+    rng = np.random.default_rng(0)
+    pred, classes, dist = make_inputs(rng, shape, dtype)
+    nan = float("nan")
+    cols = ["gl fwd", "gl f+g", "torch fwd", "torch f+g", "torch/gl fwd", "torch/gl f+g",
+            "other"]
+    print("| loss | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for name in ("SoftmaxCELoss(sparse)", "SoftmaxCELoss(dense)", "KLDivLoss(from_logits=False)"):
+        t = {k: v * 1e3 for k, v in time_interleaved(
+            contenders(name, pred, classes, dist), args.repeats).items()}
+        if "np f+g" in t:
+            other = f"numpy/gl f+g {t['np f+g'] / t['gl f+g']:.2f}"
+        elif "gl CE dense f+g" in t:
+            other = f"KL/CE-dense f+g {t['gl f+g'] / t['gl CE dense f+g']:.2f}"
+        else:
+            other = ""
+        row = [t["gl fwd"], t["gl f+g"], t.get("torch fwd", nan), t.get("torch f+g", nan),
+               t.get("torch fwd", nan) / t["gl fwd"], t.get("torch f+g", nan) / t["gl f+g"]]
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {other} |")
+
+    small = tuple(args.small_shape)
+    p, y, _ = make_inputs(rng, small, dtype)
+    loss = gl.SoftmaxCELoss()
+    calls = {"gl.SoftmaxCELoss()(p, y)": lambda: loss(p, y),
+             "loss.value_and_gradient(p, y)": lambda: loss.value_and_gradient(p, y)}
+    if torch is not None:
+        tp, ty = torch.from_numpy(p), torch.from_numpy(y)
+
+        def torch_small():
+            with torch.no_grad():
+                return F.cross_entropy(tp, ty, reduction="none")
+
+        calls["F.cross_entropy (no_grad)"] = torch_small
+    t = time_interleaved(calls, args.small_repeats)
+    print(f"\ncall overhead, {small} {dtype}, microseconds (medians of {args.small_repeats}):")
+    for k, v in t.items():
+        print(f"  {k:<32} {v * 1e6:8.2f}")
+    if torch is not None:
+        ratio = t["F.cross_entropy (no_grad)"] / t["gl.SoftmaxCELoss()(p, y)"]
+        print(f"  torch fwd / gl fwd: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,675 @@
+"""Kernels of the losses with several differentiable inputs: TripletLoss,
+CosineEmbeddingLoss and SDMLLoss.
+
+The Python layer (``gluonloss/pairwise.py``) has validated everything and
+hands over C-contiguous arrays of one compute dtype (float32 or float64):
+
+* triplet: pred, positive, negative as ``(N, M)`` rows;
+* cosine: the two inputs as ``(N, D)`` rows (one vector per row) and the
+  labels as ``(N,)``, every one exactly 1 or -1;
+* SDML: the inputs zero-padded and packed into panels (see ``sdml``);
+
+plus optional float64 length-N ``row_weight`` (the per-sample weight) and
+``out_grad``.  Triplet and cosine rows are independent: ``prange`` over rows,
+each row summed with ``LANES`` partial sums in a fixed order.  SDML runs
+over rows (and columns) of the N x N distance matrix, each entry a plain
+sum in index order.  Every reduction order depends on the shape alone, so
+results are bitwise identical for any thread count.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport log, sqrt
+cimport numpy as cnp
+import numpy as np
+
+from gluonloss._math cimport vexp, zero_unless_nan
+
+cnp.import_array()
+
+cdef enum:
+    LANES = 16     # independent partial sums along a row
+    RI = 4         # SDML register tile: rows ...
+    CW = 16        # ... times columns (one panel wide)
+    RB = 32        # SDML rows per parallel work item (RB tiles of RI rows)
+
+SDML_PANEL = CW
+
+
+cdef inline double _scale(const double* row_weight, double weight, Py_ssize_t row) noexcept nogil:
+    return weight if row_weight == NULL else weight * row_weight[row]
+
+
+cdef inline double _ones_or(const double* values, Py_ssize_t row) noexcept nogil:
+    return 1.0 if values == NULL else values[row]
+
+
+cdef const double* _float64_data(object arr):
+    return NULL if arr is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef void* _data_or_null(object arr):
+    return NULL if arr is None else cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+# ---------------------------------------------------------------------------
+# TripletLoss: out = max(sum_j (pos_j - p_j)^2 - (neg_j - p_j)^2 + margin, 0).
+
+cdef struct TripletJob:
+    Py_ssize_t n_rows
+    Py_ssize_t n_cols
+    const void* pred
+    const void* positive
+    const void* negative
+    double margin
+    double weight
+    const double* row_weight   # NULL: ones
+    const double* out_grad     # NULL: ones
+    void* out                  # NULL: no loss wanted
+    void* grad_pred            # NULL: no gradients wanted (else all three)
+    void* grad_positive
+    void* grad_negative
+
+
+cdef inline double _triplet_sum(const floating* p, const floating* pos, const floating* neg,
+                                Py_ssize_t n) noexcept nogil:
+    """sum_j (pos_j - p_j)^2 - (neg_j - p_j)^2 in a fixed order."""
+    cdef floating acc[LANES]
+    cdef floating dp, dn
+    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef double total = 0.0
+    for j in range(LANES):
+        acc[j] = 0
+    for c in range(n_vec // LANES):
+        i = c * LANES
+        for j in range(LANES):
+            dp = pos[i + j] - p[i + j]
+            dn = neg[i + j] - p[i + j]
+            acc[j] += dp * dp - dn * dn
+    for j in range(LANES):
+        total += acc[j]
+    for i in range(n_vec, n):
+        dp = pos[i] - p[i]
+        dn = neg[i] - p[i]
+        total += dp * dp - dn * dn
+    return total
+
+
+cdef inline void _triplet_row(const floating* pred, const TripletJob* job,
+                              Py_ssize_t row) noexcept nogil:
+    cdef Py_ssize_t n = job.n_cols
+    cdef Py_ssize_t at = row * n
+    cdef Py_ssize_t j
+    cdef const floating* p = pred + at
+    cdef const floating* pos = <const floating*>job.positive + at
+    cdef const floating* neg = <const floating*>job.negative + at
+    cdef floating* gp
+    cdef floating* gpos
+    cdef floating* gneg
+    cdef double h = _triplet_sum(p, pos, neg, n) + job.margin
+    cdef double scale = _scale(job.row_weight, job.weight, row)
+    # 1 where the hinge is active, 0 at and below the kink, NaN for NaN.
+    cdef double active = 1.0 if h > 0 else zero_unless_nan(h)
+    cdef floating c
+    if job.out != NULL:
+        (<floating*>job.out)[row] = <floating>((h if h > 0 else zero_unless_nan(h)) * scale)
+    if job.grad_pred != NULL:
+        c = <floating>(2.0 * scale * _ones_or(job.out_grad, row) * active)
+        gp = <floating*>job.grad_pred + at
+        gpos = <floating*>job.grad_positive + at
+        gneg = <floating*>job.grad_negative + at
+        for j in range(n):
+            gp[j] = c * (neg[j] - pos[j])
+            gpos[j] = c * (pos[j] - p[j])
+            gneg[j] = c * (p[j] - neg[j])
+
+
+cdef void _triplet_run(const floating* pred, const TripletJob* job,
+                       int n_threads) noexcept nogil:
+    cdef Py_ssize_t row
+    if n_threads > 1:
+        for row in prange(job.n_rows, schedule="static", num_threads=n_threads):
+            _triplet_row(pred, job, row)
+    else:
+        for row in range(job.n_rows):
+            _triplet_row(pred, job, row)
+
+
+def triplet(cnp.ndarray pred, cnp.ndarray positive, cnp.ndarray negative, double margin,
+            double weight, object row_weight, object out_grad, object out,
+            object grad_pred, object grad_positive, object grad_negative, int n_threads):
+    """TripletLoss over (N, M) rows; see the module docstring.
+
+    pred, positive, negative : (N, M) C-contiguous, float32 or float64 (the same).
+    row_weight, out_grad     : (N,) C-contiguous float64, or None (ones).
+    out                      : (N,) of the dtype, or None.
+    grad_*                   : (N, M) of the dtype, all three or None.
+    """
+    cdef TripletJob job
+    job.n_rows = cnp.PyArray_DIM(pred, 0)
+    job.n_cols = cnp.PyArray_DIM(pred, 1)
+    job.pred = cnp.PyArray_DATA(pred)
+    job.positive = cnp.PyArray_DATA(positive)
+    job.negative = cnp.PyArray_DATA(negative)
+    job.margin = margin
+    job.weight = weight
+    job.row_weight = _float64_data(row_weight)
+    job.out_grad = _float64_data(out_grad)
+    job.out = _data_or_null(out)
+    job.grad_pred = _data_or_null(grad_pred)
+    job.grad_positive = _data_or_null(grad_positive)
+    job.grad_negative = _data_or_null(grad_negative)
+    with nogil:
+        if cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32:
+            _triplet_run(<const float*>job.pred, &job, n_threads)
+        else:
+            _triplet_run(<const double*>job.pred, &job, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# CosineEmbeddingLoss: cos = x.y / max(|x||y|, 1e-12) per row.
+
+cdef struct CosineJob:
+    Py_ssize_t n_rows
+    Py_ssize_t n_cols
+    const void* x
+    const void* y
+    const void* label
+    double margin
+    double weight
+    const double* row_weight
+    const double* out_grad
+    void* out
+    void* grad_x               # NULL: no gradients wanted (else both)
+    void* grad_y
+
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #include <string.h>
+    typedef float gl_dot_vf32 __attribute__((vector_size(32)));
+    typedef double gl_dot_vf64 __attribute__((vector_size(32)));
+    /* x.y, x.x and y.y: lane j (of 16) sums the elements i = j mod 16 in
+       order, the lanes are then added in order in double, then the tail.
+       Written with vector types because GCC vectorises the same loop in
+       Cython badly (three accumulator arrays defeat its lane analysis). */
+    #define GL_DEFINE_DOT3(T, V, SFX)                                                \
+    static inline void gl_dot3_##SFX(const T* x, const T* y, ptrdiff_t n,          \
+                                     double* xy, double* xx, double* yy) {          \
+        enum { W = sizeof(V) / sizeof(T), NV = 16 / W };                             \
+        V axy[NV], axx[NV], ayy[NV];                                                \
+        T lanes[3][16];                                                             \
+        ptrdiff_t n_vec = n - n % 16;                                               \
+        memset(axy, 0, sizeof axy);                                                 \
+        memset(axx, 0, sizeof axx);                                                 \
+        memset(ayy, 0, sizeof ayy);                                                 \
+        for (ptrdiff_t i = 0; i < n_vec; i += 16)                                   \
+            for (int v = 0; v < NV; v++) {                                          \
+                V a, b;                                                             \
+                memcpy(&a, x + i + v * W, sizeof a);                                \
+                memcpy(&b, y + i + v * W, sizeof b);                                \
+                axy[v] += a * b;                                                    \
+                axx[v] += a * a;                                                    \
+                ayy[v] += b * b;                                                    \
+            }                                                                       \
+        memcpy(lanes[0], axy, sizeof axy);                                          \
+        memcpy(lanes[1], axx, sizeof axx);                                          \
+        memcpy(lanes[2], ayy, sizeof ayy);                                          \
+        *xy = *xx = *yy = 0.0;                                                      \
+        for (int j = 0; j < 16; j++) {                                              \
+            *xy += lanes[0][j];                                                     \
+            *xx += lanes[1][j];                                                     \
+            *yy += lanes[2][j];                                                     \
+        }                                                                           \
+        for (ptrdiff_t i = n_vec; i < n; i++) {                                     \
+            *xy += (T)(x[i] * y[i]);                                                \
+            *xx += (T)(x[i] * x[i]);                                                \
+            *yy += (T)(y[i] * y[i]);                                                \
+        }                                                                           \
+    }
+    GL_DEFINE_DOT3(float, gl_dot_vf32, f32)
+    GL_DEFINE_DOT3(double, gl_dot_vf64, f64)
+    """
+    void gl_dot3_f32(const float* x, const float* y, Py_ssize_t n,
+                     double* xy, double* xx, double* yy) noexcept nogil
+    void gl_dot3_f64(const double* x, const double* y, Py_ssize_t n,
+                     double* xy, double* xx, double* yy) noexcept nogil
+
+
+cdef inline void _dot3(const floating* x, const floating* y, Py_ssize_t n,
+                       double* xy, double* xx, double* yy) noexcept nogil:
+    """x.y, x.x and y.y, each in a fixed order."""
+    if floating is float:
+        gl_dot3_f32(x, y, n, xy, xx, yy)
+    else:
+        gl_dot3_f64(x, y, n, xy, xx, yy)
+
+
+cdef inline void _cosine_row(const floating* x_all, const CosineJob* job,
+                             Py_ssize_t row) noexcept nogil:
+    cdef Py_ssize_t n = job.n_cols
+    cdef Py_ssize_t at = row * n
+    cdef Py_ssize_t j
+    cdef const floating* x = x_all + at
+    cdef const floating* y = <const floating*>job.y + at
+    cdef floating* gx
+    cdef floating* gy
+    cdef double xy, xx, yy, norms, den, cos, v, loss, dloss, k
+    cdef double hi = 1.0 - job.margin
+    cdef bint floored
+    cdef floating cx_x, cx_y, cy_x, cy_y
+    _dot3(x, y, n, &xy, &xx, &yy)
+    norms = sqrt(xx) * sqrt(yy)
+    floored = norms <= 1e-12           # False for NaN: NaN must reach every output
+    den = 1e-12 if floored else norms
+    cos = xy / den
+    if (<const floating*>job.label)[row] > 0:
+        loss = 1.0 - cos
+        dloss = -1.0
+    else:
+        # clip(v, 0, 1 - margin) in MXNet's order (upper bound first), which
+        # also defines margin > 1; the gradient is 1 on the open interval only.
+        v = cos - job.margin
+        loss = hi if v > hi else (0.0 if v < 0 else v)
+        dloss = 1.0 if (v > 0 and v < hi) else zero_unless_nan(v)
+    if job.out != NULL:
+        (<floating*>job.out)[row] = <floating>(loss * _scale(job.row_weight, job.weight, row))
+    if job.grad_x != NULL:
+        # d cos/dx = y/den - cos x/|x|^2, or y/1e-12 where the floor holds.
+        k = _scale(job.row_weight, job.weight, row) * _ones_or(job.out_grad, row) * dloss
+        cx_y = <floating>(k / den)
+        cx_x = <floating>(0.0 if floored else -k * cos / xx)
+        cy_x = cx_y
+        cy_y = <floating>(0.0 if floored else -k * cos / yy)
+        gx = <floating*>job.grad_x + at
+        gy = <floating*>job.grad_y + at
+        for j in range(n):
+            gx[j] = cx_y * y[j] + cx_x * x[j]
+            gy[j] = cy_x * x[j] + cy_y * y[j]
+
+
+cdef void _cosine_run(const floating* x, const CosineJob* job, int n_threads) noexcept nogil:
+    cdef Py_ssize_t row
+    if n_threads > 1:
+        for row in prange(job.n_rows, schedule="static", num_threads=n_threads):
+            _cosine_row(x, job, row)
+    else:
+        for row in range(job.n_rows):
+            _cosine_row(x, job, row)
+
+
+def cosine(cnp.ndarray x, cnp.ndarray y, cnp.ndarray label, double margin, double weight,
+           object row_weight, object out_grad, object out, object grad_x, object grad_y,
+           int n_threads):
+    """CosineEmbeddingLoss over (N, D) rows; see the module docstring.
+
+    x, y                 : (N, D) C-contiguous, float32 or float64 (the same).
+    label                : (N,) of that dtype, each exactly 1 or -1.
+    row_weight, out_grad : (N,) C-contiguous float64, or None (ones).
+    out                  : (N,) of the dtype, or None.
+    grad_x, grad_y       : (N, D) of the dtype, both or None.
+    """
+    cdef CosineJob job
+    job.n_rows = cnp.PyArray_DIM(x, 0)
+    job.n_cols = cnp.PyArray_DIM(x, 1)
+    job.x = cnp.PyArray_DATA(x)
+    job.y = cnp.PyArray_DATA(y)
+    job.label = cnp.PyArray_DATA(label)
+    job.margin = margin
+    job.weight = weight
+    job.row_weight = _float64_data(row_weight)
+    job.out_grad = _float64_data(out_grad)
+    job.out = _data_or_null(out)
+    job.grad_x = _data_or_null(grad_x)
+    job.grad_y = _data_or_null(grad_y)
+    with nogil:
+        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
+            _cosine_run(<const float*>job.x, &job, n_threads)
+        else:
+            _cosine_run(<const double*>job.x, &job, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# SDMLLoss.
+#
+# D_ij = |a_i - b_j|^2 (a = x1, b = x2), lp = log_softmax(-D) by rows,
+# Y = (1 - sp) on the diagonal and sp/(N-1) elsewhere, and
+#   out_i = w/N * sum_j Y_ij (log(Y_ij + 1e-12) - lp_ij)
+#         = w/N * (C + sum_j Y_ij (D_ij - m_i) + log S_i)
+# with C = sum_j Y_ij log(Y_ij + 1e-12), m_i = min_j D_ij and
+# S_i = sum_j exp(m_i - D_ij) (using sum_j Y_ij = 1).  With g_i the upstream
+# gradient times w/N and G_ij = 2 g_i (Y_ij - softmax(-D)_ij):
+#   d/da_i = sum_j G_ij (a_i - b_j),   d/db_j = sum_i G_ij (b_j - a_i).
+#
+# The distances are summed directly as (a_ik - b_jk)^2, not expanded into
+# |a|^2 + |b|^2 - 2 a.b: it costs one subtraction more per term but every
+# term is >= 0, so there is no cancellation at all, identical rows give
+# exactly 0, and nothing depends on how far the data sit from the origin.
+# The gradients are summed directly as G_ij (a_i - b_j) for the same reason
+# (the expanded form r_i a_i - sum_j G_ij b_j cancels when the data are far
+# from the origin).  All three N x N x D sums are register-tiled RI x CW
+# loops that GCC vectorises along the CW axis; each output entry is a plain
+# sum in index order, so neither the tiling nor the threads change a bit.
+# The inputs arrive zero-padded to P rows (a multiple of CW) and packed into
+# CW-wide panels, so every inner loop reads contiguous memory.
+
+cdef struct SdmlJob:
+    Py_ssize_t n             # rows of x1 and x2
+    Py_ssize_t dim           # D
+    Py_ssize_t padded        # P: n rounded up to a multiple of CW
+    Py_ssize_t dim_panels    # ceil(D / CW)
+    const void* a_rows       # (P, D) x1, zero rows after n
+    const void* b_panels     # (P / CW, D, CW): b_panels[p, k, c] = x2[p CW + c, k]
+    const void* a_cols       # (dim_panels, P, CW): a_cols[q, i, c] = x1[i, q CW + c]
+    const void* b_cols       # (dim_panels, P, CW), the same for x2
+    void* work               # (P, P): distances, then the coefficients G
+    void* work_t             # (P, P): G transposed
+    double y_diag            # Y_ii
+    double y_off             # Y_ij, i != j
+    double entropy           # C
+    double weight
+    const double* out_grad
+    void* out
+    void* grad_x1            # (n, D), NULL: no gradients wanted (else both)
+    void* grad_x2
+
+
+# The two register tiles, in C with GCC's vector extensions: 32-byte
+# vectors (AVX2 registers, or pairs of SSE2 registers in the baseline build)
+# that GCC keeps in registers across the k loop, which its auto-vectoriser
+# does not manage for the same loops written in Cython.  Each lane does the
+# scalar operations of the comment, in the same order, and there is no FMA
+# (-mavx2 without -mfma), so the results are those of plain scalar code.
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #include <string.h>
+    #define GL_TILE_RI 4
+    #define GL_TILE_CW 16
+    typedef float gl_vf32 __attribute__((vector_size(32)));
+    typedef double gl_vf64 __attribute__((vector_size(32)));
+
+    /* Loads and stores through memcpy: unaligned, well defined, one instruction. */
+    #define GL_LOAD(dst, src) memcpy(&(dst), (src), sizeof(dst))
+
+    /* Each tile runs in passes over groups of PV vectors of its CW columns, so
+       that accumulators and operands fit in the 16 vector registers. */
+    #define GL_DEFINE_TILES(T, V, SFX)                                               \
+    /* out[r, c] = sum_k (a[r, k] - panel[k, c])^2, all RI x CW stored */           \
+    static inline void gl_sqdist_tile_##SFX(const T* a, ptrdiff_t lda, const T* panel, \
+                                            ptrdiff_t dim, T* out, ptrdiff_t ldo) {   \
+        enum { W = sizeof(V) / sizeof(T), PV = 2 };                                  \
+        for (int c0 = 0; c0 < GL_TILE_CW; c0 += PV * W) {                           \
+            V acc[GL_TILE_RI][PV];                                                  \
+            memset(acc, 0, sizeof acc);                                             \
+            for (ptrdiff_t k = 0; k < dim; k++) {                                   \
+                V b[PV];                                                            \
+                for (int v = 0; v < PV; v++)                                        \
+                    GL_LOAD(b[v], panel + k * GL_TILE_CW + c0 + v * W);             \
+                for (int r = 0; r < GL_TILE_RI; r++) {                              \
+                    T av = a[r * lda + k];                                          \
+                    for (int v = 0; v < PV; v++) { V t = av - b[v]; acc[r][v] += t * t; } \
+                }                                                                   \
+            }                                                                       \
+            for (int r = 0; r < GL_TILE_RI; r++)                                    \
+                memcpy(out + r * ldo + c0, acc[r], sizeof acc[r]);                  \
+        }                                                                           \
+    }                                                                               \
+    /* out[r, c] = sum_k coef[r, k] (own[r, c] - other[k, c]); the first           \
+       n_rows x n_cols of the RI x CW tile are stored */                           \
+    static inline void gl_weighted_diff_tile_##SFX(                                 \
+            const T* coef, ptrdiff_t ld_coef, const T* own, const T* other,        \
+            ptrdiff_t n_terms, T* out, ptrdiff_t ld_out, ptrdiff_t n_rows,          \
+            ptrdiff_t n_cols) {                                                     \
+        enum { W = sizeof(V) / sizeof(T), PV = 2 };                                  \
+        T done[GL_TILE_RI][GL_TILE_CW];                                             \
+        for (int c0 = 0; c0 < GL_TILE_CW; c0 += PV * W) {                           \
+            V acc[GL_TILE_RI][PV], mine[GL_TILE_RI][PV];                            \
+            memset(acc, 0, sizeof acc);                                             \
+            for (int r = 0; r < GL_TILE_RI; r++)                                    \
+                for (int v = 0; v < PV; v++)                                        \
+                    GL_LOAD(mine[r][v], own + r * GL_TILE_CW + c0 + v * W);         \
+            for (ptrdiff_t k = 0; k < n_terms; k++) {                               \
+                V o[PV];                                                            \
+                for (int v = 0; v < PV; v++)                                        \
+                    GL_LOAD(o[v], other + k * GL_TILE_CW + c0 + v * W);             \
+                for (int r = 0; r < GL_TILE_RI; r++) {                              \
+                    T w = coef[r * ld_coef + k];                                    \
+                    for (int v = 0; v < PV; v++) acc[r][v] += w * (mine[r][v] - o[v]); \
+                }                                                                   \
+            }                                                                       \
+            for (int r = 0; r < GL_TILE_RI; r++)                                    \
+                memcpy(&done[r][c0], acc[r], sizeof acc[r]);                        \
+        }                                                                           \
+        for (ptrdiff_t r = 0; r < n_rows; r++)                                      \
+            for (ptrdiff_t c = 0; c < n_cols; c++) out[r * ld_out + c] = done[r][c]; \
+    }
+
+    GL_DEFINE_TILES(float, gl_vf32, f32)
+    GL_DEFINE_TILES(double, gl_vf64, f64)
+    """
+    void gl_sqdist_tile_f32(const float* a, Py_ssize_t lda, const float* panel,
+                            Py_ssize_t dim, float* out, Py_ssize_t ldo) noexcept nogil
+    void gl_sqdist_tile_f64(const double* a, Py_ssize_t lda, const double* panel,
+                            Py_ssize_t dim, double* out, Py_ssize_t ldo) noexcept nogil
+    void gl_weighted_diff_tile_f32(const float* coef, Py_ssize_t ld_coef, const float* own,
+                                   const float* other, Py_ssize_t n_terms, float* out,
+                                   Py_ssize_t ld_out, Py_ssize_t n_rows,
+                                   Py_ssize_t n_cols) noexcept nogil
+    void gl_weighted_diff_tile_f64(const double* coef, Py_ssize_t ld_coef, const double* own,
+                                   const double* other, Py_ssize_t n_terms, double* out,
+                                   Py_ssize_t ld_out, Py_ssize_t n_rows,
+                                   Py_ssize_t n_cols) noexcept nogil
+
+
+cdef inline void _sqdist_tile(const floating* a, Py_ssize_t lda, const floating* panel,
+                              Py_ssize_t dim, floating* out, Py_ssize_t ldo) noexcept nogil:
+    """out[r, c] = sum_k (a[r, k] - panel[k, c])^2 for an RI x CW tile."""
+    if floating is float:
+        gl_sqdist_tile_f32(a, lda, panel, dim, out, ldo)
+    else:
+        gl_sqdist_tile_f64(a, lda, panel, dim, out, ldo)
+
+
+cdef inline void _weighted_diff_tile(const floating* coef, Py_ssize_t ld_coef,
+                                     const floating* own, const floating* other,
+                                     Py_ssize_t n_terms, floating* out, Py_ssize_t ld_out,
+                                     Py_ssize_t n_rows, Py_ssize_t n_cols) noexcept nogil:
+    """out[r, c] = sum_k coef[r, k] (own[r, c] - other[k, c]), an RI x CW tile
+    of which the first n_rows x n_cols are stored."""
+    if floating is float:
+        gl_weighted_diff_tile_f32(coef, ld_coef, own, other, n_terms, out, ld_out, n_rows,
+                                  n_cols)
+    else:
+        gl_weighted_diff_tile_f64(coef, ld_coef, own, other, n_terms, out, ld_out, n_rows,
+                                  n_cols)
+
+
+cdef inline void _distance_block(const floating* dummy, const SdmlJob* job,
+                                 Py_ssize_t block) noexcept nogil:
+    cdef Py_ssize_t panel, i
+    cdef Py_ssize_t p = job.padded
+    cdef Py_ssize_t dim = job.dim
+    cdef const floating* a = <const floating*>job.a_rows
+    cdef const floating* b = <const floating*>job.b_panels
+    cdef floating* work = <floating*>job.work
+    cdef Py_ssize_t tile
+    for panel in range(p // CW):
+        for tile in range(RB // RI):
+            i = block * RB + tile * RI
+            if i >= p:                   # the last block may be partial
+                break
+            _sqdist_tile(a + i * dim, dim, b + panel * dim * CW, dim,
+                         work + i * p + panel * CW, p)
+
+
+cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
+                              Py_ssize_t i) noexcept nogil:
+    """Loss of row i; with gradients, replace its distances by G_i."""
+    cdef Py_ssize_t n = job.n
+    cdef Py_ssize_t p = job.padded
+    cdef floating* row = <floating*>job.work + i * p
+    cdef floating acc_s[LANES]
+    cdef floating acc_t[LANES]
+    cdef floating m, d, d_diag, e, e_diag, coef, inv_s, y_off
+    cdef double s = 0.0
+    cdef double t = 0.0
+    cdef bint want_grad = job.grad_x1 != NULL
+    cdef Py_ssize_t c, j, lane, n_vec = n - n % LANES
+    if i >= n:                       # padding row: no loss, zero coefficients
+        for j in range(p):
+            row[j] = 0
+        return
+    m = row[0]
+    for j in range(1, n):
+        m = row[j] if row[j] < m else m
+    d_diag = row[i] - m
+    e_diag = vexp(-d_diag)
+    for lane in range(LANES):
+        acc_s[lane] = 0
+        acc_t[lane] = 0
+    # exp(m - D_ij) <= 1 and D_ij - m >= 0, summed in LANES partial sums;
+    # with gradients the exponentials are kept in place of the distances.
+    for c in range(n_vec // LANES):
+        j = c * LANES
+        for lane in range(LANES):
+            d = row[j + lane] - m
+            e = vexp(-d)
+            acc_t[lane] += d
+            acc_s[lane] += e
+            if want_grad:
+                row[j + lane] = e
+    for lane in range(LANES):
+        s += acc_s[lane]
+        t += acc_t[lane]
+    for j in range(n_vec, n):
+        d = row[j] - m
+        e = vexp(-d)
+        t += d
+        s += e
+        if want_grad:
+            row[j] = e
+    if job.out != NULL:
+        (<floating*>job.out)[i] = <floating>(job.weight / n * (
+            job.entropy + job.y_off * t + (job.y_diag - job.y_off) * d_diag + log(s)))
+    if want_grad:
+        coef = <floating>(2.0 * _ones_or(job.out_grad, i) * job.weight / n)
+        inv_s = <floating>(1.0 / s)
+        y_off = <floating>job.y_off
+        for j in range(n):
+            row[j] = coef * (y_off - row[j] * inv_s)
+        row[i] = coef * (<floating>job.y_diag - e_diag * inv_s)
+        for j in range(n, p):
+            row[j] = 0
+
+
+cdef inline void _transpose_block(const floating* dummy, const SdmlJob* job,
+                                  Py_ssize_t block) noexcept nogil:
+    """work_t[j, i] = work[i, j] for the (at most) RB rows j of this block."""
+    cdef Py_ssize_t p = job.padded
+    cdef const floating* src = <const floating*>job.work
+    cdef floating* dst = <floating*>job.work_t
+    cdef Py_ssize_t i_block, i, j
+    for i_block in range((p + RB - 1) // RB):
+        for j in range(block * RB, min(block * RB + RB, p)):
+            for i in range(i_block * RB, min(i_block * RB + RB, p)):
+                dst[j * p + i] = src[i * p + j]
+
+
+cdef inline void _gradient_block(const floating* dummy, const SdmlJob* job, Py_ssize_t block,
+                                 bint for_x2) noexcept nogil:
+    """Rows of this block of d/dx1 (G by rows) or d/dx2 (G by columns)."""
+    cdef Py_ssize_t n = job.n
+    cdef Py_ssize_t p = job.padded
+    cdef Py_ssize_t dim = job.dim
+    cdef const floating* coef = <const floating*>(job.work_t if for_x2 else job.work)
+    cdef const floating* own = <const floating*>(job.b_cols if for_x2 else job.a_cols)
+    cdef const floating* other = <const floating*>(job.a_cols if for_x2 else job.b_cols)
+    cdef floating* grad = <floating*>(job.grad_x2 if for_x2 else job.grad_x1)
+    cdef Py_ssize_t q, i, tile
+    for q in range(job.dim_panels):
+        for tile in range(RB // RI):
+            i = block * RB + tile * RI
+            if i >= n:
+                break
+            _weighted_diff_tile(coef + i * p, p, own + q * p * CW + i * CW, other + q * p * CW,
+                                n, grad + i * dim + q * CW, dim,
+                                min(<Py_ssize_t>RI, n - i), min(<Py_ssize_t>CW, dim - q * CW))
+
+
+cdef void _sdml_run(const floating* dummy, const SdmlJob* job, int n_threads) noexcept nogil:
+    cdef Py_ssize_t n_blocks = (job.padded + RB - 1) // RB
+    cdef Py_ssize_t block, i
+    cdef bint want_grad = job.grad_x1 != NULL
+    if n_threads > 1:
+        for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+            _distance_block(dummy, job, block)
+        for i in prange(job.padded, schedule="static", num_threads=n_threads):
+            _softmax_row(dummy, job, i)
+        if want_grad:
+            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+                _transpose_block(dummy, job, block)
+            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+                _gradient_block(dummy, job, block, False)
+            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
+                _gradient_block(dummy, job, block, True)
+    else:
+        for block in range(n_blocks):
+            _distance_block(dummy, job, block)
+        for i in range(job.padded):
+            _softmax_row(dummy, job, i)
+        if want_grad:
+            for block in range(n_blocks):
+                _transpose_block(dummy, job, block)
+            for block in range(n_blocks):
+                _gradient_block(dummy, job, block, False)
+            for block in range(n_blocks):
+                _gradient_block(dummy, job, block, True)
+
+
+def sdml(cnp.ndarray a_rows, cnp.ndarray b_panels, object a_cols, object b_cols,
+         Py_ssize_t n, double y_diag, double y_off, double entropy, double weight,
+         object out_grad, object out, object grad_x1, object grad_x2, int n_threads):
+    """SDMLLoss; see the comment above ``SdmlJob`` for the packed layouts.
+
+    a_rows           : (P, D) C-contiguous, float32 or float64, x1 with zero rows after n.
+    b_panels         : (P / CW, D, CW) of that dtype, x2 transposed in panels.
+    a_cols, b_cols   : (ceil(D / CW), P, CW) of that dtype, x1 and x2 in column
+                       panels (zero-padded), or None when no gradient is wanted.
+    out_grad         : (n,) C-contiguous float64, or None (ones).
+    out              : (n,) of the dtype, or None.
+    grad_x1, grad_x2 : (n, D) of the dtype, both or None.
+    """
+    cdef SdmlJob job
+    cdef bint is_f32 = cnp.PyArray_TYPE(a_rows) == cnp.NPY_FLOAT32
+    cdef cnp.ndarray work
+    cdef cnp.ndarray work_t
+    job.n = n
+    job.padded = cnp.PyArray_DIM(a_rows, 0)
+    job.dim = cnp.PyArray_DIM(a_rows, 1)
+    job.dim_panels = (job.dim + CW - 1) // CW
+    job.a_rows = cnp.PyArray_DATA(a_rows)
+    job.b_panels = cnp.PyArray_DATA(b_panels)
+    job.a_cols = _data_or_null(a_cols)
+    job.b_cols = _data_or_null(b_cols)
+    dtype = np.float32 if is_f32 else np.float64
+    work = np.empty((job.padded, job.padded), dtype)
+    job.work = cnp.PyArray_DATA(work)
+    job.work_t = NULL
+    if grad_x1 is not None:
+        work_t = np.empty((job.padded, job.padded), dtype)
+        job.work_t = cnp.PyArray_DATA(work_t)
+    job.y_diag = y_diag
+    job.y_off = y_off
+    job.entropy = entropy
+    job.weight = weight
+    job.out_grad = _float64_data(out_grad)
+    job.out = _data_or_null(out)
+    job.grad_x1 = _data_or_null(grad_x1)
+    job.grad_x2 = _data_or_null(grad_x2)
+    with nogil:
+        if is_f32:
+            _sdml_run(<const float*>job.a_rows, &job, n_threads)
+        else:
+            _sdml_run(<const double*>job.a_rows, &job, n_threads)

@@ -1,0 +1,594 @@
+"""Kernels of the softmax family: SoftmaxCrossEntropyLoss (sparse and dense
+labels) and KLDivLoss.
+
+The Python layer (``gluonloss/softmax.py``) has validated everything and
+moved the class axis last, so the kernels see:
+
+* ``pred``: C-contiguous ``(R, C)``, one softmax row per row, of the compute
+  dtype.  Rows are in C order over pred's other axes, which the Python layer
+  describes as ``(n_outer, n_samples, n_inner)``: row r belongs to sample
+  ``(r // n_inner) % n_samples``.
+* the label: ``(R,)`` class indices (``Py_ssize_t``, already checked to lie
+  in [0, C)) or ``(R, C)`` values of the compute dtype;
+* an optional weight operand of the compute dtype, addressed for row
+  ``r = (p, n, q)`` and class c as
+  ``weight[n * sample_stride + (p * n_inner + q) * row_stride + c * class_stride]``
+  (class_stride 0: one weight per row; 1: per element, KLDivLoss only);
+* ``scale`` = weight / (elements of the loss per sample), optional float64
+  per-sample factors ``sample_weight`` and ``out_grad``.
+
+With s_r the row weight, f_n = scale * sample_weight[n] and
+u_r = f_n * out_grad[n] * s_r, a row's contribution to ``out[n]`` is
+f_n * s_r * loss_r and its gradient u_r * dloss_r/dx.
+
+Per row, one read of pred finds the maximum M and S = sum_j exp(x_j - M)
+together ("online" softmax, one exp per element); the log-sum-exp is
+M + log S.  A second read writes the gradient, exp(x_j - M) * (u / S) minus
+the label term, and, for dense labels, sums the loss.  Rows run in parallel;
+the rows of one sample are then added in row order, so results depend only
+on the shape, never on the thread count.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+cimport numpy as cnp
+import numpy as np
+
+from gluonloss._math cimport vabs, vexp, vexp_nonpositive, vlog, zero_unless_nan
+
+cnp.import_array()
+
+cdef enum:
+    LANES = 16     # independent partial results per row (vectorisable, fixed order)
+    BLOCK = 256    # elements per block of the max-and-sum pass (a multiple of LANES)
+    MAX_STORED_BLOCKS = 32   # rows up to 8192 classes keep their exps for the gradient
+
+cdef enum:
+    KIND_SPARSE_CE, KIND_DENSE_CE, KIND_KL_DIV
+
+SPARSE_CE, DENSE_CE, KL_DIV = KIND_SPARSE_CE, KIND_DENSE_CE, KIND_KL_DIV
+
+# The loss kinds as a fused type: each (kind, dtype) pair gets its own loops.
+cdef struct SparseCEKind:
+    char unused
+
+cdef struct DenseCEKind:
+    char unused
+
+cdef struct KLDivKind:
+    char unused
+
+ctypedef fused Kind:
+    SparseCEKind
+    DenseCEKind
+    KLDivKind
+
+
+# ---------------------------------------------------------------------------
+# Row pieces.
+
+cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_out,
+                                 floating* sum_out, floating* e_out,
+                                 floating* block_m) noexcept nogil:
+    """M = max_j x_j and S = sum_j exp(x_j - M), reading x from memory once.
+
+    Each of LANES lanes keeps a running maximum m and s = sum exp(x - m).  The
+    row goes by blocks of at most BLOCK elements (from L1 cache): first the
+    block's maximum per lane, then -- only when it exceeds m -- s is rescaled
+    by exp(m - new m), then the block's exp(x - m) are added.  x == m
+    contributes exp(0) = 1 even for infinite x (-inf - -inf would be NaN), so
+    -inf elements add exactly 0 once a lane has seen a finite value, a NaN
+    makes s NaN, and +inf makes M = +inf.  Elements after the last full group
+    of LANES are folded in one at a time.
+
+    With e_out (rows of at most MAX_STORED_BLOCKS blocks), the blocked part
+    also stores each exp(x - m) in e_out and each block's lane maxima in
+    block_m, so a gradient can be had by rescaling instead of a second exp.
+    """
+    cdef floating m[LANES]
+    cdef floating s[LANES]
+    cdef floating block_max[LANES]
+    cdef floating xv, mv, d, e, big
+    cdef bint raised
+    cdef double total = 0.0
+    cdef Py_ssize_t block, start, c, n_chunks, i, j, n_vec = n - n % LANES
+    if n < LANES:
+        # A short row: copied once into m (padded with -inf, which adds
+        # nothing), then its maximum and the sum, with the special values
+        # below.  The exps run over all LANES entries: one vectorised loop.
+        big = -INFINITY
+        for j in range(n):
+            m[j] = x[j]
+            big = m[j] if m[j] > big else big
+        for j in range(n, LANES):
+            m[j] = -INFINITY
+        for j in range(LANES):
+            s[j] = <floating>1 if m[j] == big else vexp_nonpositive(m[j] - big)
+        for j in range(n):
+            total += s[j]
+        max_out[0] = big
+        sum_out[0] = <floating>total
+        return
+    for j in range(LANES):
+        m[j] = -INFINITY
+        s[j] = 0
+    for block in range((n_vec + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        n_chunks = min(<Py_ssize_t>BLOCK, n_vec - start) // LANES
+        for j in range(LANES):
+            block_max[j] = m[j]
+        for c in range(n_chunks):
+            i = start + c * LANES
+            for j in range(LANES):
+                xv = x[i + j]
+                block_max[j] = xv if xv > block_max[j] else block_max[j]
+        raised = False
+        for j in range(LANES):
+            raised = raised | (block_max[j] != m[j])
+        if raised:
+            for j in range(LANES):
+                s[j] = s[j] if block_max[j] == m[j] else s[j] * vexp_nonpositive(
+                    m[j] - block_max[j])
+                m[j] = block_max[j]
+        if e_out == NULL:
+            for c in range(n_chunks):
+                i = start + c * LANES
+                for j in range(LANES):
+                    xv = x[i + j]
+                    d = <floating>0 if xv == m[j] else xv - m[j]
+                    s[j] += vexp_nonpositive(d)
+        else:
+            # The same sums, storing each term (into the gradient row).
+            for j in range(LANES):
+                block_m[block * LANES + j] = m[j]
+            for c in range(n_chunks):
+                i = start + c * LANES
+                for j in range(LANES):
+                    xv = x[i + j]
+                    d = <floating>0 if xv == m[j] else xv - m[j]
+                    e = vexp_nonpositive(d)
+                    s[j] += e
+                    e_out[i + j] = e
+    for i in range(n_vec, n):
+        # One element into lane j: becomes the new maximum or adds exp(d).
+        j = i - n_vec
+        xv = x[i]
+        mv = m[j]
+        d = <floating>0 if xv == mv else xv - mv
+        e = vexp(-vabs(d))
+        s[j] = s[j] + e if d <= 0 else s[j] * e + <floating>1
+        m[j] = xv if xv > mv else mv
+    big = m[0]
+    for j in range(1, LANES):
+        big = m[j] if m[j] > big else big
+    for j in range(LANES):
+        # m == big skips exp(inf - inf) = NaN when the maximum is +inf.
+        block_max[j] = s[j] if m[j] == big else s[j] * vexp_nonpositive(m[j] - big)
+    for j in range(LANES):      # in order, apart from the vectorised exps above
+        total += block_max[j]
+    max_out[0] = big
+    sum_out[0] = <floating>total
+
+
+cdef inline double label_sum(const floating* y, const floating* cw, bint weighted,
+                             Py_ssize_t n) noexcept nogil:
+    """sum_j y_j (times cw_j when weighted), in a fixed order."""
+    cdef floating acc[LANES]
+    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef double total = 0.0
+    for j in range(LANES):
+        acc[j] = 0
+    for c in range(n_vec // LANES):
+        i = c * LANES
+        for j in range(LANES):
+            acc[j] += y[i + j] * cw[i + j] if weighted else y[i + j]
+    for j in range(LANES):
+        total += acc[j]
+    for i in range(n_vec, n):
+        total += y[i] * cw[i] if weighted else y[i]
+    return total
+
+
+cdef inline floating dense_term(floating yw, floating y, floating x, floating big,
+                                bint kl) noexcept nogil:
+    """yw * (M - x) (+ yw * log(y + 1e-12) for KL); 0 where yw == 0 even for
+    x = -inf, NaN where x is NaN."""
+    cdef floating t = big - x
+    if kl:
+        t = t + vlog(y + <floating>1e-12)
+    return yw * t if yw != 0 else zero_unless_nan(x)
+
+
+cdef inline floating logits_term(floating yw, floating y, floating x, bint kl) noexcept nogil:
+    """from_logits: -yw * x (+ yw * log(y + 1e-12) for KL), guarded as dense_term."""
+    cdef floating t = -x
+    if kl:
+        t = t + vlog(y + <floating>1e-12)
+    return yw * t if yw != 0 else zero_unless_nan(x)
+
+
+cdef inline double sparse_row(const floating* x, Py_ssize_t n, Py_ssize_t label,
+                              bint from_logits, floating u, floating* g) noexcept nogil:
+    """-log softmax(x)[label] (or -x[label] from logits); g = u * d/dx unless NULL."""
+    cdef floating big, total, k
+    cdef floating block_m[MAX_STORED_BLOCKS * LANES]
+    cdef bint stored = g != NULL and LANES <= n <= MAX_STORED_BLOCKS * BLOCK
+    cdef Py_ssize_t j
+    if from_logits:
+        if g != NULL:
+            for j in range(n):
+                g[j] = 0
+            g[label] = -u
+        return -x[label]
+    max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
+    if g != NULL:
+        k = u / total
+        if stored and vabs(big) < INFINITY and total == total:
+            rescale_stored_exps(x, n, big, k, block_m, g)
+        else:
+            for j in range(n):
+                g[j] = vexp_nonpositive(x[j] - big) * k
+        g[label] = g[label] - u
+    return (big - x[label]) + vlog(total)
+
+
+cdef inline void rescale_stored_exps(const floating* x, Py_ssize_t n, floating big, floating k,
+                                     const floating* block_m, floating* g) noexcept nogil:
+    """g_j = exp(x_j - M) * k from the stored g_j = exp(x_j - m) of max_and_sum_exp.
+
+    Per block and lane the factor is exp(m - M) * k (just k where m == M); the
+    last n % LANES elements, which were not stored, get their exp here.  Only
+    for a finite maximum M and a sum without NaN.
+    """
+    cdef floating factor[MAX_STORED_BLOCKS * LANES]
+    cdef const floating* f
+    cdef Py_ssize_t block, c, i, j, n_vec = n - n % LANES
+    block_factors(n_vec, big, k, block_m, factor)
+    for block in range((n_vec + BLOCK - 1) // BLOCK):
+        f = factor + block * LANES
+        for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
+            i = block * BLOCK + c * LANES
+            for j in range(LANES):
+                g[i + j] = g[i + j] * f[j]
+    for i in range(n_vec, n):
+        g[i] = vexp_nonpositive(x[i] - big) * k
+
+
+cdef inline void block_factors(Py_ssize_t n_vec, floating big, floating k,
+                               const floating* block_m, floating* factor) noexcept nogil:
+    """factor = exp(m - M) * k for every block and lane (k where m == M)."""
+    cdef Py_ssize_t t
+    for t in range((n_vec + BLOCK - 1) // BLOCK * LANES):
+        factor[t] = k if block_m[t] == big else vexp_nonpositive(block_m[t] - big) * k
+
+
+cdef inline double dense_row(const floating* x, const floating* y, const floating* cw,
+                             bint weighted, bint kl, Py_ssize_t n, bint from_logits,
+                             floating u, floating* g) noexcept nogil:
+    """sum_j yw_j * (log-sum-exp - x_j) (plus yw_j log(y_j + 1e-12) for KL),
+    with yw = y * cw when weighted else y; g = u * d/dx unless NULL."""
+    cdef floating acc[LANES]
+    cdef floating block_m[MAX_STORED_BLOCKS * LANES]
+    cdef floating factor[MAX_STORED_BLOCKS * LANES]
+    cdef floating big = 0, total = 1, a = 0, yw
+    cdef double ysum = 0.0, loss = 0.0
+    cdef bint stored = g != NULL and LANES <= n <= MAX_STORED_BLOCKS * BLOCK
+    cdef const floating* f
+    cdef Py_ssize_t block, c, i, j, n_vec = n - n % LANES
+    for j in range(LANES):
+        acc[j] = 0
+    if from_logits:
+        for c in range(n_vec // LANES):
+            i = c * LANES
+            for j in range(LANES):
+                yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                acc[j] += logits_term(yw, y[i + j], x[i + j], kl)
+                if g != NULL:
+                    g[i + j] = -u * yw
+        for i in range(n_vec, n):
+            yw = y[i] * cw[i] if weighted else y[i]
+            loss += logits_term(yw, y[i], x[i], kl)
+            if g != NULL:
+                g[i] = -u * yw
+    else:
+        max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
+        ysum = label_sum(y, cw, weighted, n)
+        a = <floating>(<double>u * ysum / <double>total)
+        if stored and vabs(big) < INFINITY and total == total:
+            # g holds exp(x - m) per block and lane: rescale (see sparse_row).
+            block_factors(n_vec, big, a, block_m, factor)
+            for block in range((n_vec + BLOCK - 1) // BLOCK):
+                f = factor + block * LANES
+                for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
+                    i = block * BLOCK + c * LANES
+                    for j in range(LANES):
+                        yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                        acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
+                        g[i + j] = g[i + j] * f[j] - u * yw
+        else:
+            for c in range(n_vec // LANES):
+                i = c * LANES
+                for j in range(LANES):
+                    yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                    acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
+                    if g != NULL:
+                        g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
+        for i in range(n_vec, n):
+            yw = y[i] * cw[i] if weighted else y[i]
+            loss += dense_term(yw, y[i], x[i], big, kl)
+            if g != NULL:
+                g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
+        loss += <double>vlog(total) * ysum
+    for j in range(LANES):
+        loss += acc[j]
+    return loss
+
+
+# ---------------------------------------------------------------------------
+# Driver.
+
+cdef struct Job:
+    Py_ssize_t n_rows
+    Py_ssize_t n_classes
+    Py_ssize_t n_samples
+    Py_ssize_t n_inner
+    bint from_logits
+    const void* pred
+    const void* label           # dense: (R, C) of the dtype
+    const Py_ssize_t* index     # sparse: (R,) class indices
+    const void* weight          # NULL: all ones
+    Py_ssize_t w_sample_stride
+    Py_ssize_t w_row_stride
+    Py_ssize_t w_class_stride   # 0: one weight per row; 1: per element
+    double scale
+    const double* sample_weight  # (n_samples,) or NULL
+    const double* out_grad       # (n_samples,) or NULL
+    void* out                    # (n_samples,) of the dtype, or NULL
+    void* grad                   # (R, C) of the dtype, or NULL
+    double* partial              # (R,) row losses when a sample has several rows, else NULL
+
+
+cdef inline void _row(Kind kind, const floating* pred, const Job* job,
+                      Py_ssize_t r) noexcept nogil:
+    cdef Py_ssize_t n_classes = job.n_classes
+    # One row per sample is the common case: no integer divisions then.
+    cdef Py_ssize_t sample = r if job.n_rows == job.n_samples else (
+        (r // job.n_inner) % job.n_samples)
+    cdef Py_ssize_t outer, at
+    cdef const floating* x = pred + r * n_classes
+    cdef const floating* cw = NULL
+    cdef floating row_w = 1
+    cdef floating* g = NULL if job.grad == NULL else <floating*>job.grad + r * n_classes
+    cdef double factor = job.scale
+    cdef double loss
+    cdef floating u
+    if job.weight != NULL:
+        outer = r // (job.n_inner * job.n_samples)
+        at = (sample * job.w_sample_stride
+              + (outer * job.n_inner + r % job.n_inner) * job.w_row_stride)
+        if job.w_class_stride:
+            cw = <const floating*>job.weight + at
+        else:
+            row_w = (<const floating*>job.weight)[at]
+    if job.sample_weight != NULL:
+        factor = factor * job.sample_weight[sample]
+    u = <floating>(factor * (1.0 if job.out_grad == NULL else job.out_grad[sample]) * row_w)
+    if Kind is SparseCEKind:
+        loss = sparse_row(x, n_classes, job.index[r], job.from_logits, u, g)
+    else:
+        if cw != NULL:
+            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, True,
+                             Kind is KLDivKind, n_classes, job.from_logits, u, g)
+        else:
+            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, False,
+                             Kind is KLDivKind, n_classes, job.from_logits, u, g)
+    loss = loss * row_w
+    if job.partial != NULL:
+        job.partial[r] = loss
+    elif job.out != NULL:
+        (<floating*>job.out)[sample] = <floating>(factor * loss)
+
+
+cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r, sample, outer, inner, n_outer
+    cdef double total, factor
+    if n_threads > 1:
+        for r in prange(job.n_rows, schedule="static", num_threads=n_threads):
+            _row(kind, pred, job, r)
+    else:
+        for r in range(job.n_rows):
+            _row(kind, pred, job, r)
+    if job.partial == NULL or job.out == NULL:
+        return
+    # The rows of each sample, added in row order.
+    n_outer = job.n_rows // (job.n_samples * job.n_inner)
+    for sample in range(job.n_samples):
+        total = 0.0
+        for outer in range(n_outer):
+            r = (outer * job.n_samples + sample) * job.n_inner
+            for inner in range(job.n_inner):
+                total += job.partial[r + inner]
+        factor = job.scale
+        if job.sample_weight != NULL:
+            factor = factor * job.sample_weight[sample]
+        (<floating*>job.out)[sample] = <floating>(factor * total)
+
+
+cdef void _dispatch(int kind_id, const floating* pred, const Job* job,
+                    int n_threads) noexcept nogil:
+    cdef SparseCEKind sparse
+    cdef DenseCEKind dense
+    cdef KLDivKind kl
+    if kind_id == KIND_SPARSE_CE:
+        _run(sparse, pred, job, n_threads)
+    elif kind_id == KIND_DENSE_CE:
+        _run(dense, pred, job, n_threads)
+    else:
+        _run(kl, pred, job, n_threads)
+
+
+cdef inline const void* _data(object arr):
+    return NULL if arr is None else cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+def softmax_loss(int kind_id, bint from_logits, cnp.ndarray pred, object label,
+                 object index, object weight, Py_ssize_t w_sample_stride,
+                 Py_ssize_t w_row_stride, Py_ssize_t w_class_stride,
+                 Py_ssize_t n_samples, Py_ssize_t n_inner, double scale,
+                 object sample_weight, object out_grad, object out, object grad,
+                 int n_threads):
+    """Run one softmax-family loss; see the module docstring for the contract.
+
+    pred            : (R, C) C-contiguous float32 or float64, R > 0, C > 0.
+    label           : (R, C) C-contiguous of pred's dtype (dense kinds) or None.
+    index           : (R,) C-contiguous intp in [0, C) (sparse kind) or None.
+    weight          : C-contiguous of pred's dtype, addressed with the strides, or None.
+    n_samples, n_inner : R = n_outer * n_samples * n_inner.
+    sample_weight, out_grad : (n_samples,) C-contiguous float64, or None (ones).
+    out             : (n_samples,) of the dtype or None; grad: (R, C) of the dtype or None.
+    """
+    cdef bint is_f32 = cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32
+    cdef Job job
+    cdef cnp.ndarray partial
+    job.n_rows = cnp.PyArray_DIM(pred, 0)
+    job.n_classes = cnp.PyArray_DIM(pred, 1)
+    job.n_samples = n_samples
+    job.n_inner = n_inner
+    job.from_logits = from_logits
+    job.pred = cnp.PyArray_DATA(pred)
+    job.label = _data(label)
+    job.index = <const Py_ssize_t*>_data(index)
+    job.weight = _data(weight)
+    job.w_sample_stride = w_sample_stride
+    job.w_row_stride = w_row_stride
+    job.w_class_stride = w_class_stride
+    job.scale = scale
+    job.sample_weight = <const double*>_data(sample_weight)
+    job.out_grad = <const double*>_data(out_grad)
+    job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
+    job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
+    job.partial = NULL
+    if job.n_rows != n_samples and out is not None:
+        partial = np.empty(job.n_rows)
+        job.partial = <double*>cnp.PyArray_DATA(partial)
+    with nogil:
+        if is_f32:
+            _dispatch(kind_id, <const float*>job.pred, &job, n_threads)
+        else:
+            _dispatch(kind_id, <const double*>job.pred, &job, n_threads)
+
+
+def exp_nonpositive_array(x):
+    """``vexp_nonpositive`` applied to a 1-D float32/float64 array (for the tests)."""
+    cdef cnp.ndarray src = np.ascontiguousarray(x)
+    cdef cnp.ndarray out = np.empty_like(src)
+    cdef Py_ssize_t i, n = src.shape[0]
+    cdef float* o32 = <float*>cnp.PyArray_DATA(out)
+    cdef double* o64 = <double*>cnp.PyArray_DATA(out)
+    cdef const float* x32 = <const float*>cnp.PyArray_DATA(src)
+    cdef const double* x64 = <const double*>cnp.PyArray_DATA(src)
+    if src.dtype == np.float32:
+        for i in range(n):
+            o32[i] = vexp_nonpositive(x32[i])
+    else:
+        for i in range(n):
+            o64[i] = vexp_nonpositive(x64[i])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Sparse labels: check and convert to Py_ssize_t in one pass.
+
+ctypedef signed char i8
+ctypedef unsigned char u8
+ctypedef unsigned short u16
+ctypedef unsigned int u32
+ctypedef unsigned long long u64
+
+ctypedef fused label_t:
+    i8
+    short
+    int
+    long long
+    u8
+    u16
+    u32
+    u64
+    float
+    double
+
+
+cdef Py_ssize_t _to_index(const label_t* labels, Py_ssize_t n, Py_ssize_t n_classes,
+                          Py_ssize_t* out) noexcept nogil:
+    """Copy labels into out as indices; the position of the first label that is
+    not an integer in [0, n_classes), or -1.  Never casts an out-of-range float."""
+    cdef Py_ssize_t i, k
+    cdef label_t v
+    for i in range(n):
+        v = labels[i]
+        if label_t is float or label_t is double:
+            if not (v >= 0 and v < <double>n_classes):     # NaN fails here too
+                return i
+            k = <Py_ssize_t>v
+            if k != v:
+                return i
+        elif label_t is u8 or label_t is u16 or label_t is u32 or label_t is u64:
+            if v >= <u64>n_classes:
+                return i
+            k = <Py_ssize_t>v
+        else:
+            if v < 0 or v >= n_classes:
+                return i
+            k = <Py_ssize_t>v
+        out[i] = k
+    return -1
+
+
+cdef Py_ssize_t _convert(int typenum, const void* src, Py_ssize_t n, Py_ssize_t n_classes,
+                         Py_ssize_t* out) noexcept nogil:
+    if typenum == cnp.NPY_INT8:
+        return _to_index(<const i8*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_INT16:
+        return _to_index(<const short*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_INT32:
+        return _to_index(<const int*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_INT64:
+        return _to_index(<const long long*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_UINT8:
+        return _to_index(<const u8*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_UINT16:
+        return _to_index(<const u16*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_UINT32:
+        return _to_index(<const u32*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_UINT64:
+        return _to_index(<const u64*>src, n, n_classes, out)
+    elif typenum == cnp.NPY_FLOAT32:
+        return _to_index(<const float*>src, n, n_classes, out)
+    else:
+        return _to_index(<const double*>src, n, n_classes, out)
+
+
+def class_indices(cnp.ndarray labels, Py_ssize_t n_classes):
+    """Check labels and convert them to intp: ``(indices, first bad position or -1)``.
+
+    labels : 1-D C-contiguous, native byte order, of one of the integer
+             types int8..int64, uint8..uint64, or float32/float64.
+    """
+    cdef int typenum = cnp.PyArray_TYPE(labels)
+    cdef const void* src = cnp.PyArray_DATA(labels)
+    cdef cnp.npy_intp n = cnp.PyArray_DIM(labels, 0)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INTP, 0)
+    cdef Py_ssize_t* dst = <Py_ssize_t*>cnp.PyArray_DATA(out)
+    cdef Py_ssize_t bad
+    if cnp.PyArray_ITEMSIZE(labels) == 8 and typenum in (cnp.NPY_LONG, cnp.NPY_LONGLONG):
+        typenum = cnp.NPY_INT64
+    elif cnp.PyArray_ITEMSIZE(labels) == 8 and typenum in (cnp.NPY_ULONG, cnp.NPY_ULONGLONG):
+        typenum = cnp.NPY_UINT64
+    elif typenum not in (cnp.NPY_INT8, cnp.NPY_INT16, cnp.NPY_INT32, cnp.NPY_INT64,
+                         cnp.NPY_UINT8, cnp.NPY_UINT16, cnp.NPY_UINT32, cnp.NPY_UINT64,
+                         cnp.NPY_FLOAT32, cnp.NPY_FLOAT64):
+        raise TypeError(f"class_indices: unsupported label dtype {labels.dtype}")
+    with nogil:
+        bad = _convert(typenum, src, n, n_classes, dst)
+    return out, bad

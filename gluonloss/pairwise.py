@@ -1,0 +1,406 @@
+r"""The losses with several differentiable inputs: TripletLoss,
+CosineEmbeddingLoss and SDMLLoss.
+
+``gradient`` returns a tuple with one array per differentiable input, in
+argument order, each shaped like its input; ``out_grad`` (ones by default)
+weights the per-sample losses: the gradient is that of
+:math:`\sum_b g_b\,\mathrm{out}_b`.  Computation is float32 when every
+differentiable input is float32, else float64.
+"""
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from gluonloss._base import Loss
+from gluonloss._dispatch import load_kernels
+from gluonloss._layout import from_rows, row_vector, to_rows
+from gluonloss._threads import threads_for
+from gluonloss._validation import (
+    as_numeric_array,
+    broadcastable_array,
+    check_real,
+    compute_dtype,
+    normalize_axis,
+    reshape_like,
+)
+
+_pairwise = load_kernels("_pairwise")
+
+__all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
+
+
+def per_sample_weight(sample_weight, n, dtype):
+    """None, or ``sample_weight`` as one float64 factor per sample, shape ``(n,)``.
+
+    For losses with one value per sample: any array of exactly ``n``
+    elements (``(n,)``, ``(n, 1)``, ...) is one weight per sample, and a
+    single element is shared by all; anything else is a ValueError.
+    Weights are cast to the compute dtype first, as every weight is.
+    """
+    if sample_weight is None:
+        return None
+    sw = as_numeric_array(sample_weight, "sample_weight")
+    if sw.size not in (1, n):
+        raise ValueError(f"sample_weight of shape {sw.shape} has {sw.size} elements; the loss "
+                         f"has one value per sample, so it needs {n} (one per sample) or 1")
+    return row_vector(sw.reshape(-1).astype(dtype, copy=False), n)
+
+
+def _out_grad_vector(out_grad, n):
+    og = broadcastable_array(out_grad, "out_grad", (n,), "the loss output")
+    return None if og is None else row_vector(og, n)
+
+
+# ---------------------------------------------------------------------------
+
+_TripletCall = namedtuple("_TripletCall", "pred positive negative row_weight out_grad dtype "
+                                          "axis n_rows n_cols")
+
+
+class TripletLoss(Loss):
+    r"""Triplet loss: pull ``positive`` towards ``pred``, push ``negative`` away.
+
+    For sample :math:`b` (sums over its elements, :math:`p` = pred,
+    :math:`q` = positive, :math:`n` = negative, :math:`s_b` = sample_weight):
+
+    .. math::
+        h_b = \sum_{j \in b} \left((q_j - p_j)^2 - (n_j - p_j)^2\right) + m, \qquad
+        \mathrm{out}_b = \max(h_b, 0)\, s_b\, w
+
+    Where :math:`h_b > 0` the gradients are
+
+    .. math::
+        \frac{\partial \mathrm{out}_b}{\partial p_j} = 2 (n_j - q_j)\, s_b w, \quad
+        \frac{\partial \mathrm{out}_b}{\partial q_j} = 2 (q_j - p_j)\, s_b w, \quad
+        \frac{\partial \mathrm{out}_b}{\partial n_j} = -2 (n_j - p_j)\, s_b w
+
+    and zero where :math:`h_b \le 0` (the kink included).  A sample with no
+    elements has :math:`h_b = m` (a sum, not a mean).
+
+    Parameters
+    ----------
+    margin : float, default 1
+        The margin :math:`m`.
+    weight : float or None, default None
+        Global scalar weight :math:`w`.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+
+    Call ``loss(pred, positive, negative, sample_weight=None)``:
+    ``positive`` and ``negative`` have as many elements as ``pred`` and are
+    read in C order with its shape; ``sample_weight`` has N elements (one per
+    sample, any shape) or one.  Returns shape ``(N,)``; ``gradient`` returns
+    ``(d_pred, d_positive, d_negative)``.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> p, q, n = np.array([[0., 0.]]), np.array([[1., 0.]]), np.array([[0., 2.]])
+    >>> gl.TripletLoss(margin=4)(p, q, n)                 # 1 - 4 + 4
+    array([1.])
+    >>> gl.TripletLoss(margin=4).gradient(p, q, n)[0]     # 2 (n - q)
+    array([[-2.,  4.]])
+    """
+
+    def __init__(self, margin=1, weight=None, batch_axis=0):
+        super().__init__(weight, batch_axis)
+        self._margin = check_real(margin, "margin")
+
+    def forward(self, pred, positive, negative, sample_weight=None):
+        """Per-sample loss, shape ``(N,)``."""
+        return self._evaluate(pred, positive, negative, sample_weight, None, True, False)[0]
+
+    def gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
+        """``(d_pred, d_positive, d_negative)`` of ``sum(out_grad * loss)``."""
+        return self._evaluate(pred, positive, negative, sample_weight, out_grad, False, True)[1]
+
+    def value_and_gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
+        """``(forward(...), gradient(...))`` from one pass over the data."""
+        return self._evaluate(pred, positive, negative, sample_weight, out_grad, True, True)
+
+    def _evaluate(self, pred, positive, negative, sample_weight, out_grad, want_loss,
+                  want_grad):
+        call = self._validate(pred, positive, negative, sample_weight, out_grad)
+        if call.n_rows == 0:
+            return np.empty(0, call.dtype), tuple(
+                np.zeros(x.shape, call.dtype) for x in (call.pred, call.positive, call.negative))
+        return self._compute(call, want_loss, want_grad)
+
+    def _validate(self, pred, positive, negative, sample_weight, out_grad):
+        pred = as_numeric_array(pred, "pred")
+        positive = as_numeric_array(positive, "positive")
+        negative = as_numeric_array(negative, "negative")
+        shape = pred.shape
+        axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
+        reshape_like(positive, shape, pred.size, "positive")
+        reshape_like(negative, shape, pred.size, "negative")
+        n_rows = shape[axis]
+        n_cols = math.prod(shape[:axis] + shape[axis + 1:])
+        dtype = compute_dtype(pred, positive, negative)
+        return _TripletCall(pred, positive, negative,
+                            per_sample_weight(sample_weight, n_rows, dtype),
+                            _out_grad_vector(out_grad, n_rows), dtype, axis, n_rows, n_cols)
+
+    def _compute(self, call, want_loss, want_grad):
+        dtype, axis, n_rows, n_cols = call.dtype, call.axis, call.n_rows, call.n_cols
+        shape = call.pred.shape
+        rows = [to_rows(x.reshape(shape), axis, n_rows, n_cols, dtype)
+                for x in (call.pred, call.positive, call.negative)]
+        out = np.empty(n_rows, dtype) if want_loss else None
+        grads = [np.empty((n_rows, n_cols), dtype) for _ in range(3)] if want_grad else [None] * 3
+        _pairwise.triplet(*rows, float(self._margin), self._scalar_weight(), call.row_weight,
+                          call.out_grad if want_grad else None, out, *grads,
+                          threads_for(3 * n_rows * n_cols))
+        if not want_grad:
+            return out, None
+        return out, tuple(from_rows(g, shape, axis).reshape(x.shape)
+                          for g, x in zip(grads, (call.pred, call.positive, call.negative)))
+
+
+# ---------------------------------------------------------------------------
+
+_CosineCall = namedtuple("_CosineCall", "input1 input2 label row_weight out_grad dtype "
+                                        "n_vectors dim")
+
+
+def check_signed_labels(label):
+    """Every label exactly 1 or -1, else ValueError naming the first bad one."""
+    bad = ~((label == 1) | (label == -1))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        where = np.unravel_index(first, label.shape) if label.ndim else ()
+        value = label.reshape(-1)[first].item()
+        raise ValueError(f"label must be 1 or -1, got {value!r} at index "
+                         f"{tuple(int(i) for i in where)}")
+
+
+class CosineEmbeddingLoss(Loss):
+    r"""Cosine embedding loss: similar pairs (label 1) towards cosine 1,
+    dissimilar pairs (label -1) below the margin.
+
+    Vectors lie along the last axis and every leading axis indexes the batch
+    (a 1-D input is one vector).  For vectors :math:`x` (input1), :math:`y`
+    (input2) with label :math:`l`:
+
+    .. math::
+        \cos = \frac{x \cdot y}{\max(\lVert x\rVert\,\lVert y\rVert,\ 10^{-12})}, \qquad
+        \ell = \begin{cases} 1 - \cos & l = 1 \\
+                             \operatorname{clip}(\cos - m,\ 0,\ 1 - m) & l = -1 \end{cases}
+
+    and ``out = ℓ * s * w``, shape ``(number of vectors,)``.  With
+    :math:`D = \lVert x\rVert\lVert y\rVert`,
+
+    .. math::
+        \frac{\partial\cos}{\partial x} = \frac{y}{D} - \cos\frac{x}{\lVert x\rVert^2}
+        \quad (D > 10^{-12}), \qquad
+        \frac{\partial\cos}{\partial x} = \frac{y}{10^{-12}} \quad \text{otherwise}
+
+    (symmetrically for :math:`y`); :math:`d\ell/d\cos` is -1 for label 1
+    and, for label -1, 1 inside the open interval :math:`0 < \cos - m < 1 - m`
+    and 0 outside.  Zero vectors give finite values and gradients.  The
+    clip applies its upper bound first (MXNet's order), so for ``margin > 1``
+    the loss is :math:`1 - m` where :math:`\cos - m > 1 - m` and 0 elsewhere.
+
+    Parameters
+    ----------
+    weight : float or None, default None
+        Global scalar weight :math:`w`.
+    batch_axis : int, default 0
+        Accepted for MXNet compatibility and, as in MXNet, not used: the
+        vectors are always the last axis and the batch is everything before it.
+    margin : float, default 0
+        The margin :math:`m` for dissimilar pairs.
+
+    Call ``loss(input1, input2, label, sample_weight=None)``: ``input1``
+    with as many elements as ``input2`` (read in C order with its shape),
+    ``label`` with one value per vector, each exactly 1 or -1,
+    ``sample_weight`` with one value per vector (any shape) or one.
+    ``gradient`` returns ``(d_input1, d_input2)``.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> x = np.array([[1., 0.], [1., 1.]])
+    >>> y = np.array([[0., 1.], [1., 1.]])
+    >>> gl.CosineEmbeddingLoss()(x, y, np.array([1, -1]))   # 1 - 0 and clip(1 - 0, 0, 1)
+    array([1., 1.])
+    >>> gl.CosineEmbeddingLoss().gradient(x, y, np.array([1, 1]))[0][0]   # -(y/D - cos x)
+    array([ 0., -1.])
+    """
+
+    def __init__(self, weight=None, batch_axis=0, margin=0):
+        super().__init__(weight, batch_axis)
+        self._margin = check_real(margin, "margin")
+
+    def forward(self, input1, input2, label, sample_weight=None):
+        """Per-vector loss, shape ``(number of vectors,)``."""
+        return self._evaluate(input1, input2, label, sample_weight, None, True, False)[0]
+
+    def gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
+        """``(d_input1, d_input2)`` of ``sum(out_grad * loss)``."""
+        return self._evaluate(input1, input2, label, sample_weight, out_grad, False, True)[1]
+
+    def value_and_gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
+        """``(forward(...), gradient(...))`` from one pass over the data."""
+        return self._evaluate(input1, input2, label, sample_weight, out_grad, True, True)
+
+    def _evaluate(self, input1, input2, label, sample_weight, out_grad, want_loss, want_grad):
+        call = self._validate(input1, input2, label, sample_weight, out_grad)
+        if call.n_vectors == 0:
+            return np.empty(0, call.dtype), (np.zeros(call.input1.shape, call.dtype),
+                                             np.zeros(call.input2.shape, call.dtype))
+        return self._compute(call, want_loss, want_grad)
+
+    def _validate(self, input1, input2, label, sample_weight, out_grad):
+        input2 = as_numeric_array(input2, "input2")
+        input1 = as_numeric_array(input1, "input1")
+        if input2.ndim == 0:
+            raise ValueError("input2 must have at least one axis (the vectors lie along the "
+                             "last axis), got a scalar")
+        shape = input2.shape
+        reshape_like(input1, shape, input2.size, "input1", like="input2")
+        n_vectors = math.prod(shape[:-1])
+        label = as_numeric_array(label, "label")
+        if label.size != n_vectors:
+            raise ValueError(f"label has {label.size} elements (shape {label.shape}) but the "
+                             f"inputs hold {n_vectors} vectors (shape {shape}, vectors along "
+                             f"the last axis); it needs one label per vector")
+        check_signed_labels(label)
+        dtype = compute_dtype(input1, input2)
+        return _CosineCall(input1, input2, label, per_sample_weight(sample_weight, n_vectors,
+                                                                    dtype),
+                           _out_grad_vector(out_grad, n_vectors), dtype, n_vectors, shape[-1])
+
+    def _compute(self, call, want_loss, want_grad):
+        dtype, n, dim = call.dtype, call.n_vectors, call.dim
+        x = np.ascontiguousarray(call.input1, dtype).reshape(n, dim)
+        y = np.ascontiguousarray(call.input2, dtype).reshape(n, dim)
+        label = np.ascontiguousarray(call.label, dtype).reshape(n)
+        out = np.empty(n, dtype) if want_loss else None
+        grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
+        _pairwise.cosine(x, y, label, float(self._margin), self._scalar_weight(),
+                         call.row_weight, call.out_grad if want_grad else None, out, *grads,
+                         threads_for(2 * n * dim))
+        if not want_grad:
+            return out, None
+        return out, (grads[0].reshape(call.input1.shape), grads[1].reshape(call.input2.shape))
+
+
+# ---------------------------------------------------------------------------
+
+_SdmlCall = namedtuple("_SdmlCall", "x1 x2 out_grad dtype n dim")
+
+
+class SDMLLoss(Loss):
+    r"""Smoothed Deep Metric Learning loss (Bonadiman et al., 2019).
+
+    ``x1[i]`` and ``x2[i]`` form a positive pair; every other row of the
+    batch serves as a negative.  With :math:`N` rows, smoothing
+    parameter :math:`\sigma`:
+
+    .. math::
+        D_{ij} = \lVert x1_i - x2_j \rVert^2, \qquad
+        \mathrm{lp}_{ij} = \log \operatorname{softmax}_j(-D_{ij}), \qquad
+        Y_{ij} = \begin{cases} 1 - \sigma & i = j \\ \sigma / (N - 1) & i \ne j \end{cases}
+
+    .. math::
+        \mathrm{out}_i = \frac{w}{N} \sum_j Y_{ij}\left(\log(Y_{ij} + 10^{-12})
+                                                      - \mathrm{lp}_{ij}\right)
+
+    (a mean over :math:`j`, like KLDivLoss; MXNet 1.9.1 sums and ignores
+    ``weight``).  With :math:`G_{ij} = 2 g_i \tfrac{w}{N}(Y_{ij} - e^{\mathrm{lp}_{ij}})`
+    for upstream gradient :math:`g`:
+
+    .. math::
+        \frac{\partial}{\partial x1_i} = \sum_j G_{ij}(x1_i - x2_j), \qquad
+        \frac{\partial}{\partial x2_j} = \sum_i G_{ij}(x2_j - x1_i)
+
+    Parameters
+    ----------
+    smoothing_parameter : float, default 0.3
+        Probability mass spread over the negatives, in [0, 1).
+    weight : float or None, default 1
+        Global scalar weight :math:`w`.
+    batch_axis : int, default 0
+        Accepted for MXNet compatibility and, as in MXNet, not used: rows
+        of the (N, D) inputs are always the samples.
+
+    Call ``loss(x1, x2)`` with two (N, D) arrays of the same shape, N >= 2;
+    returns shape ``(N,)``; ``gradient`` returns ``(d_x1, d_x2)``.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> x1 = np.array([[0., 0.], [3., 0.]])
+    >>> x2 = np.array([[0., 0.], [3., 0.]])
+    >>> out = gl.SDMLLoss(smoothing_parameter=0.0)(x1, x2)   # Y = I: -lp_ii / 2
+    >>> np.allclose(out, (np.log1p(1e-12) + np.log1p(np.exp(-9))) / 2, rtol=1e-14)
+    True
+    """
+
+    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0):
+        super().__init__(weight, batch_axis)
+        sp = check_real(smoothing_parameter, "smoothing_parameter")
+        if not 0 <= sp < 1:
+            raise ValueError(f"smoothing_parameter must be in [0, 1), got {sp!r}")
+        self._smoothing_parameter = sp
+
+    def forward(self, x1, x2):
+        """Per-row loss, shape ``(N,)``."""
+        return self._evaluate(x1, x2, None, True, False)[0]
+
+    def gradient(self, x1, x2, out_grad=None):
+        """``(d_x1, d_x2)`` of ``sum(out_grad * loss)``."""
+        return self._evaluate(x1, x2, out_grad, False, True)[1]
+
+    def value_and_gradient(self, x1, x2, out_grad=None):
+        """``(forward(...), gradient(...))`` from one pass over the data."""
+        return self._evaluate(x1, x2, out_grad, True, True)
+
+    def _evaluate(self, x1, x2, out_grad, want_loss, want_grad):
+        return self._compute(self._validate(x1, x2, out_grad), want_loss, want_grad)
+
+    def _validate(self, x1, x2, out_grad):
+        x1 = as_numeric_array(x1, "x1")
+        x2 = as_numeric_array(x2, "x2")
+        if x1.ndim != 2:
+            raise ValueError(f"x1 must be 2-D (batch, dim), got shape {x1.shape}")
+        if x2.shape != x1.shape:
+            raise ValueError(f"x2 must have the shape of x1 {x1.shape}, got {x2.shape}")
+        n, dim = x1.shape
+        if n < 2:
+            raise ValueError(f"SDMLLoss needs a batch of at least 2 rows (each row's "
+                             f"negatives are the other rows), got {n}")
+        return _SdmlCall(x1, x2, _out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
+
+    def _targets(self, n):
+        """(Y_ii, Y_ij for i != j, sum_j Y_ij log(Y_ij + 1e-12))."""
+        sp = float(self._smoothing_parameter)
+        y_diag, y_off = 1.0 - sp, sp / (n - 1)
+        entropy = y_diag * math.log(y_diag + 1e-12) + (n - 1) * y_off * math.log(y_off + 1e-12)
+        return y_diag, y_off, entropy
+
+    def _compute(self, call, want_loss, want_grad):
+        dtype, n, dim = call.dtype, call.n, call.dim
+        panel = _pairwise.SDML_PANEL
+        padded = -(-n // panel) * panel
+        a_rows = np.zeros((padded, dim), dtype)
+        a_rows[:n] = call.x1
+        b_rows = np.zeros((padded, dim), dtype)
+        b_rows[:n] = call.x2
+        # Panels of x2 transposed: b_panels[p, k, c] = x2[p * panel + c, k].
+        b_panels = np.ascontiguousarray(
+            b_rows.reshape(padded // panel, panel, dim).transpose(0, 2, 1))
+        a_cols = b_cols = None
+        if want_grad:
+            wide = -(-dim // panel) * panel
+            a_cols, b_cols = (np.ascontiguousarray(
+                np.pad(r, ((0, 0), (0, wide - dim))).reshape(padded, wide // panel, panel)
+                .transpose(1, 0, 2)) for r in (a_rows, b_rows))
+        out = np.empty(n, dtype) if want_loss else None
+        grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
+        _pairwise.sdml(a_rows, b_panels, a_cols, b_cols, n, *self._targets(n),
+                       self._scalar_weight(), call.out_grad if want_grad else None, out,
+                       *grads, threads_for(n * n * max(dim, 1)))
+        return out, (tuple(grads) if want_grad else None)
