@@ -18,11 +18,11 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNEL_MODULES = ["_elementwise", "_openmp", "_vmath", "_softmax", "_pairwise"]
+KERNEL_MODULES = ["_elementwise", "_openmp", "_vmath", "_softmax", "_pairwise", "_ctc"]
 # Compiled a second time with AVX2 on x86-64; gluonloss._dispatch picks the
 # build at import.  -mavx2 without -mfma: no fused multiply-adds, so both
 # builds round identically.
-AVX2_MODULES = ["_elementwise", "_softmax", "_pairwise"]
+AVX2_MODULES = ["_elementwise", "_softmax", "_pairwise", "_ctc"]
 
 DEBUG = os.environ.get("GLUONLOSS_DEBUG", "") not in ("", "0")
 NATIVE = os.environ.get("GLUONLOSS_NATIVE", "") not in ("", "0")

@@ -9,6 +9,7 @@ with forward values and analytic gradients, in Cython with OpenMP.
 """
 from gluonloss._base import Loss
 from gluonloss._threads import get_num_threads, num_threads, set_num_threads
+from gluonloss.ctc import CTCLoss
 from gluonloss.elementwise import (
     HingeLoss,
     HuberLoss,
@@ -32,6 +33,7 @@ __all__ = [
     "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
     "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
     "get_num_threads", "set_num_threads", "num_threads",
+    "CTCLoss",
 ]
 
 

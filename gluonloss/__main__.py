@@ -104,10 +104,11 @@ def main():
         print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
               f"{'ok' if ok else 'FAILED'}")
     failed += multi_input_rows(rng)
+    failed += ctc_rows(rng)
     if failed:
         print(f"\ngradient check FAILED for: {', '.join(failed)}")
         return 1
-    n_checks = len(CONFIGS) + len(MULTI_INPUT_CONFIGS)
+    n_checks = len(CONFIGS) + len(MULTI_INPUT_CONFIGS) + len(CTC_CONFIGS)
     print(f"\nall {n_checks} gradient checks passed (relative tolerance {TOLERANCE:g})")
     return 0
 
@@ -188,6 +189,56 @@ class _OneInput:
 
     def gradient(self, x, label, out_grad=None):
         return self._loss.gradient(*self._call_with(x), out_grad=out_grad)[self._k]
+
+
+# -- CTCLoss (issue 5) ------------------------------------------------------------
+# Sample batch and throughput batch as (N, T, C, label length); the throughput
+# counts pred's elements.
+
+CTC_CONFIGS = [
+    ("CTCLoss(NTC, NT)", gl.CTCLoss()),
+    ("CTCLoss(TNC, TN, weight=0.5)", gl.CTCLoss("TNC", "TN", weight=0.5)),
+]
+CTC_SAMPLE = (4, 12, 5, 4)
+CTC_BENCH = (32, 200, 50, 40)
+
+
+def make_ctc_data(rng, size, loss, dtype=np.float64):
+    """pred, label and length kwargs for a CTC loss, in its layouts.
+
+    Labels have random lengths up to ``label length`` (padding -1), frames
+    random counts from twice that up to T, so every sample is feasible.
+    """
+    n, n_frames, n_classes, label_length = size
+    pred = rng.standard_normal((n, n_frames, n_classes))
+    label = rng.integers(0, n_classes - 1, (n, label_length))
+    lengths = rng.integers(0, label_length + 1, n)
+    label[np.arange(label_length) >= lengths[:, None]] = -1
+    frames = rng.integers(min(2 * label_length, n_frames), n_frames + 1, n)
+    if loss.layout == "TNC":
+        pred = pred.transpose(1, 0, 2)
+    if loss.label_layout == "TN":
+        label = label.T
+    return (np.ascontiguousarray(pred, dtype), np.ascontiguousarray(label),
+            {"pred_lengths": frames})
+
+
+def ctc_rows(rng):
+    """Print one table row per CTC configuration; return the names that failed."""
+    failed = []
+    for name, loss in CTC_CONFIGS:
+        pred, label, extra = make_ctc_data(rng, CTC_SAMPLE, loss)
+        out_grad = rng.uniform(0.5, 1.5, CTC_SAMPLE[0])
+        value = float(np.mean(loss(pred, label, **extra)))
+        rel_err, max_err = gradient_errors(loss, pred, label, extra, out_grad)
+        big_pred, big_label, big_extra = make_ctc_data(rng, CTC_BENCH, loss, np.float32)
+        rate = throughput(loss, big_pred, big_label, big_extra) / 1e6
+        ok = rel_err < TOLERANCE and np.isfinite(value)
+        if not ok:
+            failed.append(name)
+        print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
+              f"{'ok' if ok else 'FAILED'}")
+    return failed
 
 
 if __name__ == "__main__":

@@ -283,3 +283,27 @@ cdef inline floating mul_zero_wins(floating c, floating a) noexcept nogil:
     through another term.
     """
     return <floating>0.0 if c == 0 else c * a
+
+
+# ---------------------------------------------------------------------------
+# log on the normal numbers only, for hot loops that know their argument is
+# finite, positive and normal (CTC's log-sum-exp: a sum in [1, 3]): no
+# subnormal scaling, no special-value selects.  float64 uses _log_f64.
+
+cdef inline float _logf_normal(float x) noexcept nogil:
+    """log(x) for finite, positive, normal x: _logf without its special cases."""
+    cdef int32_t bits = _f32_bits(x)
+    cdef int32_t e = ((bits >> 23) & 0xff) - 127
+    cdef float mant = _f32_from_bits((bits & 0x007fffff) | 0x3f800000)   # [1, 2)
+    cdef bint high = mant > <float>1.41421356
+    cdef float m = mant * <float>0.5 if high else mant
+    cdef float k = <float>e + (<float>1.0 if high else <float>0.0)
+    return _log1pf_reduced(m - <float>1.0, k, <float>0.0)
+
+
+cdef inline floating log_normal(floating x) noexcept nogil:
+    """log(x) for finite, positive, normal x only (garbage otherwise, even for NaN)."""
+    if floating is float:
+        return _logf_normal(x)
+    else:
+        return _log_f64(x)

@@ -7,7 +7,7 @@ from cython cimport floating
 cimport numpy as cnp
 import numpy as np
 
-from gluonloss._math cimport log1p_unit, vexp, vlog
+from gluonloss._math cimport log1p_unit, log_normal, vexp, vexp_nonpositive, vlog
 
 cnp.import_array()
 
@@ -21,9 +21,13 @@ def _apply(const floating[::1] x, floating[::1] out, int which):
                 out[i] = vexp(x[i])
             elif which == 1:
                 out[i] = vlog(x[i])
-            else:
+            elif which == 2:
                 u = 1 + x[i]
                 out[i] = log1p_unit(x[i], u, <floating>1 / u)
+            elif which == 3:
+                out[i] = vexp_nonpositive(x[i])
+            else:
+                out[i] = log_normal(x[i])
 
 
 def _run(x, int which):
@@ -48,3 +52,13 @@ def log_array(x):
 def log1p_unit_array(x):
     """Elementwise log1p for x in [0, 1] with gluonloss's kernel math."""
     return _run(x, 2)
+
+
+def exp_nonpositive_array(x):
+    """exp on (-inf, 0], flushing results below the smallest normal to 0."""
+    return _run(x, 3)
+
+
+def log_normal_array(x):
+    """log of finite, positive, normal numbers (no special cases)."""
+    return _run(x, 4)

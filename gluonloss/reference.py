@@ -23,6 +23,7 @@ __all__ = [
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss",
     "PoissonNLLLoss", "SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss",
     "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
+    "CTCLoss",
 ]
 
 
@@ -303,3 +304,86 @@ class SDMLLoss(_gl.SDMLLoss):
         grad_x1 = np.einsum("ij,ijd->id", g, diff)
         grad_x2 = -np.einsum("ij,ijd->jd", g, diff)
         return out.astype(call.dtype), (grad_x1.astype(call.dtype), grad_x2.astype(call.dtype))
+
+
+# ---------------------------------------------------------------------------
+# CTCLoss: the textbook log-space forward-backward (Graves et al. 2006, with
+# beta including the emission of its own frame), one sample at a time, no
+# rescaling; infeasible labels come out as log p = -inf by themselves.
+
+def _ctc_transitions(extended, blank):
+    """Where the s-2 -> s skip is allowed: s is a label differing from l'_{s-2}."""
+    skip = np.zeros(len(extended), bool)
+    skip[2:] = (extended[2:] != blank) & (extended[2:] != extended[:-2])
+    return skip
+
+
+def _ctc_sample(x, label, blank):
+    """-log p(label | x) and its gradient for one sample's (T_b, C) activations."""
+    n_frames = x.shape[0]
+    if n_frames == 0:
+        return (0.0 if len(label) == 0 else np.inf), np.zeros(x.shape)
+    log_y = x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+    extended = np.full(2 * len(label) + 1, blank)
+    extended[1::2] = label
+    skip = _ctc_transitions(extended, blank)
+    emit = log_y[:, extended]                                      # (T_b, S')
+    n_states = len(extended)
+    alpha = np.full((n_frames, n_states), -np.inf)
+    alpha[0, :2] = emit[0, :2]
+    for t in range(1, n_frames):
+        a = alpha[t - 1]
+        acc = a.copy()
+        acc[1:] = np.logaddexp(acc[1:], a[:-1])
+        acc[2:] = np.where(skip[2:], np.logaddexp(acc[2:], a[:-2]), acc[2:])
+        alpha[t] = acc + emit[t]
+    beta = np.full((n_frames, n_states), -np.inf)
+    beta[-1, -2:] = emit[-1, -2:]
+    for t in range(n_frames - 2, -1, -1):
+        b = beta[t + 1]
+        acc = b.copy()
+        acc[:-1] = np.logaddexp(acc[:-1], b[1:])
+        acc[:-2] = np.where(skip[2:], np.logaddexp(acc[:-2], b[2:]), acc[:-2])
+        beta[t] = acc + emit[t]
+    log_p = np.logaddexp.reduce(alpha[-1, -2:])
+    if log_p == -np.inf:
+        return np.inf, np.zeros(x.shape)
+    if np.isnan(log_p):
+        return np.nan, np.full(x.shape, np.nan)
+    unreachable = np.isneginf(alpha) | np.isneginf(beta)
+    log_gamma = np.where(unreachable, -np.inf, alpha + beta - emit - log_p)
+    occupancy = np.zeros(x.shape)
+    for s, k in enumerate(extended):
+        occupancy[:, k] += np.exp(log_gamma[:, s])
+    return -log_p, np.exp(log_y) - occupancy
+
+
+class CTCLoss(_gl.CTCLoss):
+    __doc__ = _gl.CTCLoss.__doc__
+
+    def _compute(self, call, want_loss, want_grad):
+        x = call.pred.astype(np.float64)
+        if self._layout == "TNC":
+            x = x.transpose(1, 0, 2)
+        labels = call.label if self._label_layout == "NT" else call.label.T
+        n, n_frames, n_classes = x.shape
+        frames = np.full(n, n_frames) if call.pred_lengths is None else call.pred_lengths
+        w = self._scalar_weight()
+        s = np.ones(n) if call.sample_weight is None else (
+            call.sample_weight.astype(call.dtype).astype(np.float64))
+        og = np.ones(n) if call.out_grad is None else np.broadcast_to(
+            call.out_grad.astype(np.float64), (n,))
+        out = np.empty(n)
+        grad = np.zeros(x.shape)
+        for b in range(n):
+            label = labels[b, :call.label_lengths[b]].astype(np.int64)
+            with np.errstate(invalid="ignore"):      # NaN inputs propagate quietly
+                nll, g = _ctc_sample(x[b, :frames[b]], label, n_classes - 1)
+            if nll == np.inf and self._zero_infinity:
+                out[b] = 0.0
+            else:
+                out[b] = nll * s[b] * w
+            grad[b, :frames[b]] = g * (w * s[b] * og[b])
+        if self._layout == "TNC":
+            grad = grad.transpose(1, 0, 2)
+        return out.astype(call.dtype), np.ascontiguousarray(grad, call.dtype)

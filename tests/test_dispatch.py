@@ -9,10 +9,10 @@ from _cases import CASE_IDS, CASES
 from gluonloss import _dispatch
 
 
-def _builds():
-    base = importlib.import_module("gluonloss._elementwise")
+def _builds(name="_elementwise"):
+    base = importlib.import_module(f"gluonloss.{name}")
     try:
-        avx2 = importlib.import_module("gluonloss._elementwise_avx2")
+        avx2 = importlib.import_module(f"gluonloss.{name}_avx2")
     except ImportError:
         pytest.skip("no AVX2 build on this platform")
     if not _dispatch.cpu_has_avx2():
@@ -50,3 +50,21 @@ def test_environment_forces_the_baseline(monkeypatch):
     except ImportError:
         expected = "_elementwise"
     assert _dispatch.load_kernels("_elementwise").__name__ == f"gluonloss.{expected}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ctc_avx2_build_is_bitwise_identical_to_baseline(dtype, monkeypatch):
+    base, avx2 = _builds("_ctc")
+    from gluonloss import CTCLoss, ctc
+    rng = np.random.default_rng(0)
+    pred = (rng.standard_normal((9, 70, 33)) * 20).astype(dtype)
+    pred[4, 3, 2] = np.nan
+    label = rng.integers(0, 32, (9, 25))
+    frames = rng.integers(25, 71, 9)
+    lengths = rng.integers(0, 26, 9)
+    results = []
+    for module in (base, avx2):
+        monkeypatch.setattr(ctc, "_ctc", module)
+        results.append(CTCLoss().value_and_gradient(pred, label, frames, lengths))
+    for a, b in zip(*results):
+        assert_array_equal(a, b)

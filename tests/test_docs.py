@@ -4,13 +4,14 @@ import doctest
 import pytest
 
 import gluonloss
+import gluonloss.ctc
 import gluonloss.elementwise
 import gluonloss.pairwise
 import gluonloss.reference
 import gluonloss.softmax
 
 MODULES = [gluonloss, gluonloss.elementwise, gluonloss.reference, gluonloss.softmax,
-           gluonloss.pairwise]
+           gluonloss.pairwise, gluonloss.ctc]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

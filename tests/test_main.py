@@ -12,6 +12,8 @@ def test_main_passes_and_prints_every_loss(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     for name, *_ in main_module.CONFIGS:
         assert name in result.stdout
+    for name, _ in main_module.CTC_CONFIGS:
+        assert name in result.stdout
     assert "FAILED" not in result.stdout
 
 

@@ -58,3 +58,20 @@ def test_special_values(dtype):
         x = np.append(x, [-1.0, -inf, 1.0])
         assert_array_equal(_vmath.log_array(x), np.log(x))
     assert np.isnan(_vmath.log1p_unit_array(np.array([nan], dtype)))[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_restricted_exp_and_log(dtype):
+    # exp on (-inf, 0] flushing below the smallest normal; log without special cases.
+    rng = np.random.default_rng(3)
+    smallest = -87.33 if dtype == np.float32 else -708.3
+    x = np.concatenate([rng.uniform(smallest, 0, 300_000), rng.uniform(-1, 0, 100_000),
+                        [smallest, -1e-30, -0.0, 0.0]]).astype(dtype)
+    assert _ulp_distance(_vmath.exp_nonpositive_array(x), _oracle(np.exp, x), dtype).max() <= 1
+    below = np.array([smallest - 0.01, -1000.0, -np.inf, np.nan], dtype)
+    assert_array_equal(_vmath.exp_nonpositive_array(below), np.array([0, 0, 0, np.nan], dtype))
+    finfo = np.finfo(dtype)
+    x = np.concatenate([np.exp(rng.uniform(np.log(finfo.tiny), np.log(finfo.max), 300_000)),
+                        rng.uniform(1, 3, 100_000), [finfo.tiny, finfo.max, 1.0, 3.0]])
+    x = x.astype(dtype)
+    assert _ulp_distance(_vmath.log_normal_array(x), _oracle(np.log, x), dtype).max() <= 1

@@ -1,0 +1,304 @@
+r"""Connectionist Temporal Classification (CTC) loss (Graves et al., ICML 2006).
+
+The kernel (``_ctc.pyx``) runs the forward-backward recursion in log space,
+one sample per thread; this module validates the arguments, resolves the
+label and frame lengths and hands strided views to it (no transposed
+copies for the ``'TNC'`` / ``'TN'`` layouts).
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from gluonloss._base import Loss
+from gluonloss._dispatch import load_kernels
+from gluonloss._layout import row_vector
+from gluonloss._threads import threads_for
+from gluonloss._validation import (
+    as_numeric_array,
+    broadcastable_array,
+    check_choice,
+    compute_dtype,
+)
+
+_ctc = load_kernels("_ctc")
+
+__all__ = ["CTCLoss"]
+
+# Validated arguments of one call.  pred and label are in the caller's
+# layout; label_lengths is always resolved (label_used: the mask, like label,
+# of the positions inside each label), pred_lengths may be None (all T).
+_Call = namedtuple("_Call", "pred label pred_lengths label_lengths label_used sample_weight "
+                            "out_grad dtype n_samples n_frames n_classes")
+
+
+class CTCLoss(Loss):
+    r"""Connectionist Temporal Classification loss.
+
+    ``pred`` holds unnormalised activations; the loss applies a softmax over
+    the classes, :math:`y_{t,k} = e^{x_{t,k}} / \sum_j e^{x_{t,j}}`.  Class
+    :math:`C-1` is the blank.  For a sample with label :math:`l` of length
+    :math:`S` and :math:`T_b` frames, let :math:`\mathcal{B}^{-1}(l)` be the
+    alignments :math:`\pi \in \{0..C-1\}^{T_b}` that give :math:`l` once
+    repeated classes are merged and blanks removed:
+
+    .. math::
+        \mathrm{out}_b = -w\, s_b \log \sum_{\pi \in \mathcal{B}^{-1}(l)}
+            \prod_{t < T_b} y_{t, \pi_t}, \qquad
+        \frac{\partial \sum_b g_b\,\mathrm{out}_b}{\partial x_{t,k}}
+            = w\, s_b\, g_b \left(y_{t,k} - \gamma_{t,k}\right)
+
+    where :math:`\gamma_{t,k}` is the posterior probability, given the label,
+    that frame :math:`t` emits class :math:`k`; the gradient is 0 on the
+    frames :math:`t \ge T_b`.  Computed by the forward-backward recursion in
+    log space (stable for any finite logits and thousands of frames).
+
+    Parameters
+    ----------
+    layout : {'NTC', 'TNC'}, default 'NTC'
+        Layout of ``pred``: (batch, frames, classes) or (frames, batch, classes).
+    label_layout : {'NT', 'TN'}, default 'NT'
+        Layout of ``label``: (batch, label width) or (label width, batch).
+    weight : float or None
+        Global scalar weight :math:`w` (None means 1).
+    zero_infinity : bool, default True
+        What an impossible sample returns: a label that does not fit its frames
+        (:math:`S` plus the number of adjacent repeated labels exceeds
+        :math:`T_b`, since each repeat needs a blank between), or one ruled out
+        by ``-inf`` logits.  True: loss 0 (MXNet's result); False: ``+inf``
+        (times :math:`w s_b`).  Either way its gradient is 0.
+
+    Call ``loss(pred, label, pred_lengths=None, label_lengths=None,
+    sample_weight=None)``:
+
+    - ``pred``: (N, T, C) or (T, N, C), real numbers; C >= 1.
+    - ``label``: (N, L) or (L, N), integers in [0, C-2] padded with -1 (float
+      values must be integral).  L may exceed T.  Without ``label_lengths``
+      a row's label ends at its first -1 (or after L entries); entries after
+      the label's end are ignored, whatever they are.  A -1 inside a given
+      ``label_lengths`` is an error.  An empty label is valid (all blanks).
+    - ``pred_lengths``: None (every sample uses all T frames) or N integers in
+      [0, T]; sample b uses frames [0, pred_lengths[b]).
+    - ``label_lengths``: None or N integers in [0, L].
+    - ``sample_weight``: None or N per-sample weights :math:`s_b`.
+
+    The lengths and ``sample_weight`` may have any shape holding exactly N
+    elements, e.g. (N,) or (N, 1); lengths may be floats with integral values.
+    Returns shape (N,).  NaN (or ``+inf``) in a sample's used frames makes its
+    loss NaN and its gradient NaN on all of those frames; frames past
+    ``pred_lengths[b]`` are never read.
+
+    Examples
+    --------
+    The MXNet example: labels 'ba', 'cbb', 'abac' over classes a, b, c and the
+    blank (index 3), padded with -1.
+
+    >>> import numpy as np, gluonloss as gl
+    >>> label = np.array([[1, 0, -1, -1], [2, 1, 1, -1], [0, 1, 0, 2]])
+    >>> pred = np.zeros((3, 6, 4))       # 6 frames, uniform: every y = 1/4
+    >>> loss = gl.CTCLoss()
+    >>> out, grad = loss.value_and_gradient(pred, label)
+    >>> np.round(4 ** 6 * np.exp(-out))  # p = (number of alignments) / 4^6
+    array([70., 28., 45.])
+    >>> grad.shape, bool(np.abs(grad.sum(axis=2)).max() < 1e-12)   # rows sum to 0
+    ((3, 6, 4), True)
+    """
+
+    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True):
+        self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
+        self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
+        # batch_axis as MXNet defines it for CTCLoss: the label's batch axis.
+        super().__init__(weight, label_layout.find("N"))
+        self._zero_infinity = bool(zero_infinity)
+
+    @property
+    def layout(self):
+        return self._layout
+
+    @property
+    def label_layout(self):
+        return self._label_layout
+
+    @property
+    def zero_infinity(self):
+        return self._zero_infinity
+
+    def __repr__(self):
+        return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
+                f"w={self._weight}, zero_infinity={self._zero_infinity})")
+
+    def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
+        """Per-sample loss, shape ``(N,)``."""
+        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None,
+                              True, False)[0]
+
+    def gradient(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
+                 out_grad=None):
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
+                              False, True)[1]
+
+    def value_and_gradient(self, pred, label, pred_lengths=None, label_lengths=None,
+                           sample_weight=None, out_grad=None):
+        """``(forward(...), gradient(...))`` from one forward-backward sweep."""
+        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
+                              True, True)
+
+    # -- the two halves of a call -------------------------------------------
+
+    def _evaluate(self, pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
+                  want_loss, want_grad):
+        call = self._validate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad)
+        if call.n_samples == 0:
+            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
+        return self._compute(call, want_loss, want_grad)
+
+    def _validate(self, pred, label, pred_lengths, label_lengths, sample_weight, out_grad):
+        pred = as_numeric_array(pred, "pred")
+        label = as_numeric_array(label, "label")
+        if pred.ndim != 3:
+            raise ValueError(f"pred must have 3 dimensions (layout {self._layout!r}), "
+                             f"got shape {pred.shape}")
+        batch_axis = self._layout.index("N")
+        n_samples, n_frames, n_classes = (pred.shape[batch_axis], pred.shape[1 - batch_axis],
+                                          pred.shape[2])
+        if n_classes == 0:
+            raise ValueError(f"pred has 0 classes (shape {pred.shape}); CTC needs at least "
+                             "the blank class C-1")
+        if label.ndim != 2:
+            raise ValueError(f"label must have 2 dimensions (label_layout "
+                             f"{self._label_layout!r}), got shape {label.shape}")
+        label_batch_axis = self._label_layout.index("N")
+        if label.shape[label_batch_axis] != n_samples:
+            raise ValueError(f"label of shape {label.shape} (label_layout "
+                             f"{self._label_layout!r}) has {label.shape[label_batch_axis]} "
+                             f"samples but pred of shape {pred.shape} (layout "
+                             f"{self._layout!r}) has {n_samples}")
+        width = label.shape[1 - label_batch_axis]
+        pred_lengths = _lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
+                                "the number of frames T")
+        given = _lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
+        label_lengths, label_used = _check_labels(label, self._label_layout, given, n_classes)
+        sample_weight = _per_sample(sample_weight, "sample_weight", n_samples)
+        out_grad = broadcastable_array(out_grad, "out_grad", (n_samples,), "the loss output")
+        return _Call(pred, label, pred_lengths, label_lengths, label_used, sample_weight,
+                     out_grad, compute_dtype(pred), n_samples, n_frames, n_classes)
+
+    def _compute(self, call, want_loss, want_grad):
+        dtype, n_samples, n_frames = call.dtype, call.n_samples, call.n_frames
+        pred = _class_contiguous(call.pred, dtype)
+        sample_axis = self._layout.index("N")
+        item = pred.itemsize
+        label_axis = self._label_layout.index("N")
+        # Only the used positions are read: whatever lies past a label's end
+        # (NaN, huge values) never reaches the int32 cast.
+        label = np.where(call.label_used, call.label, np.int32(-1)).astype(np.int32, copy=False)
+        frames = (np.full(n_samples, n_frames, np.int64) if call.pred_lengths is None
+                  else call.pred_lengths)
+        max_states = 2 * int(np.minimum(call.label_lengths, frames).max()) + 1
+        loss_scale = np.full(n_samples, self._scalar_weight())
+        if call.sample_weight is not None:
+            loss_scale *= call.sample_weight.astype(dtype)
+        grad_scale = loss_scale if call.out_grad is None else (
+            loss_scale * row_vector(call.out_grad, n_samples))
+        out = np.empty(n_samples, dtype) if want_loss else None
+        grad = np.empty(call.pred.shape, dtype) if want_grad else None
+        work = pred.size + 8 * int(np.sum(frames * (2 * call.label_lengths + 1)))
+        _ctc.ctc(pred, n_frames, pred.strides[sample_axis] // item,
+                 pred.strides[1 - sample_axis] // item,
+                 label, label.strides[label_axis] // 4, label.strides[1 - label_axis] // 4,
+                 frames, call.label_lengths, max_states, loss_scale,
+                 np.ascontiguousarray(grad_scale, np.float64), self._zero_infinity,
+                 out, grad,
+                 0 if grad is None else grad.strides[sample_axis] // item,
+                 0 if grad is None else grad.strides[1 - sample_axis] // item,
+                 threads_for(work))
+        return out, grad
+
+
+# -- validation helpers ---------------------------------------------------------
+
+def _element(name, i, shape):
+    """``name[...]`` for the element at flat C-order index ``i`` of ``shape``."""
+    return f"{name}[{', '.join(map(str, np.unravel_index(i, shape)))}]" if shape else name
+
+
+def _integral(a):
+    """Boolean mask of the entries of ``a`` that are (finite) integers."""
+    if a.dtype.kind in "biu":
+        return np.ones(a.shape, bool)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(a) & (a == np.floor(a))
+
+
+def _per_sample(x, name, n):
+    """None, or ``x`` (any shape with exactly ``n`` elements) as a flat array."""
+    if x is None:
+        return None
+    a = as_numeric_array(x, name)
+    if a.size != n:
+        raise ValueError(f"{name} must hold one value per sample ({n}), got shape {a.shape} "
+                         f"({a.size} element{'s' if a.size != 1 else ''})")
+    return a.reshape(-1)
+
+
+def _lengths(x, name, n, limit, limit_name):
+    """None, or ``n`` integers in [0, limit] as a contiguous int64 array."""
+    a = _per_sample(x, name, n)
+    if a is None:
+        return None
+    shape = np.shape(x)
+    bad = ~_integral(a)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{_element(name, i, shape)} = {a[i].item()!r} is not an integer")
+    for mask, what in ((a < 0, "is negative"), (a > limit, f"exceeds {limit_name} = {limit}")):
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise ValueError(f"{_element(name, i, shape)} = {a[i].item()!r} {what}")
+    return np.ascontiguousarray(a, np.int64)
+
+
+def _check_labels(label, label_layout, given_lengths, n_classes):
+    """Resolve every sample's label length and check the labels inside it.
+
+    Returns the lengths (int64) and the mask of the used positions, shaped
+    like ``label``.
+    """
+    rows = label if label_layout == "NT" else label.T           # (N, L) view
+    n, width = rows.shape
+    if given_lengths is not None:
+        lengths = given_lengths
+    elif width:
+        padding = rows == -1                                     # the first -1, or L
+        lengths = np.where(padding.any(axis=1), padding.argmax(axis=1), width)
+    else:
+        lengths = np.zeros(n, np.int64)
+    used = np.arange(width) < lengths[:, None]
+    last = n_classes - 2
+    valid = (rows >= 0) & (rows <= last)                         # False for NaN too
+    if rows.dtype.kind == "f":
+        valid &= rows == np.floor(rows)
+    bad = used & ~valid
+    if bad.any():
+        b, j = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
+        value = rows[b, j].item()
+        if value == -1:
+            raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
+                             f"{lengths[b]}")
+        if last < 0:
+            raise ValueError(f"{where} = {value!r}: pred has only the blank class "
+                             f"(C = {n_classes}), so every label must be empty")
+        raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
+                         f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
+                         f"padded with -1")
+    return lengths.astype(np.int64, copy=False), (used if label_layout == "NT" else used.T)
+
+
+def _class_contiguous(pred, dtype):
+    """pred as ``dtype`` with contiguous classes: a view when it already is."""
+    item = np.dtype(dtype).itemsize
+    if (pred.dtype == dtype and pred.dtype.isnative and pred.strides[2] == item
+            and all(s % item == 0 for s in pred.strides) and pred.flags.aligned):
+        return pred
+    return np.ascontiguousarray(pred, dtype)
