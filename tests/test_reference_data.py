@@ -29,7 +29,7 @@ DATA = pathlib.Path(__file__).resolve().parent.parent / "reference_data"
 FIXTURE_LOSSES = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
     "SigmoidBinaryCrossEntropyLoss", "PoissonNLLLoss", "SoftmaxCrossEntropyLoss", "KLDivLoss",
-    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
+    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss",
 ]
 TOLERANCES = {"float32": (4e-6, 1e-6), "float64": (1e-13, 1e-14)}
 LOOSER_FLOAT32 = {"SoftmaxCrossEntropyLoss": (1e-5, 1e-5), "SDMLLoss": (1e-5, 1e-5),
@@ -61,6 +61,13 @@ def test_manifest_lists_every_fixture():
     for name in FIXTURE_LOSSES:
         cases, _ = load_fixture(name)
         assert len(cases) == manifest["case_counts"][name] > 0
+
+
+def test_every_public_loss_has_a_fixture():
+    exported = [getattr(gl, name) for name in gl.__all__]
+    losses = {obj.__name__ for obj in exported
+              if isinstance(obj, type) and issubclass(obj, gl.Loss) and obj is not gl.Loss}
+    assert losses == set(FIXTURE_LOSSES)
 
 
 def test_fixtures_are_small():
