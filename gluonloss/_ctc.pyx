@@ -533,3 +533,65 @@ def ctc(cnp.ndarray pred, Py_ssize_t n_frames, Py_ssize_t pred_sample_stride,
             _run(&job, <const float*>job.pred, n_samples, n_threads)
         else:
             _run(&job, <const double*>job.pred, n_samples, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# Labels: one pass that resolves every sample's length, checks the used
+# entries and writes them as int32 for the kernel.
+
+ctypedef fused label_value:
+    int64_t
+    double
+
+
+cdef inline Py_ssize_t _resolve_sample(const label_value[:, :] rows, Py_ssize_t b,
+                                       Py_ssize_t length, label_value last,
+                                       int32_t[:, ::1] out_label) noexcept nogil:
+    """Check and copy sample b's first ``length`` labels; the bad position or -1."""
+    cdef Py_ssize_t j
+    cdef label_value value
+    for j in range(length):
+        value = rows[b, j]
+        # NaN fails both comparisons; a float must also be integral (the cast
+        # is safe once the value is known to lie in [0, last]).
+        if not (value >= 0 and value <= last):
+            return j
+        if label_value is double:
+            if value != <double><int64_t>value:
+                return j
+        out_label[b, j] = <int32_t>value
+    for j in range(length, rows.shape[1]):
+        out_label[b, j] = -1
+    return -1
+
+
+def resolve_labels(const label_value[:, :] rows, const int64_t[::1] given, int n_classes,
+                   int32_t[:, ::1] out_label, int64_t[::1] out_length):
+    """Resolve the labels of N samples, ``rows`` of shape (N, L) in any layout.
+
+    A sample's length is ``given[b]`` (validated <= L) or, when ``given`` is
+    None, the position of its first -1 (L without one).  Every entry inside it
+    must be an integer in [0, n_classes - 2]; entries past it are never read.
+    Writes the used entries into ``out_label`` (-1 elsewhere) and the lengths
+    into ``out_length``; returns the flat (b * L + j) index of the first bad
+    entry in sample-major order, or -1.
+    """
+    cdef Py_ssize_t n = rows.shape[0], width = rows.shape[1], b, j, length, bad = -1
+    cdef bint has_given = given is not None
+    cdef label_value last = n_classes - 2
+    with nogil:
+        for b in range(n):
+            if has_given:
+                length = given[b]
+            else:
+                length = width
+                for j in range(width):
+                    if rows[b, j] == -1:
+                        length = j
+                        break
+            out_length[b] = length
+            bad = _resolve_sample(rows, b, length, last, out_label)
+            if bad >= 0:
+                bad += b * width
+                break
+    return bad

@@ -25,9 +25,10 @@ _ctc = load_kernels("_ctc")
 __all__ = ["CTCLoss"]
 
 # Validated arguments of one call.  pred and label are in the caller's
-# layout; label_lengths is always resolved (label_used: the mask, like label,
-# of the positions inside each label), pred_lengths may be None (all T).
-_Call = namedtuple("_Call", "pred label pred_lengths label_lengths label_used sample_weight "
+# layout; label_lengths is always resolved (kernel_label: the used labels as
+# C-contiguous int32 (N, L), -1 past each length), pred_lengths may be None
+# (all T).
+_Call = namedtuple("_Call", "pred label pred_lengths label_lengths kernel_label sample_weight "
                             "out_grad dtype n_samples n_frames n_classes")
 
 
@@ -177,10 +178,11 @@ class CTCLoss(Loss):
         pred_lengths = _lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
                                 "the number of frames T")
         given = _lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
-        label_lengths, label_used = _check_labels(label, self._label_layout, given, n_classes)
+        label_lengths, kernel_label = _check_labels(label, self._label_layout, given,
+                                                    n_classes)
         sample_weight = _per_sample(sample_weight, "sample_weight", n_samples)
         out_grad = broadcastable_array(out_grad, "out_grad", (n_samples,), "the loss output")
-        return _Call(pred, label, pred_lengths, label_lengths, label_used, sample_weight,
+        return _Call(pred, label, pred_lengths, label_lengths, kernel_label, sample_weight,
                      out_grad, compute_dtype(pred), n_samples, n_frames, n_classes)
 
     def _compute(self, call, want_loss, want_grad):
@@ -188,10 +190,7 @@ class CTCLoss(Loss):
         pred = _class_contiguous(call.pred, dtype)
         sample_axis = self._layout.index("N")
         item = pred.itemsize
-        label_axis = self._label_layout.index("N")
-        # Only the used positions are read: whatever lies past a label's end
-        # (NaN, huge values) never reaches the int32 cast.
-        label = np.where(call.label_used, call.label, np.int32(-1)).astype(np.int32, copy=False)
+        label = call.kernel_label                       # (N, L) int32, C-contiguous
         frames = (np.full(n_samples, n_frames, np.int64) if call.pred_lengths is None
                   else call.pred_lengths)
         max_states = 2 * int(np.minimum(call.label_lengths, frames).max()) + 1
@@ -205,7 +204,7 @@ class CTCLoss(Loss):
         work = pred.size + 8 * int(np.sum(frames * (2 * call.label_lengths + 1)))
         _ctc.ctc(pred, n_frames, pred.strides[sample_axis] // item,
                  pred.strides[1 - sample_axis] // item,
-                 label, label.strides[label_axis] // 4, label.strides[1 - label_axis] // 4,
+                 label, label.shape[1], 1,
                  frames, call.label_lengths, max_states, loss_scale,
                  np.ascontiguousarray(grad_scale, np.float64), self._zero_infinity,
                  out, grad,
@@ -261,38 +260,41 @@ def _lengths(x, name, n, limit, limit_name):
 def _check_labels(label, label_layout, given_lengths, n_classes):
     """Resolve every sample's label length and check the labels inside it.
 
-    Returns the lengths (int64) and the mask of the used positions, shaped
-    like ``label``.
+    Returns the lengths (int64) and the used labels as a C-contiguous int32
+    ``(N, L)`` array (-1 past each length) for the kernel.
     """
     rows = label if label_layout == "NT" else label.T           # (N, L) view
-    n, width = rows.shape
-    if given_lengths is not None:
-        lengths = given_lengths
-    elif width:
-        padding = rows == -1                                     # the first -1, or L
-        lengths = np.where(padding.any(axis=1), padding.argmax(axis=1), width)
+    kind, itemsize = rows.dtype.kind, rows.dtype.itemsize
+    if kind in "bi" or (kind == "u" and itemsize < 8):
+        values = rows.astype(np.int64, copy=False)
+    elif itemsize <= 8:
+        # float32/64, and uint64, whose values past int64 must not wrap around
+        # to -1 (padding): as float64 they stay huge and out of range.
+        values = rows.astype(np.float64, copy=False)
     else:
-        lengths = np.zeros(n, np.int64)
-    used = np.arange(width) < lengths[:, None]
-    last = n_classes - 2
-    valid = (rows >= 0) & (rows <= last)                         # False for NaN too
-    if rows.dtype.kind == "f":
-        valid &= rows == np.floor(rows)
-    bad = used & ~valid
-    if bad.any():
-        b, j = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        # long double: a value float64 cannot hold exactly is not a valid label.
+        values = rows.astype(np.float64)
+        values[values != rows] = np.nan
+    n, width = rows.shape
+    lengths = np.empty(n, np.int64)
+    kernel_label = np.empty((n, width), np.int32)
+    bad = _ctc.resolve_labels(values, given_lengths, n_classes, kernel_label, lengths)
+    if bad >= 0:
+        b, j = divmod(bad, width)
         where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
         value = rows[b, j].item()
+        last = n_classes - 2
         if value == -1:
+            # only possible with label_lengths: otherwise the first -1 ends the label
             raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
-                             f"{lengths[b]}")
+                             f"{given_lengths[b]}")
         if last < 0:
             raise ValueError(f"{where} = {value!r}: pred has only the blank class "
                              f"(C = {n_classes}), so every label must be empty")
         raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
                          f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
                          f"padded with -1")
-    return lengths.astype(np.int64, copy=False), (used if label_layout == "NT" else used.T)
+    return lengths, kernel_label
 
 
 def _class_contiguous(pred, dtype):

@@ -618,6 +618,14 @@ LABEL = np.array([[0, 1, -1], [2, -1, -1]])
     (np.array([[0, np.nan, -1], [2, -1, -1]]), "NT", r"label\[0, 1\] = nan "),
     (np.array([[0, np.inf, -1], [2, -1, -1]]), "NT", r"label\[0, 1\] = inf "),
     (np.array([[0, 1, 2**40], [2, -1, -1]]), "NT", r"label\[0, 2\] = 1099511627776 "),
+    # uint64 past int64 must not wrap around to -1 (padding)
+    (np.array([[0, 1, 2**64 - 1], [2, 2**64 - 1, 0]], np.uint64), "NT",
+     r"label\[0, 2\] = 18446744073709551615 "),
+    pytest.param(
+        np.array([[0, 1], [2, 1]], np.longdouble) + np.array([[0, 0], [0, np.longdouble("1e-18")]]),
+        "NT", r"label\[1, 1\] = .*1\.000000000000000001",
+        marks=pytest.mark.skipif(np.finfo(np.longdouble).eps > 1e-18,
+                                 reason="long double is no wider than float64 here")),
 ])
 def test_invalid_labels(impl, label, label_layout, message):
     with pytest.raises(ValueError, match=message):
