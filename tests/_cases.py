@@ -5,13 +5,28 @@ domain (labels in {-1, 1} for the margin losses, probabilities for
 from_sigmoid, ...), with values kept away from the kinks so that finite
 differences are meaningful.
 """
+import importlib
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 
 import gluonloss as gl
-from gluonloss import reference
+from gluonloss import _dispatch, reference
+
+
+def kernel_builds(name):
+    """The baseline and AVX2 builds of kernel module ``name``; skips the test
+    where there is no AVX2 build or the CPU cannot run it."""
+    base = importlib.import_module(f"gluonloss.{name}")
+    try:
+        avx2 = importlib.import_module(f"gluonloss.{name}_avx2")
+    except ImportError:
+        pytest.skip("no AVX2 build on this platform")
+    if not _dispatch.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    return base, avx2
 
 
 def stable_rng(*parts):

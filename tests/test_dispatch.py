@@ -5,25 +5,14 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from _cases import CASE_IDS, CASES
+from _cases import CASE_IDS, CASES, kernel_builds
 from gluonloss import _dispatch
-
-
-def _builds(name="_elementwise"):
-    base = importlib.import_module(f"gluonloss.{name}")
-    try:
-        avx2 = importlib.import_module(f"gluonloss.{name}_avx2")
-    except ImportError:
-        pytest.skip("no AVX2 build on this platform")
-    if not _dispatch.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    return base, avx2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_avx2_build_is_bitwise_identical_to_baseline(case, dtype, monkeypatch):
-    base, avx2 = _builds()
+    base, avx2 = kernel_builds("_elementwise")
     from gluonloss import elementwise
     rng = np.random.default_rng(0)
     pred, label, extra = case.data(rng, (37, 1000), dtype)
@@ -54,7 +43,7 @@ def test_environment_forces_the_baseline(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ctc_avx2_build_is_bitwise_identical_to_baseline(dtype, monkeypatch):
-    base, avx2 = _builds("_ctc")
+    base, avx2 = kernel_builds("_ctc")
     from gluonloss import CTCLoss, ctc
     rng = np.random.default_rng(0)
     pred = (rng.standard_normal((9, 70, 33)) * 20).astype(dtype)

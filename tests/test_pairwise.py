@@ -1,6 +1,5 @@
 """TripletLoss, CosineEmbeddingLoss and SDMLLoss: values, gradients of every
 differentiable input, options, shapes, layouts, threads and builds."""
-import importlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,9 +11,9 @@ from scipy.optimize import check_grad
 from scipy.special import logsumexp
 
 import gluonloss as gl
-from _cases import stable_rng
+from _cases import kernel_builds, stable_rng
 from _pairwise_cases import PAIR_CASES, PAIR_IDS, gradient_atol, tolerances
-from gluonloss import _dispatch, _openmp, pairwise
+from gluonloss import _openmp, pairwise
 from test_elementwise import _layouts
 
 DTYPES = [np.float32, np.float64]
@@ -504,13 +503,7 @@ def test_many_python_threads_at_once(case):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", PAIR_CASES, ids=PAIR_IDS)
 def test_avx2_build_is_bitwise_identical_to_baseline(case, dtype, monkeypatch):
-    base = importlib.import_module("gluonloss._pairwise")
-    try:
-        avx2 = importlib.import_module("gluonloss._pairwise_avx2")
-    except ImportError:
-        pytest.skip("no AVX2 build on this platform")
-    if not _dispatch.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
+    base, avx2 = kernel_builds("_pairwise")
     rng = np.random.default_rng(16)
     inputs, extra = case.data(rng, (37, 45), dtype)
     inputs[0][3, 7] = np.nan

@@ -15,8 +15,8 @@ from scipy.optimize import check_grad
 from scipy.special import log_softmax, softmax
 
 import gluonloss as gl
-from _cases import stable_rng, tolerances
-from gluonloss import _dispatch, _openmp, reference
+from _cases import kernel_builds, stable_rng, tolerances
+from gluonloss import _openmp, reference
 from gluonloss import softmax as softmax_module
 
 DTYPES = [np.float32, np.float64]
@@ -673,13 +673,7 @@ def test_many_python_threads_at_once():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_avx2_build_is_bitwise_identical_to_baseline(dtype, monkeypatch):
-    try:
-        avx2 = importlib.import_module("gluonloss._softmax_avx2")
-    except ImportError:
-        pytest.skip("no AVX2 build on this platform")
-    if not _dispatch.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    base = importlib.import_module("gluonloss._softmax")
+    base, avx2 = kernel_builds("_softmax")
     rng = np.random.default_rng(0)
     for case in CASES:
         pred, label = case.data(rng, (37, 1000), -1, dtype)
