@@ -20,6 +20,7 @@ import statistics
 import time
 
 import numpy as np
+from bench_elementwise import torch_pair  # shared by every bench
 
 import gluonloss as gl
 
@@ -53,12 +54,10 @@ def contenders(pred, label, layout, threads):
         c[f"gl f+g {n}t"] = with_threads(n, lambda: loss.value_and_gradient(pred, label))
     if torch is not None:
         n, n_frames = label.shape[0], pred.shape[0 if layout == "TNC" else 1]
-        x = torch.from_numpy(pred).requires_grad_(True)
         targets = torch.from_numpy(label)
         input_lengths = torch.full((n,), n_frames, dtype=torch.long)
         target_lengths = torch.full((n,), label.shape[1], dtype=torch.long)
         blank = pred.shape[2] - 1
-        ones = torch.ones(n, dtype=x.dtype)
 
         def torch_loss(inp):
             log_probs = F.log_softmax(inp, dim=-1)
@@ -67,18 +66,7 @@ def contenders(pred, label, layout, threads):
             return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=blank,
                               reduction="none")
 
-        def torch_fwd():
-            with torch.no_grad():
-                return torch_loss(x)
-
-        def torch_fwd_bwd():
-            x.grad = None
-            out = torch_loss(x)
-            out.backward(ones)
-            return out, x.grad
-
-        c["torch fwd"] = torch_fwd
-        c["torch f+g"] = torch_fwd_bwd
+        c["torch fwd"], c["torch f+g"] = torch_pair(torch_loss, [pred], [], n)
     return c
 
 
@@ -108,7 +96,7 @@ def check_agreement(pred, label, layout):
         return "torch absent"
     c = contenders(pred, label, layout, 1)
     out, grad = c["gl f+g 1t"]()
-    t_out, t_grad = c["torch f+g"]()
+    t_out, (t_grad,) = c["torch f+g"]()
     rel = np.max(np.abs(out - t_out.detach().numpy()) / np.maximum(1, np.abs(out)))
     return (f"max |loss diff| / max(1, |loss|) = {rel:.1e}, "
             f"max |grad diff| = {np.max(np.abs(grad - t_grad.numpy())):.1e}")

@@ -108,6 +108,38 @@ LOSSES = {
 }
 
 
+def torch_pair(fn, differentiable, other, n_out):
+    """(forward under no_grad, forward + backward with ones) of the torch function
+    ``fn(*differentiable, *other)`` over torch views of the NumPy inputs."""
+    tensors = [torch.from_numpy(x).requires_grad_(True) for x in differentiable]
+    rest = [torch.from_numpy(np.asarray(x)) for x in other]
+    ones = torch.ones(n_out, dtype=tensors[0].dtype)
+
+    def forward():
+        with torch.no_grad():
+            return fn(*tensors, *rest)
+
+    def forward_backward():
+        for t in tensors:
+            t.grad = None
+        out = fn(*tensors, *rest)
+        out.backward(ones)
+        return out, [t.grad for t in tensors]
+
+    return forward, forward_backward
+
+
+def use_threads(n):
+    """Run gluonloss (and PyTorch, when present) on ``n`` threads (None: the
+    OpenMP default); return the count in use."""
+    if n:
+        gl.set_num_threads(n)
+    threads = gl.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threads
+
+
 def contenders(name, pred, label):
     """name -> zero-argument callable, for one loss on one batch."""
     loss, composite, _, _ = LOSSES[name]
@@ -118,23 +150,8 @@ def contenders(name, pred, label):
         "numpy fwd+grad": lambda: composite(pred, label, True),
     }
     if torch is not None:
-        tp = torch.from_numpy(pred).requires_grad_(True)
-        ty = torch.from_numpy(label)
-        fn = torch_losses()[name]
-        ones = torch.ones(pred.shape[0], dtype=tp.dtype)
-
-        def torch_fwd():
-            with torch.no_grad():
-                return fn(tp, ty)
-
-        def torch_fwd_bwd():
-            tp.grad = None
-            out = fn(tp, ty)
-            out.backward(ones)
-            return out, tp.grad
-
-        c["torch fwd"] = torch_fwd
-        c["torch fwd+grad"] = torch_fwd_bwd
+        c["torch fwd"], c["torch fwd+grad"] = torch_pair(torch_losses()[name], [pred], [label],
+                                                         pred.shape[0])
     if mxnet is not None:
         mx_loss = getattr(mxnet.gluon.loss, name.split("(")[0])(
             **({"from_sigmoid": True} if "from_sigmoid" in name else {}))
@@ -179,11 +196,7 @@ def main():
     shape = tuple(args.shape)
     global DTYPE
     DTYPE = np.dtype(args.dtype)
-    if args.threads:
-        gl.set_num_threads(args.threads)
-    threads = gl.get_num_threads()
-    if torch is not None:
-        torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, "
           f"{threads} thread(s); numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'absent'}, "

@@ -24,7 +24,7 @@ import argparse
 import platform
 
 import numpy as np
-from bench_elementwise import time_interleaved  # same timing loop for every bench
+from bench_elementwise import time_interleaved, torch_pair, use_threads  # shared by every bench
 
 import gluonloss as gl
 
@@ -33,26 +33,6 @@ try:
     import torch.nn.functional as F
 except ImportError:      # optional peer
     torch = None
-
-
-def _torch_pair(fn, inputs, n_out):
-    """(forward, forward + backward) of ``fn`` over torch views of ``inputs``."""
-    differentiable = [torch.from_numpy(x).requires_grad_(True) for x in inputs[0]]
-    other = [torch.from_numpy(np.asarray(x)) for x in inputs[1]]
-    ones = torch.ones(n_out, dtype=differentiable[0].dtype)
-
-    def forward():
-        with torch.no_grad():
-            return fn(*differentiable, *other)
-
-    def forward_backward():
-        for t in differentiable:
-            t.grad = None
-        out = fn(*differentiable, *other)
-        out.backward(ones)
-        return out, [t.grad for t in differentiable]
-
-    return forward, forward_backward
 
 
 def triplet_torch(p, q, n, margin=1.0):
@@ -122,11 +102,7 @@ def main():
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     dtype = np.dtype(args.dtype)
-    if args.threads:
-        gl.set_num_threads(args.threads)
-    threads = gl.get_num_threads()
-    if torch is not None:
-        torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {threads} thread(s); "
           f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")
     print(f"{dtype}, medians of interleaved rounds, milliseconds; ratio = peer / gluonloss\n")
@@ -142,8 +118,8 @@ def main():
                  "gl f+g": lambda: loss.value_and_gradient(*call_args)}
         if torch is not None:
             for peer, fn in peers.items():
-                calls[peer + " fwd"], calls[peer + " f+g"] = _torch_pair(fn, (diff, other),
-                                                                         shape[0])
+                calls[peer + " fwd"], calls[peer + " f+g"] = torch_pair(fn, diff, other,
+                                                                        shape[0])
         t = {k: v * 1e3 for k, v in time_interleaved(calls, repeats).items()}
         shape_text = "x".join(map(str, shape))
         rows = peers if torch is not None else {"(torch absent)": None}

@@ -21,7 +21,7 @@ import argparse
 import platform
 
 import numpy as np
-from bench_elementwise import time_interleaved  # same interleaved timing
+from bench_elementwise import time_interleaved, torch_pair, use_threads  # shared
 from scipy.special import log_softmax, softmax
 
 import gluonloss as gl
@@ -70,7 +70,6 @@ def contenders(name, pred, classes, dist):
         ce_dense = gl.SoftmaxCELoss(sparse_label=False)
         calls["gl CE dense f+g"] = lambda: ce_dense.value_and_gradient(pred, dist)
     if torch is not None:
-        tp = torch.from_numpy(pred).requires_grad_(True)
         if name == "SoftmaxCELoss(sparse)":
             ty = torch.from_numpy(classes)
 
@@ -86,20 +85,7 @@ def contenders(name, pred, classes, dist):
 
             def fn(p):
                 return F.kl_div(F.log_softmax(p, dim=1), ty, reduction="none").mean(1)
-        ones = torch.ones(pred.shape[0], dtype=tp.dtype)
-
-        def torch_fwd():
-            with torch.no_grad():
-                return fn(tp)
-
-        def torch_fwd_bwd():
-            tp.grad = None
-            out = fn(tp)
-            out.backward(ones)
-            return out, tp.grad
-
-        calls["torch fwd"] = torch_fwd
-        calls["torch f+g"] = torch_fwd_bwd
+        calls["torch fwd"], calls["torch f+g"] = torch_pair(fn, [pred], [], pred.shape[0])
     return calls
 
 
@@ -113,11 +99,7 @@ def main():
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     dtype = np.dtype(args.dtype)
-    if args.threads:
-        gl.set_num_threads(args.threads)
-    threads = gl.get_num_threads()
-    if torch is not None:
-        torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     shape = tuple(args.shape)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {threads} thread(s); "
           f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")
