@@ -82,6 +82,15 @@ def throughput(loss, pred, label, extra, repeats=7):
     return pred.size / np.median(times)
 
 
+def report_row(name, value, rel_err, max_err, rate, failed):
+    """Print one row of the table; add ``name`` to ``failed`` if its check failed."""
+    ok = rel_err < TOLERANCE and np.isfinite(value)
+    if not ok:
+        failed.append(name)
+    print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
+          f"{'ok' if ok else 'FAILED'}")
+
+
 def main():
     rng = np.random.default_rng(0)
     header = (f"{'loss':<30} {'mean forward':>13} {'check_grad':>11} {'max |diff|':>11} "
@@ -98,11 +107,7 @@ def main():
         rel_err, max_err = gradient_errors(loss, pred, label, extra, out_grad)
         big_pred, big_label = make_data(rng, BENCH_SHAPE, pred_kind, label_kind, np.float32)
         rate = throughput(loss, big_pred, big_label, extra) / 1e6
-        ok = rel_err < TOLERANCE and np.isfinite(value)
-        if not ok:
-            failed.append(name)
-        print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
-              f"{'ok' if ok else 'FAILED'}")
+        report_row(name, value, rel_err, max_err, rate, failed)
     failed += multi_input_rows(rng)
     failed += ctc_rows(rng)
     if failed:
@@ -170,11 +175,7 @@ def multi_input_rows(rng):
             loss.value_and_gradient(*big_args)
             times.append(time.perf_counter() - t0)
         rate = sum(x.size for x in big) / np.median(times) / 1e6
-        ok = rel_err < TOLERANCE and np.isfinite(value)
-        if not ok:
-            failed.append(name)
-        print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
-              f"{'ok' if ok else 'FAILED'}")
+        report_row(name, value, rel_err, max_err, rate, failed)
     return failed
 
 
@@ -233,11 +234,7 @@ def ctc_rows(rng):
         rel_err, max_err = gradient_errors(loss, pred, label, extra, out_grad)
         big_pred, big_label, big_extra = make_ctc_data(rng, CTC_BENCH, loss, np.float32)
         rate = throughput(loss, big_pred, big_label, big_extra) / 1e6
-        ok = rel_err < TOLERANCE and np.isfinite(value)
-        if not ok:
-            failed.append(name)
-        print(f"{name:<30} {value:>13.6f} {rel_err:>11.2e} {max_err:>11.2e} {rate:>12.1f}  "
-              f"{'ok' if ok else 'FAILED'}")
+        report_row(name, value, rel_err, max_err, rate, failed)
     return failed
 
 
