@@ -381,14 +381,7 @@ def softmax_cases(loss_name, rng):
                     label = np.where(raw < 0.05, 0.0, label)
             target = loss_shape(shape, axis_n)
             sw_kind = ["sample", None, "full", "last"][(i + j) % 4]
-            sample_weight = None
-            if sw_kind == "sample":
-                sample_weight = rng.uniform(0.25, 2.0, size=per_sample_weight_shape(shape,
-                                                                                     batch_n))
-            elif sw_kind == "full":
-                sample_weight = rng.uniform(0.25, 2.0, size=target)
-            elif sw_kind == "last":
-                sample_weight = rng.uniform(0.25, 2.0, size=(1,) * (ndim - 1) + target[-1:])
+            sample_weight = sample_weight_for(sw_kind, target, batch_n, rng)
             writer.add(init_case, {"pred": pred, "label": label,
                                    "sample_weight": sample_weight},
                        dtype, rng, n_out=shape[batch_n])
