@@ -43,7 +43,7 @@ class PairCase:
             n_vec = int(np.prod(shape[:-1]))
             label = rng.choice([-1, 1], n_vec)
             margin = float(self.kwargs.get("margin", 0))
-            xx, yy = x.reshape(n_vec, -1), y.reshape(n_vec, -1)
+            xx, yy = x.reshape(n_vec, shape[-1]), y.reshape(n_vec, shape[-1])
             cos = np.sum(xx * yy, 1) / np.maximum(
                 np.linalg.norm(xx, axis=1) * np.linalg.norm(yy, axis=1), 1e-12)
             near = (np.abs(cos - margin) < 0.03) | (np.abs(cos - 1) < 0.03)
