@@ -370,7 +370,7 @@ class SDMLLoss(Loss):
             raise ValueError(f"x2 must have the shape of x1 {x1.shape}, got {x2.shape}")
         n, dim = x1.shape
         if n < 2:
-            raise ValueError(f"SDMLLoss needs a batch of at least 2 rows (each row's "
+            raise ValueError(f"x1 and x2 need a batch of at least 2 rows (each row's "
                              f"negatives are the other rows), got {n}")
         return _SdmlCall(x1, x2, _out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
 

@@ -147,7 +147,7 @@ def test_cosine_input_sizes(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("n", [0, 1])
 def test_sdml_needs_two_rows(impl, n):
-    with pytest.raises(ValueError, match=f"at least 2 rows.*got {n}"):
+    with pytest.raises(ValueError, match=f"^x1 and x2 need a batch of at least 2 rows.*got {n}"):
         impl.SDMLLoss()(np.zeros((n, 3)), np.zeros((n, 3)))
 
 
