@@ -5,8 +5,12 @@ import numpy as np
 
 # C order, Fortran order, every axis strided (a view of a bigger array),
 # every axis reversed (negative strides), strided and reversed at once, a
-# transposed view (non-contiguous for 2+ axes), read-only.
-LAYOUTS = ("C", "F", "strided", "reversed", "strided-reversed", "transposed", "read-only")
+# transposed view (non-contiguous for 2+ axes), read-only; and three whose
+# last axis stays contiguous while the others are not (kernels may take such
+# arrays as views): the other axes reversed, rows padded (a view of a wider
+# array), the first two axes swapped.
+LAYOUTS = ("C", "F", "strided", "reversed", "strided-reversed", "transposed", "read-only",
+           "outer-reversed", "rows-padded", "outer-swapped")
 
 
 def _every_axis(ndim, step):
@@ -33,6 +37,16 @@ def with_layout(a, layout):
         return np.array(a[_every_axis(a.ndim, -1)])[_every_axis(a.ndim, -1)]
     if layout == "transposed":
         return np.array(a.T, order="C").T
+    if layout == "outer-reversed":
+        outer = _every_axis(a.ndim - 1, -1)
+        return np.array(a[outer])[outer]
+    if layout == "rows-padded":
+        wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1] + 3,), a.dtype)
+        view = wide[..., 1:a.shape[-1] + 1]
+        view[...] = a
+        return view
+    if layout == "outer-swapped":
+        return np.array(a.swapaxes(0, 1), order="C").swapaxes(0, 1) if a.ndim > 2 else np.array(a)
     if layout == "read-only":
         ro = np.array(a)
         ro.flags.writeable = False
