@@ -1,0 +1,484 @@
+"""Fuzzing every loss through its public entry points (issue 8).
+
+Hypothesis draws, for each of the 14 loss classes, constructor parameters
+(valid, out of range, or of odd types) and call arguments: arrays of every
+dtype NumPy has a kind for (bool, signed and unsigned ints up to uint64,
+float16/32/64/long double, complex, object, str, bytes, datetime), of
+arbitrary small shapes including 0-size dimensions, whose shapes are mostly
+*related* to pred's (equal, flattened, a dimension changed, ...) so that
+many calls get past validation and reach the kernels; values either moderate
+or anything the dtype holds (NaN, +-inf, subnormals, the largest finite
+values); labels, class indices and lengths in and just out of their range;
+non-contiguous, reversed and read-only views, Python lists and scalars.
+
+Each example runs forward, gradient and value_and_gradient and checks:
+
+1. Only ValueError and TypeError escape (anything else -- including a crash
+   of the process, which fails the whole run -- is a bug).
+2. When all three succeed: the three methods agree bitwise (NaN-aware), the
+   outputs have the compute dtype and the documented shapes, and no input
+   was modified.
+3. No NaN where the exact value is finite, no inf where it fits the dtype,
+   for *moderate* inputs: every real number among the arguments and the
+   constructor's parameters finite and of magnitude at most
+   ``moderate_bound(dtype)`` = (finfo(dtype).max / 1e4) ** (1/8) (about
+   2e4 for float32, 1e38 for float64), so that no product of up to eight of
+   them, summed over up to 10^4 elements, can overflow the compute dtype.
+   (With larger inputs an intermediate such as (pos - pred)**2 overflows in
+   float32 -- the SPEC computes float32 inputs in float32 -- and inf - inf
+   gives NaN where the exact value is finite; those examples are checked
+   for 1 and 2 only.)  The oracle is :mod:`gluonloss.reference` (the same
+   formulas, in float64 NumPy) on the inputs *as the compiled loss sees
+   them*: every real-valued array argument other than class indices, CTC
+   labels, lengths and cosine labels is first converted to the compute
+   dtype (the SPEC's dtype policy).  The reference computes in float64 and
+   is read before its final rounding to the compute dtype, so for float32
+   it is the exact value up to float64 rounding.  Element by element over
+   the loss and every gradient:
+
+   - the compiled result may be NaN only where the reference is NaN (an
+     undefined value such as 0 * log(0), or a NaN input, or inf - inf
+     from infinite inputs);
+   - it may be +-inf only where the reference is +-inf or NaN, or exceeds
+     the compute dtype's largest finite value (the true value is out of
+     range; e.g. exp(pred) for pred > 88.7 in float32).
+
+Examples per test: the ci profile's small budget by default (the whole file
+runs in about a minute on two cores); GLUONLOSS_FUZZ_EXAMPLES=N raises it
+for a long local run (with GLUONLOSS_HYPOTHESIS=explore for fresh random
+examples each time).
+"""
+import functools
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import gluonloss as gl
+from gluonloss import reference
+
+# Converting a float64 argument beyond float32's range to float32 warns (and is inf).
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:overflow encountered in cast")]
+
+_EXAMPLES = int(os.environ.get("GLUONLOSS_FUZZ_EXAMPLES", "0"))
+
+
+def fuzz_settings(ci_examples):
+    return settings(max_examples=_EXAMPLES or ci_examples, deadline=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+# -- scalars -----------------------------------------------------------------------------
+
+ODD_SCALARS = st.sampled_from([None, "1", b"1", [1.0], (2,), {}, 1 + 2j, object(),
+                               np.array([1.0, 2.0]), np.array("x"), np.complex64(1)])
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@st.composite
+def mostly(draw, valid, odd, odd_in_ten=1):
+    """``valid`` nine times in ten (by default), else ``odd``: most examples
+    must get past the constructor and the validation to reach the kernels."""
+    # 0 (where Hypothesis shrinks to) is valid.
+    return draw(odd if draw(st.integers(0, 9)) >= 10 - odd_in_ten else valid)
+
+
+def real_parameter(typical):
+    """A real scalar parameter: typical values, sometimes any float, a NumPy
+    scalar or an odd type."""
+    return mostly(typical, st.one_of(ANY_FLOAT, st.integers(-3, 3), st.booleans(),
+                                     typical.map(np.float32), typical.map(np.array),
+                                     ODD_SCALARS))
+
+
+WEIGHT = mostly(st.one_of(st.none(), st.floats(-3, 3)), real_parameter(st.floats(-3, 3)))
+FLAG = mostly(st.booleans(), st.sampled_from([0, 1, None, "yes", np.bool_(1)]))
+
+
+def choice(valid, odd):
+    return mostly(st.sampled_from(valid), st.sampled_from(odd))
+
+
+def axis_parameter(ndim=2):
+    """An axis of an ``ndim``-dimensional array, sometimes out of range or not an int."""
+    return mostly(st.integers(-max(ndim, 1), max(ndim, 1) - 1),
+                  st.one_of(st.integers(-9, 9),
+                            st.sampled_from([1.0, "0", None, np.int64(1), np.uint8(0), True,
+                                             2**70])))
+
+
+# -- arrays ------------------------------------------------------------------------------
+
+FLOAT_DTYPES = [np.float32, np.float64]
+OTHER_REAL_DTYPES = [np.float16, np.longdouble, np.bool_, np.int8, np.int32, np.int64,
+                     np.uint8, np.uint64, ">f4", ">f8"]
+BAD_DTYPES = [np.complex64, np.complex128, "U3", "S3", object, "M8[s]", "m8[s]"]
+
+
+def _elements(dtype, wild):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and not wild:
+        return st.floats(-8, 8, width=min(64, 8 * dtype.itemsize))
+    if dtype.kind in "iu" and not wild:
+        return st.integers(max(-3, int(np.iinfo(dtype).min)), 9)
+    if dtype.kind == "O":
+        return st.sampled_from([1, 2.5, None, "a", [1]])
+    if dtype == np.longdouble:
+        return st.floats(allow_nan=True).map(np.longdouble)
+    return hnp.from_dtype(dtype)
+
+
+@st.composite
+def related_shape(draw, base):
+    """A shape equal or close to ``base``: most calls should pass validation."""
+    size = int(np.prod(base))
+    choice = draw(st.integers(0, 49))
+    if choice <= 45:
+        return base
+    if choice == 46:
+        return (size,)
+    if choice == 47:
+        return tuple(reversed(base))
+    if choice == 48 and base:
+        i = draw(st.integers(0, len(base) - 1))
+        return base[:i] + (draw(st.integers(0, 4)),) + base[i + 1:]
+    return draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4))
+
+
+@st.composite
+def arrays(draw, shape, dtype=None, values=None):
+    """An array argument of ``shape`` (or a nearby one): a float array by default,
+    sometimes any other dtype, a view with odd strides, a list or a scalar."""
+    shape = draw(related_shape(shape))
+    kind = draw(st.integers(0, 39))
+    if dtype is None or kind >= 38:
+        if kind < 32:
+            dtype = draw(st.sampled_from(FLOAT_DTYPES))
+        elif kind < 38:
+            dtype = draw(st.sampled_from(OTHER_REAL_DTYPES))
+        else:
+            dtype = draw(st.sampled_from(BAD_DTYPES))
+    dtype = np.dtype(dtype)
+    if values is not None and dtype.kind in "biuf" and draw(st.booleans()):
+        elements = values.map(lambda v: np.array(v).astype(dtype).item() if dtype.kind != "f"
+                              or dtype == np.longdouble else v)
+        a = np.array(draw(st.lists(elements, min_size=int(np.prod(shape)),
+                                   max_size=int(np.prod(shape)))), dtype=dtype).reshape(shape)
+    elif dtype.kind in "USOMm":
+        fill = {"U": "ab", "S": b"ab", "O": None, "M": np.datetime64(1, "s"),
+                "m": np.timedelta64(1, "s")}[dtype.kind]
+        a = np.full(shape, fill, dtype=dtype)
+    else:
+        a = draw(hnp.arrays(dtype, shape, elements=_elements(dtype, draw(st.booleans()))))
+    form = draw(st.integers(0, 11))
+    if form == 0:
+        return a.tolist()
+    if form == 1 and a.ndim:
+        return np.ascontiguousarray(a[::-1])[::-1]              # negative strides
+    if form == 2 and a.ndim >= 2:
+        return np.asfortranarray(a)
+    if form == 3:
+        b = np.repeat(a, 2, axis=-1)[..., ::2] if a.ndim else a  # strided view
+        b = b.view() if isinstance(b, np.ndarray) else b
+        if isinstance(b, np.ndarray):
+            b.flags.writeable = False
+        return b
+    return a
+
+
+def maybe(strategy):
+    return st.one_of(st.none(), strategy)
+
+
+def pred_shape(min_dims=1, max_dims=4):
+    """Mostly non-empty shapes (an empty sample is an error); 0-size sides or
+    no dimensions at all one time in five."""
+    return mostly(hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=5),
+                  hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=5),
+                  odd_in_ten=2)
+
+
+def index_array(shape, low, high, valid=None, odd=None):
+    """An int64 array of indices in [low, high] (or from ``valid``); one time in
+    ten, values up to two past either end (or from ``odd``) anywhere in it."""
+    valid = valid if valid is not None else st.integers(low, max(low, high))
+    odd = odd if odd is not None else st.integers(low - 2, high + 2)
+    return mostly(arrays(shape, np.int64, valid), arrays(shape, np.int64, odd))
+
+
+@st.composite
+def out_grad(draw, n):
+    return draw(maybe(arrays((n,))))
+
+
+def _n(shape, axis):
+    try:
+        return shape[axis]
+    except (IndexError, TypeError):
+        return 1
+
+
+# -- one problem per loss family -------------------------------------------------------
+# Each returns (class name, constructor kwargs, positional args, keyword args,
+# out_grad, names of the arguments that are indices rather than values).
+
+ELEMENTWISE = ["L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
+               "SigmoidBinaryCrossEntropyLoss", "PoissonNLLLoss"]
+
+
+@st.composite
+def elementwise_problem(draw, cls):
+    shape = draw(pred_shape())
+    kwargs = {"weight": draw(WEIGHT), "batch_axis": draw(axis_parameter(len(shape)))}
+    if cls == "HuberLoss":
+        kwargs["rho"] = draw(real_parameter(st.floats(0.01, 3)))
+    if cls in ("HingeLoss", "SquaredHingeLoss"):
+        kwargs["margin"] = draw(real_parameter(st.floats(-2, 3)))
+    if cls == "LogisticLoss":
+        kwargs["label_format"] = draw(choice(["signed", "binary"], ["bogus", None, 1]))
+    if cls == "SigmoidBinaryCrossEntropyLoss":
+        kwargs["from_sigmoid"] = draw(FLAG)
+    if cls == "PoissonNLLLoss":
+        kwargs["from_logits"] = draw(FLAG)
+        kwargs["compute_full"] = draw(FLAG)
+    n = _n(shape, kwargs["batch_axis"])
+    label_values = (st.sampled_from([-1.0, 1.0, 0.0, 0.5, 2.0, 7.0]) if cls != "L2Loss"
+                    else None)
+    args = [draw(arrays(shape)), draw(arrays(shape, values=label_values))]
+    sw_shape = draw(st.sampled_from([shape, shape[-1:], (1,) * len(shape), ()]))
+    call = {"sample_weight": draw(maybe(arrays(sw_shape)))}
+    if cls == "SigmoidBinaryCrossEntropyLoss":
+        call["pos_weight"] = draw(maybe(arrays(shape[-1:])))
+    if cls == "PoissonNLLLoss":
+        call["epsilon"] = draw(real_parameter(st.floats(0, 1e-3)))
+    return cls, kwargs, args, call, draw(out_grad(n)), ()
+
+
+@st.composite
+def softmax_problem(draw, cls):
+    shape = draw(pred_shape(min_dims=1))
+    kwargs = {"axis": draw(axis_parameter(len(shape))), "weight": draw(WEIGHT),
+              "batch_axis": draw(axis_parameter(len(shape))), "from_logits": draw(FLAG)}
+    if cls == "SoftmaxCrossEntropyLoss":
+        kwargs["sparse_label"] = draw(FLAG)
+    axis = kwargs["axis"] if isinstance(kwargs["axis"], int) else -1
+    n_classes = _n(shape, axis)
+    sparse = cls == "SoftmaxCrossEntropyLoss" and kwargs["sparse_label"]
+    if sparse:
+        try:
+            label_shape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+        except (ZeroDivisionError, TypeError):
+            label_shape = shape
+        label = draw(index_array(label_shape, 0, n_classes - 1))
+        sw_shape = label_shape
+    else:
+        label = draw(arrays(shape, values=st.floats(0, 1)))
+        sw_shape = shape
+    call = {"sample_weight": draw(maybe(arrays(draw(st.sampled_from([sw_shape, (1,)])))))}
+    n = _n(shape, kwargs["batch_axis"])
+    return cls, kwargs, [draw(arrays(shape)), label], call, draw(out_grad(n)), (
+        ("label",) if sparse else ())
+
+
+@st.composite
+def ctc_problem(draw, cls="CTCLoss"):
+    kwargs = {"layout": draw(choice(["NTC", "TNC"], ["NCT", None])),
+              "label_layout": draw(choice(["NT", "TN"], ["XY", 0])),
+              "weight": draw(WEIGHT), "zero_infinity": draw(FLAG)}
+    n, t, c, width = (draw(st.integers(0, 4)), draw(st.integers(0, 6)), draw(st.integers(0, 5)),
+                      draw(st.integers(0, 7)))
+    pred = draw(arrays((t, n, c) if kwargs["layout"] == "TNC" else (n, t, c)))
+    label = draw(index_array((width, n) if kwargs["label_layout"] == "TN" else (n, width),
+                             -1, c - 2))
+    call = {"pred_lengths": draw(maybe(index_array((n,), 0, t))),
+            "label_lengths": draw(maybe(index_array((n,), 0, width))),
+            "sample_weight": draw(maybe(arrays(draw(st.sampled_from([(n,), (n, 1)])))))}
+    return cls, kwargs, [pred, label], call, draw(out_grad(n)), (
+        "label", "pred_lengths", "label_lengths")
+
+
+@st.composite
+def triplet_problem(draw, cls="TripletLoss"):
+    shape = draw(pred_shape())
+    kwargs = {"margin": draw(real_parameter(st.floats(-2, 3))), "weight": draw(WEIGHT),
+              "batch_axis": draw(axis_parameter(len(shape)))}
+    n = _n(shape, kwargs["batch_axis"])
+    args = [draw(arrays(shape)) for _ in range(3)]
+    call = {"sample_weight": draw(maybe(arrays(draw(st.sampled_from([(n,), (n, 1)])))))}
+    return cls, kwargs, args, call, draw(out_grad(n)), ()
+
+
+@st.composite
+def cosine_problem(draw, cls="CosineEmbeddingLoss"):
+    shape = draw(pred_shape())
+    kwargs = {"weight": draw(WEIGHT), "batch_axis": draw(axis_parameter(len(shape))),
+              "margin": draw(real_parameter(st.floats(-1, 1)))}
+    n = int(np.prod(shape[:-1])) if shape else 1
+    label = draw(index_array((n,), -1, 1, valid=st.sampled_from([-1, 1])))
+    args = [draw(arrays(shape)), draw(arrays(shape)), label]
+    call = {"sample_weight": draw(maybe(arrays(draw(st.sampled_from([(n,), (n, 1)])))))}
+    return cls, kwargs, args, call, draw(out_grad(n)), ("label",)
+
+
+@st.composite
+def sdml_problem(draw, cls="SDMLLoss"):
+    kwargs = {"smoothing_parameter": draw(real_parameter(st.floats(0, 1))),
+              "weight": draw(WEIGHT), "batch_axis": draw(axis_parameter(2))}
+    shape = draw(mostly(pred_shape(min_dims=2, max_dims=2), pred_shape(max_dims=3)))
+    n = _n(shape, 0)
+    return cls, kwargs, [draw(arrays(shape)), draw(arrays(shape))], {}, draw(out_grad(n)), ()
+
+
+PROBLEMS = {**{cls: elementwise_problem for cls in ELEMENTWISE},
+            "SoftmaxCrossEntropyLoss": softmax_problem, "KLDivLoss": softmax_problem,
+            "CTCLoss": ctc_problem, "TripletLoss": triplet_problem,
+            "CosineEmbeddingLoss": cosine_problem, "SDMLLoss": sdml_problem}
+assert len(PROBLEMS) == 14
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+ALLOWED = (ValueError, TypeError)
+
+
+def _call(method, *args, **kwargs):
+    """``method(...)``, or the allowed exception it raised; anything else fails."""
+    try:
+        return method(*args, **kwargs)
+    except ALLOWED as exc:
+        return exc
+    except BaseException as exc:   # noqa: BLE001 - the point of the test
+        raise AssertionError(f"{method.__qualname__} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _as_tuple(grads):
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
+def _snapshot(x):
+    return np.array(x, copy=True) if isinstance(x, np.ndarray) else None
+
+
+def _seen_as_compute_dtype(x, dtype):
+    """A real-valued array argument as the compiled loss converts it."""
+    if isinstance(x, list):
+        x = np.asarray(x)
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+        with np.errstate(over="ignore"):
+            return x.astype(dtype)
+    return x
+
+
+def moderate_bound(dtype):
+    """Inputs up to this magnitude cannot overflow an intermediate product of
+    up to eight of them, summed over up to 10^4 elements (see the module docstring)."""
+    return (float(np.finfo(dtype).max) / 1e4) ** (1 / 8)
+
+
+def _all_moderate(values, dtype):
+    bound = moderate_bound(dtype)
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or v is None:
+            continue
+        a = np.asarray(v)
+        if a.dtype.kind not in "biuf":
+            continue
+        a = a.astype(np.float64)
+        if not (np.isfinite(a).all() and (np.abs(a) <= bound).all()):
+            return False
+    return True
+
+
+def _check_against_reference(compiled, ref_wide, dtype, moderate):
+    """For moderate inputs, element by element: NaN only where the reference
+    is NaN; inf only where the reference is inf or beyond the dtype's range
+    (see the module docstring)."""
+    largest = float(np.finfo(dtype).max)
+    for i, (got, want) in enumerate(zip(compiled, ref_wide)):
+        got = np.asarray(got)
+        want = np.broadcast_to(np.asarray(want, np.float64), got.shape)
+        bad_nan = np.isnan(got) & ~np.isnan(want)
+        assert not (moderate and bad_nan.any()), (
+            f"result {i}: NaN where the reference is finite at "
+            f"{np.argwhere(bad_nan)[:5].tolist()}: reference {want[bad_nan][:5]}")
+        with np.errstate(invalid="ignore"):
+            bad_inf = np.isinf(got) & ~(np.isinf(want) | np.isnan(want)
+                                        | (np.abs(want) > largest * (1 - 1e-6)))
+        assert not (moderate and bad_inf.any()), (
+            f"result {i}: inf where the reference is {want[bad_inf][:5]} (fits {dtype.name})")
+
+
+def check_problem(problem):
+    cls, kwargs, args, call, upstream, index_args = problem
+    note(f"{cls}(**{kwargs!r})")
+    loss = _call(getattr(gl, cls), **kwargs)
+    if isinstance(loss, Exception):
+        return "constructor"
+    snapshots = [_snapshot(x) for x in [*args, *call.values(), upstream]]
+    out = _call(loss.forward, *args, **call)
+    grad = _call(loss.gradient, *args, **call, out_grad=upstream)
+    both = _call(loss.value_and_gradient, *args, **call, out_grad=upstream)
+    for x, snap in zip([*args, *call.values(), upstream], snapshots):
+        if snap is not None:
+            np.testing.assert_array_equal(x, snap, err_msg="an input was modified")
+    if isinstance(both, Exception):
+        # Errors are about the arguments, so the other methods raise too
+        # (forward does not take out_grad).
+        assert isinstance(grad, Exception), f"gradient succeeded where value_and_gradient " \
+                                            f"raised {both!r}"
+        return "error"
+    assert not isinstance(out, Exception), f"forward raised {out!r}, value_and_gradient did not"
+    assert not isinstance(grad, Exception), f"gradient raised {grad!r}"
+    results = [out, both[0], *_as_tuple(both[1]), *_as_tuple(grad)]
+    dtype = out.dtype
+    assert dtype in (np.float32, np.float64)
+    for r in results:
+        assert isinstance(r, np.ndarray) and r.dtype == dtype and r.flags.c_contiguous
+    assert out.ndim == 1
+    np.testing.assert_array_equal(out, both[0], strict=True)
+    for g, h in zip(_as_tuple(grad), _as_tuple(both[1])):
+        np.testing.assert_array_equal(g, h, strict=True)
+
+    # The oracle: the reference in float64, on the arguments as converted.
+    names = ["pred", "label", "x3"]
+    wide_args = [x if name in index_args else _seen_as_compute_dtype(x, dtype)
+                 for name, x in zip(names, args)]
+    if cls == "CosineEmbeddingLoss":
+        wide_args[2] = args[2]
+    wide_call = {k: v if k in index_args else _seen_as_compute_dtype(v, dtype)
+                 for k, v in call.items()}
+    ref_out, ref_grad = _reference_float64(cls, kwargs, wide_args, wide_call,
+                                           _seen_as_compute_dtype(upstream, dtype))
+    moderate = _all_moderate([*kwargs.values(), *wide_args, *wide_call.values(), upstream],
+                             dtype)
+    _check_against_reference([both[0], *_as_tuple(both[1])],
+                              [ref_out, *_as_tuple(ref_grad)], dtype, moderate)
+    return "ok, moderate inputs" if moderate else "ok, extreme inputs"
+
+
+@functools.cache
+def _wide_reference(cls):
+    """The reference class ``cls``, returning its float64 results before their
+    final rounding to the compute dtype (each ``_compute`` ends with
+    ``.astype(call.dtype)``)."""
+    class Wide(getattr(reference, cls)):
+        def _compute(self, call, want_loss, want_grad):
+            return super()._compute(call._replace(dtype=np.float64), want_loss, want_grad)
+    return Wide
+
+
+def _reference_float64(cls, kwargs, args, call, upstream):
+    with np.errstate(all="ignore"):
+        return _wide_reference(cls)(**kwargs).value_and_gradient(*args, **call,
+                                                                   out_grad=upstream)
+
+
+@fuzz_settings(ci_examples=250)
+@pytest.mark.parametrize("cls", sorted(PROBLEMS))
+@given(data=st.data())
+def test_fuzz_every_loss(cls, data):
+    problem = data.draw(PROBLEMS[cls](cls), label="problem")
+    event(check_problem(problem))
