@@ -40,7 +40,6 @@ templates_path = ["_templates"]
 
 html_theme = "furo"
 html_title = f"gluonloss {release}"
-html_static_path = ["_static"]
 
 # autodoc / autosummary / numpydoc
 autosummary_generate = True
