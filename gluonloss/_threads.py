@@ -16,7 +16,39 @@ _explicit = None
 
 
 def set_num_threads(n):
-    """Use ``n`` threads in every kernel; ``None`` returns to OpenMP's default."""
+    """Use ``n`` threads in every kernel, for the whole process.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of OpenMP threads, >= 1.  None returns to OpenMP's own
+        setting (``OMP_NUM_THREADS``, threadpoolctl, or the core count).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` < 1.
+    TypeError
+        If ``n`` is not an integer.
+
+    See Also
+    --------
+    num_threads : the same for a ``with`` block.
+    get_num_threads : the count in effect.
+
+    Notes
+    -----
+    Results are bitwise identical for every thread count; only speed
+    changes.  Calls on fewer than 32768 elements always run on one thread.
+
+    Examples
+    --------
+    >>> import gluonloss as gl
+    >>> gl.set_num_threads(1)
+    >>> gl.get_num_threads()
+    1
+    >>> gl.set_num_threads(None)       # back to OpenMP's default
+    """
     global _explicit
     if n is not None:
         n = check_int(n, "n")
@@ -26,12 +58,45 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads a large call will use."""
+    """The number of threads a large call will use.
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads` or :class:`num_threads`,
+        else OpenMP's maximum (which follows ``OMP_NUM_THREADS`` and
+        threadpoolctl).
+
+    Examples
+    --------
+    >>> import gluonloss as gl
+    >>> with gl.num_threads(3):
+    ...     gl.get_num_threads()
+    3
+    """
     return _explicit if _explicit is not None else _openmp.max_threads()
 
 
 class num_threads:
-    """Context manager: ``with gluonloss.num_threads(1): ...``."""
+    """Context manager setting the thread count for a ``with`` block.
+
+    On exit the previous setting (explicit or OpenMP's default) returns.
+    The setting is process-wide, like :func:`set_num_threads`.
+
+    Parameters
+    ----------
+    n : int or None
+        As for :func:`set_num_threads`.
+
+    Examples
+    --------
+    >>> import numpy as np, gluonloss as gl
+    >>> pred, label = np.zeros((4, 3)), np.ones((4, 3))
+    >>> with gl.num_threads(1):
+    ...     out = gl.L1Loss()(pred, label)
+    >>> out
+    array([1., 1., 1., 1.])
+    """
 
     def __init__(self, n):
         self._n = n

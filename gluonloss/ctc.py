@@ -68,6 +68,8 @@ class CTCLoss(Loss):
         by ``-inf`` logits.  True: loss 0 (MXNet's result); False: ``+inf``
         (times :math:`w s_b`).  Either way its gradient is 0.
 
+    Notes
+    -----
     Call ``loss(pred, label, pred_lengths=None, label_lengths=None,
     sample_weight=None)``:
 
@@ -113,14 +115,17 @@ class CTCLoss(Loss):
 
     @property
     def layout(self):
+        """The layout of ``pred``: 'NTC' or 'TNC'."""
         return self._layout
 
     @property
     def label_layout(self):
+        """The layout of ``label``: 'NT' or 'TN'."""
         return self._label_layout
 
     @property
     def zero_infinity(self):
+        """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
         return self._zero_infinity
 
     def __repr__(self):
@@ -128,19 +133,67 @@ class CTCLoss(Loss):
                 f"w={self._weight}, zero_infinity={self._zero_infinity})")
 
     def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
+        """Per-sample loss.
+
+        Parameters
+        ----------
+        pred : array_like
+            Unnormalised activations, (N, T, C) for ``layout='NTC'`` or
+            (T, N, C) for ``'TNC'``; class C-1 is the blank.
+        label : array_like
+            (N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``: integers
+            in [0, C-2], rows padded with -1.
+        pred_lengths : array_like, optional
+            N frame counts in [0, T]; None means T for every sample.
+        label_lengths : array_like, optional
+            N label lengths in [0, L]; None means up to the first -1.
+        sample_weight : array_like, optional
+            N per-sample weights (any shape).
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``: the negative log-likelihood times weights.
+        """
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None,
                               True, False)[0]
 
     def gradient(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
                  out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
+
+        Parameters
+        ----------
+        pred, label, pred_lengths, label_lengths, sample_weight
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        grad : numpy.ndarray
+            Shaped like ``pred``; 0 on frames past a sample's length and on
+            infeasible samples.
+        """
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
                               False, True)[1]
 
     def value_and_gradient(self, pred, label, pred_lengths=None, label_lengths=None,
                            sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one forward-backward sweep."""
+        """``(forward(...), gradient(...))`` from one forward-backward sweep.
+
+        Parameters
+        ----------
+        pred, label, pred_lengths, label_lengths, sample_weight, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
                               True, True)
 

@@ -58,15 +58,59 @@ class _ElementwiseLoss(Loss):
     _kind = None   # kernel kind id in gluonloss._elementwise
 
     def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
+        """Per-sample loss.
+
+        Parameters
+        ----------
+        pred : array_like
+            Predictions, any shape; ``pred.shape[batch_axis]`` is the batch size N.
+        label : array_like
+            Targets with as many elements as ``pred``, read in C order as
+            ``pred``'s shape.
+        sample_weight : array_like, optional
+            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)`` for one weight per
+            sample or the full shape for one per element.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``: ``weight`` times the mean of the weighted
+            elementwise loss over each sample.
+        """
         return self._evaluate(pred, label, sample_weight, None, None, True, False)[0]
 
     def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
+
+        Parameters
+        ----------
+        pred, label, sample_weight
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate(pred, label, sample_weight, None, out_grad, False, True)[1]
 
     def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        pred, label, sample_weight, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``, as from :meth:`forward`.
+        grad : numpy.ndarray
+            Shaped like ``pred``, as from :meth:`gradient`.
+        """
         return self._evaluate(pred, label, sample_weight, None, out_grad, True, True)
 
     # -- the two halves of a call -------------------------------------------
@@ -131,13 +175,17 @@ class L2Loss(_ElementwiseLoss):
     Parameters
     ----------
     weight : float or None, default 1.0
-        Global scalar weight.
+        Global scalar weight; None means 1.
     batch_axis : int, default 0
         The axis of ``pred`` that indexes samples.
 
+    Notes
+    -----
     Call ``loss(pred, label, sample_weight=None)``: ``pred`` of any shape,
     ``label`` with the same number of elements, ``sample_weight``
-    broadcasting to ``pred``; returns shape ``(N,)``.
+    broadcasting to ``pred``; returns shape ``(N,)`` with
+    N = ``pred.shape[batch_axis]``.  ``gradient`` returns an array shaped
+    like ``pred``.
 
     Examples
     --------
@@ -160,7 +208,17 @@ class L1Loss(_ElementwiseLoss):
         \frac{\partial\ell}{\partial p} = \operatorname{sign}(p - y)
         \ \ (0 \text{ at } p = y)
 
-    Parameters and call as :class:`L2Loss` (``weight`` defaults to None).
+    Parameters
+    ----------
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+
+    Notes
+    -----
+    Called as :class:`L2Loss`: ``loss(pred, label, sample_weight=None)``,
+    returns shape ``(N,)``.
 
     Examples
     --------
@@ -190,8 +248,15 @@ class HuberLoss(_ElementwiseLoss):
     ----------
     rho : float, default 1
         Threshold between the quadratic and linear parts; must be > 0.
-    weight, batch_axis
-        As for :class:`L2Loss` (``weight`` defaults to None).
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+
+    Notes
+    -----
+    Called as :class:`L2Loss`; at :math:`d = \rho` the quadratic branch's
+    gradient is used (both branches agree there).
 
     Examples
     --------
@@ -222,8 +287,15 @@ class HingeLoss(_ElementwiseLoss):
     ----------
     margin : float, default 1
         The margin :math:`m`.
-    weight, batch_axis
-        As for :class:`L2Loss` (``weight`` defaults to None).
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+
+    Notes
+    -----
+    Called as :class:`L2Loss`.  Labels are used as given (not checked to
+    be ±1, as in MXNet); the gradient is 0 at the kink :math:`m = p\,y`.
 
     Examples
     --------
@@ -249,7 +321,18 @@ class SquaredHingeLoss(_ElementwiseLoss):
         \ell = \max(0,\ m - p\,y)^2, \qquad
         \frac{\partial\ell}{\partial p} = -2y\max(0,\ m - p\,y)
 
-    Parameters as for :class:`HingeLoss`.
+    Parameters
+    ----------
+    margin : float, default 1
+        The margin :math:`m`.
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+
+    Notes
+    -----
+    Called as :class:`L2Loss`; labels are used as given, as in MXNet.
 
     Examples
     --------
@@ -280,9 +363,17 @@ class LogisticLoss(_ElementwiseLoss):
 
     Parameters
     ----------
-    weight, batch_axis
-        As for :class:`L2Loss` (``weight`` defaults to None).
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
     label_format : {'signed', 'binary'}, default 'signed'
+        Labels in {-1, 1} ('signed') or in {0, 1} ('binary').
+
+    Notes
+    -----
+    Called as :class:`L2Loss`.  The loss is computed from
+    :math:`e^{-|p|} \le 1` only, so no logit overflows.
 
     Examples
     --------
@@ -325,11 +416,16 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
     ----------
     from_sigmoid : bool, default False
         Whether ``pred`` already went through a sigmoid.
-    weight, batch_axis
-        As for :class:`L2Loss` (``weight`` defaults to None).
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
 
+    Notes
+    -----
     Call ``loss(pred, label, sample_weight=None, pos_weight=None)``;
-    ``pos_weight`` broadcasts to ``pred`` (e.g. shape ``(1, C)``).
+    ``pos_weight`` broadcasts to ``pred`` (e.g. shape ``(1, C)``); returns
+    shape ``(N,)``.  ``SigmoidBCELoss`` is the same class object.
 
     Examples
     --------
@@ -347,16 +443,62 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
         self._kind = _elementwise.PROB_BCE if self._from_sigmoid else _elementwise.LOGIT_BCE
 
     def forward(self, pred, label, sample_weight=None, pos_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
+        """Per-sample loss.
+
+        Parameters
+        ----------
+        pred : array_like
+            Logits (or probabilities with ``from_sigmoid=True``), any shape;
+            ``pred.shape[batch_axis]`` is the batch size N.
+        label : array_like
+            Targets in [0, 1] with as many elements as ``pred``, read in C
+            order as ``pred``'s shape.
+        sample_weight : array_like, optional
+            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``.
+        pos_weight : array_like, optional
+            Weight :math:`q` of the positive term; broadcasts to ``pred``'s
+            shape, e.g. ``(1, C)`` for one weight per class.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        """
         return self._evaluate(pred, label, sample_weight, pos_weight, None, True, False)[0]
 
     def gradient(self, pred, label, sample_weight=None, pos_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
+
+        Parameters
+        ----------
+        pred, label, sample_weight, pos_weight
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, False, True)[1]
 
     def value_and_gradient(self, pred, label, sample_weight=None, pos_weight=None,
                            out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        pred, label, sample_weight, pos_weight, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, True, True)
 
     def _kernel_params(self):
@@ -402,6 +544,8 @@ class PoissonNLLLoss(_ElementwiseLoss):
     compute_full : bool, default False
         Add the Stirling term.
 
+    Notes
+    -----
     Call ``loss(pred, target, sample_weight=None, epsilon=1e-08)``:
     ``target`` with the same number of elements as ``pred``,
     ``sample_weight`` broadcasting to ``pred``; ``epsilon`` (a real number)
@@ -428,16 +572,62 @@ class PoissonNLLLoss(_ElementwiseLoss):
         self._epsilon = 1e-08
 
     def forward(self, pred, target, sample_weight=None, epsilon=1e-08):
-        """Per-sample loss, shape ``(N,)``."""
+        """Per-sample loss.
+
+        Parameters
+        ----------
+        pred : array_like
+            Log-rates (``from_logits=True``) or rates, any shape;
+            ``pred.shape[batch_axis]`` is the batch size N.
+        target : array_like
+            Counts with as many elements as ``pred``, read in C order as
+            ``pred``'s shape.
+        sample_weight : array_like, optional
+            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``.
+        epsilon : float, default 1e-08
+            Added to the rate inside the log; used only when
+            ``from_logits=False``.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        """
         return self._evaluate_with(epsilon, pred, target, sample_weight, None, True, False)[0]
 
     def gradient(self, pred, target, sample_weight=None, epsilon=1e-08, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
+
+        Parameters
+        ----------
+        pred, target, sample_weight, epsilon
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, False, True)[1]
 
     def value_and_gradient(self, pred, target, sample_weight=None, epsilon=1e-08,
                            out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        pred, target, sample_weight, epsilon, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, True, True)
 
     def _evaluate_with(self, epsilon, pred, target, sample_weight, out_grad, want_loss,

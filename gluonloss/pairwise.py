@@ -87,6 +87,8 @@ class TripletLoss(Loss):
     batch_axis : int, default 0
         The axis of ``pred`` that indexes samples.
 
+    Notes
+    -----
     Call ``loss(pred, positive, negative, sample_weight=None)``:
     ``positive`` and ``negative`` have as many elements as ``pred`` and are
     read in C order with its shape; ``sample_weight`` has N elements (one per
@@ -108,15 +110,56 @@ class TripletLoss(Loss):
         self._margin = check_real(margin, "margin")
 
     def forward(self, pred, positive, negative, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
+        """Per-sample loss.
+
+        Parameters
+        ----------
+        pred : array_like
+            Anchors, any shape; ``pred.shape[batch_axis]`` is the batch size N.
+        positive, negative : array_like
+            As many elements as ``pred`` each, read in C order as its shape.
+        sample_weight : array_like, optional
+            N weights (one per sample, any shape) or a single one.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        """
         return self._evaluate(pred, positive, negative, sample_weight, None, True, False)[0]
 
     def gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
-        """``(d_pred, d_positive, d_negative)`` of ``sum(out_grad * loss)``."""
+        """``(d_pred, d_positive, d_negative)`` of ``sum(out_grad * loss)``.
+
+        Parameters
+        ----------
+        pred, positive, negative, sample_weight
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        d_pred, d_positive, d_negative : numpy.ndarray
+            Each shaped like its input.
+        """
         return self._evaluate(pred, positive, negative, sample_weight, out_grad, False, True)[1]
 
     def value_and_gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        pred, positive, negative, sample_weight, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        grads : tuple of numpy.ndarray
+            ``(d_pred, d_positive, d_negative)``.
+        """
         return self._evaluate(pred, positive, negative, sample_weight, out_grad, True, True)
 
     def _evaluate(self, pred, positive, negative, sample_weight, out_grad, want_loss,
@@ -212,6 +255,8 @@ class CosineEmbeddingLoss(Loss):
     margin : float, default 0
         The margin :math:`m` for dissimilar pairs.
 
+    Notes
+    -----
     Call ``loss(input1, input2, label, sample_weight=None)``: ``input1``
     with as many elements as ``input2`` (read in C order with its shape),
     ``label`` with one value per vector, each exactly 1 or -1,
@@ -234,15 +279,59 @@ class CosineEmbeddingLoss(Loss):
         self._margin = check_real(margin, "margin")
 
     def forward(self, input1, input2, label, sample_weight=None):
-        """Per-vector loss, shape ``(number of vectors,)``."""
+        """Per-vector loss.
+
+        Parameters
+        ----------
+        input1 : array_like
+            As many elements as ``input2``, read in C order as its shape.
+        input2 : array_like
+            Vectors along the last axis; the leading axes index them.
+        label : array_like
+            One value per vector, each exactly 1 (similar) or -1 (dissimilar).
+        sample_weight : array_like, optional
+            One weight per vector (any shape) or a single one.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(number of vectors,)``.
+        """
         return self._evaluate(input1, input2, label, sample_weight, None, True, False)[0]
 
     def gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
-        """``(d_input1, d_input2)`` of ``sum(out_grad * loss)``."""
+        """``(d_input1, d_input2)`` of ``sum(out_grad * loss)``.
+
+        Parameters
+        ----------
+        input1, input2, label, sample_weight
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(number of vectors,)``; None
+            means ones.
+
+        Returns
+        -------
+        d_input1, d_input2 : numpy.ndarray
+            Each shaped like its input.
+        """
         return self._evaluate(input1, input2, label, sample_weight, out_grad, False, True)[1]
 
     def value_and_gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        input1, input2, label, sample_weight, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(number of vectors,)``.
+        grads : tuple of numpy.ndarray
+            ``(d_input1, d_input2)``.
+        """
         return self._evaluate(input1, input2, label, sample_weight, out_grad, True, True)
 
     def _evaluate(self, input1, input2, label, sample_weight, out_grad, want_loss, want_grad):
@@ -326,6 +415,8 @@ class SDMLLoss(Loss):
         Accepted for MXNet compatibility and, as in MXNet, not used: rows
         of the (N, D) inputs are always the samples.
 
+    Notes
+    -----
     Call ``loss(x1, x2)`` with two (N, D) arrays of the same shape, N >= 2;
     returns shape ``(N,)``; ``gradient`` returns ``(d_x1, d_x2)``.
 
@@ -347,15 +438,53 @@ class SDMLLoss(Loss):
         self._smoothing_parameter = sp
 
     def forward(self, x1, x2):
-        """Per-row loss, shape ``(N,)``."""
+        """Per-row loss.
+
+        Parameters
+        ----------
+        x1, x2 : array_like
+            Two (N, D) arrays of the same shape, N >= 2; ``x1[i]`` and ``x2[i]``
+            are a positive pair.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        """
         return self._evaluate(x1, x2, None, True, False)[0]
 
     def gradient(self, x1, x2, out_grad=None):
-        """``(d_x1, d_x2)`` of ``sum(out_grad * loss)``."""
+        """``(d_x1, d_x2)`` of ``sum(out_grad * loss)``.
+
+        Parameters
+        ----------
+        x1, x2
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        d_x1, d_x2 : numpy.ndarray
+            Each of shape (N, D).
+        """
         return self._evaluate(x1, x2, out_grad, False, True)[1]
 
     def value_and_gradient(self, x1, x2, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        x1, x2, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        grads : tuple of numpy.ndarray
+            ``(d_x1, d_x2)``.
+        """
         return self._evaluate(x1, x2, out_grad, True, True)
 
     def _evaluate(self, x1, x2, out_grad, want_loss, want_grad):

@@ -142,7 +142,26 @@ class _SoftmaxFamilyLoss(Loss):
         return self._axis
 
     def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
+        """Per-sample loss.
+
+        Parameters
+        ----------
+        pred : array_like
+            Logits (or log-probabilities with ``from_logits=True``) with C
+            classes along ``axis``; ``pred.shape[batch_axis]`` is N.
+        label : array_like
+            Class indices (SoftmaxCrossEntropyLoss with ``sparse_label=True``)
+            or per-class values with ``pred``'s number of elements; see the
+            class.
+        sample_weight : array_like, optional
+            Broadcasts to the elementwise loss: ``pred``'s shape with
+            ``axis`` as size 1 for cross-entropy, ``pred``'s shape for KL.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        """
         call = self._validate(pred, label, sample_weight, None)
         if call.n_out == 0:
             return np.empty(0, call.dtype)
@@ -151,11 +170,37 @@ class _SoftmaxFamilyLoss(Loss):
     __call__ = forward      # as Loss.__call__, one Python call fewer
 
     def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``."""
+        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
+
+        Parameters
+        ----------
+        pred, label, sample_weight
+            As for :meth:`forward`.
+        out_grad : array_like, optional
+            Upstream gradient, broadcasting to ``(N,)``; None means ones.
+
+        Returns
+        -------
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate(pred, label, sample_weight, out_grad, False, True)[1]
 
     def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data."""
+        """``(forward(...), gradient(...))`` from one pass over the data.
+
+        Parameters
+        ----------
+        pred, label, sample_weight, out_grad
+            As for :meth:`gradient`.
+
+        Returns
+        -------
+        out : numpy.ndarray
+            Shape ``(N,)``.
+        grad : numpy.ndarray
+            Shaped like ``pred``.
+        """
         return self._evaluate(pred, label, sample_weight, out_grad, True, True)
 
     # -- the two halves of a call -------------------------------------------
@@ -305,6 +350,8 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
     batch_axis : int, default 0
         The axis of ``pred`` that indexes samples.
 
+    Notes
+    -----
     Call ``loss(pred, label, sample_weight=None)``: ``sample_weight``
     broadcasts to the elementwise loss (pred's shape with ``axis`` as size 1,
     e.g. ``(N, 1)``); returns shape ``(N,)``.
@@ -362,6 +409,8 @@ class KLDivLoss(_SoftmaxFamilyLoss):
     batch_axis : int, default 0
         The axis of ``pred`` that indexes samples.
 
+    Notes
+    -----
     Call ``loss(pred, label, sample_weight=None)``: ``label`` with pred's
     number of elements (read in C order as pred's shape), ``sample_weight``
     broadcasting to pred (per sample ``(N, 1)``, per class ``(1, C)``, ...);
