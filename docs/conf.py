@@ -43,7 +43,6 @@ html_title = f"gluonloss {release}"
 
 # autodoc / autosummary / numpydoc
 autosummary_generate = True
-autodoc_default_options = {"inherited-members": False}
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
