@@ -47,6 +47,9 @@ autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+# Fail the -W build when a parameter is undocumented, unknown or out of order, a
+# Returns section is missing, or a public object has no docstring.
+numpydoc_validation_checks = {"PR01", "PR02", "PR03", "PR06", "RT01", "GL08"}
 
 # Figures are drawn at build time from gluonloss itself.
 plot_include_source = False
