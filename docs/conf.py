@@ -43,11 +43,13 @@ html_title = f"gluonloss {release}"
 
 # autodoc / autosummary / numpydoc
 autosummary_generate = True
-autodoc_default_options = {"inherited-members": False}
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+# Fail the -W build when a parameter is undocumented, unknown or out of order, a
+# Returns section is missing, or a public object has no docstring.
+numpydoc_validation_checks = {"PR01", "PR02", "PR03", "PR06", "RT01", "GL08"}
 
 # Figures are drawn at build time from gluonloss itself.
 plot_include_source = False
@@ -68,6 +70,10 @@ plot_pre_code = "import numpy as np\nimport matplotlib.pyplot as plt\nimport glu
 BENCHMARKS = Path(__file__).parent / "data" / "benchmarks.csv"
 TABLE_COLUMNS = ["loss", "shape", "gluonloss fwd", "gluonloss f+g", "NumPy f+g", "peer",
                  "peer fwd", "peer f+g", "peer/gl fwd", "peer/gl f+g"]
+# Columns whose value is the same on every row of a family go above the table.
+SHARED_COLUMNS = ["shape", "peer"]
+HEADERS = {"gluonloss fwd": "gl fwd", "gluonloss f+g": "gl f+g", "NumPy f+g": "NumPy f+g",
+           "peer/gl fwd": "speed-up fwd", "peer/gl f+g": "speed-up f+g"}
 
 
 class BenchmarkTable(Directive):
@@ -82,10 +88,14 @@ class BenchmarkTable(Directive):
             rows = [r for r in csv.DictReader(f) if r["family"] == family]
         if not rows:
             raise self.error(f"no rows of family {family!r} in {BENCHMARKS.name}")
-        columns = [c for c in TABLE_COLUMNS if any(r[c] for r in rows)]
-        lines = [".. list-table:: " + self.options.get("caption", ""),
-                 "   :header-rows: 1", ""]
-        for cells in [columns] + [[r[c] or "—" for c in columns] for r in rows]:
+        shared = [c for c in SHARED_COLUMNS if len({r[c] for r in rows}) == 1]
+        columns = [c for c in TABLE_COLUMNS if c not in shared and any(r[c] for r in rows)]
+        lines = ["; ".join(f"{c.capitalize()}: {rows[0][c]}" for c in shared) + ".", ""] * bool(
+            shared)
+        lines += [".. list-table:: " + self.options.get("caption", ""),
+                  "   :header-rows: 1", ""]
+        header = [HEADERS.get(c, c) for c in columns]
+        for cells in [header] + [[r[c] or "—" for c in columns] for r in rows]:
             lines.append("   * - " + cells[0])
             lines += ["     - " + cell for cell in cells[1:]]
         commands = list(dict.fromkeys(r["command"] for r in rows))
