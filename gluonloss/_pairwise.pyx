@@ -531,12 +531,14 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
         acc_t[lane] = 0
     # exp(m - D_ij) <= 1 and D_ij - m >= 0, summed in LANES partial sums;
     # with gradients the exponentials are kept in place of the distances.
+    # t leaves out the diagonal, which enters the loss as y_diag * d_diag
+    # alone: an infinite D_ii must not meet y_off * D_ii - y_off * D_ii.
     for c in range(n_vec // LANES):
         j = c * LANES
         for lane in range(LANES):
             d = row[j + lane] - m
             e = vexp(-d)
-            acc_t[lane] += d
+            acc_t[lane] += 0 if j + lane == i else d
             acc_s[lane] += e
             if want_grad:
                 row[j + lane] = e
@@ -546,13 +548,13 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     for j in range(n_vec, n):
         d = row[j] - m
         e = vexp(-d)
-        t += d
+        t += 0 if j == i else d
         s += e
         if want_grad:
             row[j] = e
     if job.out != NULL:
         (<floating*>job.out)[i] = <floating>(job.weight / n * (
-            job.entropy + job.y_off * t + (job.y_diag - job.y_off) * d_diag + log(s)))
+            job.entropy + job.y_off * t + job.y_diag * d_diag + log(s)))
     if want_grad:
         coef = <floating>(2.0 * _ones_or(job.out_grad, i) * job.weight / n)
         inv_s = <floating>(1.0 / s)

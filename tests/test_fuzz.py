@@ -18,30 +18,46 @@ Each example runs forward, gradient and value_and_gradient and checks:
 2. When all three succeed: the three methods agree bitwise (NaN-aware), the
    outputs have the compute dtype and the documented shapes, and no input
    was modified.
-3. No NaN where the exact value is finite, no inf where it fits the dtype,
-   for *moderate* inputs: every real number among the arguments and the
-   constructor's parameters finite and of magnitude at most
-   ``moderate_bound(dtype)`` = (finfo(dtype).max / 1e4) ** (1/8) (about
-   2e4 for float32, 1e38 for float64), so that no product of up to eight of
-   them, summed over up to 10^4 elements, can overflow the compute dtype.
-   (With larger inputs an intermediate such as (pos - pred)**2 overflows in
-   float32 -- the SPEC computes float32 inputs in float32 -- and inf - inf
-   gives NaN where the exact value is finite; those examples are checked
-   for 1 and 2 only.)  The oracle is :mod:`gluonloss.reference` (the same
-   formulas, in float64 NumPy) on the inputs *as the compiled loss sees
-   them*: every real-valued array argument other than class indices, CTC
-   labels, lengths and cosine labels is first converted to the compute
-   dtype (the SPEC's dtype policy).  The reference computes in float64 and
-   is read before its final rounding to the compute dtype, so for float32
-   it is the exact value up to float64 rounding.  Element by element over
-   the loss and every gradient:
+3. No NaN where the exact value is finite, no inf where it fits the dtype.
+   The oracle is :mod:`gluonloss.reference` (the same formulas, in float64
+   NumPy) on the arguments *as the compiled loss sees them*: every
+   real-valued argument other than class indices, CTC labels, lengths and
+   cosine labels is first converted to the compute dtype (the SPEC's dtype
+   policy; epsilon too).  The reference is read before its final rounding
+   to the compute dtype, so for float32 it is the exact value up to float64
+   rounding.  Element by element over the loss and every gradient:
 
    - the compiled result may be NaN only where the reference is NaN (an
-     undefined value such as 0 * log(0), or a NaN input, or inf - inf
-     from infinite inputs);
+     undefined value such as 0 * log(0), a NaN input, inf - inf from
+     infinite inputs: NaN and inf inputs reach only the results the
+     reference says they reach);
    - it may be +-inf only where the reference is +-inf or NaN, or exceeds
      the compute dtype's largest finite value (the true value is out of
      range; e.g. exp(pred) for pred > 88.7 in float32).
+
+   This is checked for *moderate* inputs, where it is exact:
+
+   - every finite real number among the arguments and the constructor's
+     parameters has magnitude at most ``moderate_bound(dtype)`` =
+     (finfo(dtype).max / 1e4) ** (1/8) (about 2e4 for float32, 1e38 for
+     float64): no product of up to eight of them, summed over up to 10^4
+     elements, overflows.  With larger inputs an intermediate such as
+     (pos - pred)**2 overflows in float32 (the SPEC computes float32
+     inputs in float32) and inf - inf is NaN where the exact value is
+     finite;
+   - the multiplicative weights (``weight``, ``sample_weight``,
+     ``out_grad``) are 0 or at least 1 / moderate_bound(dtype) in
+     magnitude: a subnormal weight times 1/M rounds to 0, and 0 * inf is
+     NaN where the exact w*s*inf/M is inf.  (This fuzzer found exactly
+     that, a subnormal per-sample weight on a sample with an infinite
+     label; left as is: the SPEC's per-sample factor w*s*out_grad/M is one
+     rounded number.);
+   - NaN and +-inf inputs count as moderate for float64 results, where the
+     reference rounds like the compiled loss, and not for float32 results:
+     an infinite label times log(1 - p + 1e-12), exactly 0 in float32 but
+     not in float64, is NaN in the one and inf in the other.
+
+   Other examples are checked for 1 and 2 only.
 
 Examples per test: the ci profile's small budget by default (the whole file
 runs in about a minute on two cores); GLUONLOSS_FUZZ_EXAMPLES=N raises it
@@ -58,6 +74,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import gluonloss as gl
+from _all_losses import LOSS_IDS, LOSSES
 from gluonloss import reference
 
 # Converting a float64 argument beyond float32's range to float32 warns (and is inf).
@@ -173,19 +190,17 @@ def arrays(draw, shape, dtype=None, values=None):
         a = np.full(shape, fill, dtype=dtype)
     else:
         a = draw(hnp.arrays(dtype, shape, elements=_elements(dtype, draw(st.booleans()))))
-    form = draw(st.integers(0, 11))
-    if form == 0:
-        return a.tolist()
-    if form == 1 and a.ndim:
+    form = draw(st.integers(0, 11))          # 0 (the simplest) is the plain array
+    if form == 8 and a.ndim:
         return np.ascontiguousarray(a[::-1])[::-1]              # negative strides
-    if form == 2 and a.ndim >= 2:
+    if form == 9 and a.ndim >= 2:
         return np.asfortranarray(a)
-    if form == 3:
-        b = np.repeat(a, 2, axis=-1)[..., ::2] if a.ndim else a  # strided view
-        b = b.view() if isinstance(b, np.ndarray) else b
-        if isinstance(b, np.ndarray):
-            b.flags.writeable = False
-        return b
+    if form == 10 and a.ndim:
+        view = np.repeat(a, 2, axis=-1)[..., ::2]               # strided, read-only
+        view.flags.writeable = False
+        return view
+    if form == 11:
+        return a.tolist()
     return a
 
 
@@ -363,9 +378,12 @@ def _snapshot(x):
 
 
 def _seen_as_compute_dtype(x, dtype):
-    """A real-valued array argument as the compiled loss converts it."""
+    """A real-valued array argument (or PoissonNLLLoss's epsilon) as the
+    compiled loss converts it."""
     if isinstance(x, list):
         x = np.asarray(x)
+    if isinstance(x, float):
+        return float(np.array(x).astype(dtype))
     if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
         with np.errstate(over="ignore"):
             return x.astype(dtype)
@@ -378,18 +396,27 @@ def moderate_bound(dtype):
     return (float(np.finfo(dtype).max) / 1e4) ** (1 / 8)
 
 
-def _all_moderate(values, dtype):
+def _floats(v):
+    """The real numbers in argument ``v`` as a float64 array (empty for None,
+    flags and non-numeric arguments)."""
+    if isinstance(v, (bool, np.bool_)) or v is None:
+        return np.empty(0)
+    a = np.asarray(v)
+    return a.astype(np.float64) if a.dtype.kind in "biuf" else np.empty(0)
+
+
+def _all_moderate(values, weights, dtype):
+    """Whether every finite real number in ``values`` has magnitude at most
+    ``moderate_bound(dtype)``, and every non-zero one in ``weights`` at
+    least its inverse (NaN and inf are fine)."""
     bound = moderate_bound(dtype)
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or v is None:
-            continue
-        a = np.asarray(v)
-        if a.dtype.kind not in "biuf":
-            continue
-        a = a.astype(np.float64)
-        if not (np.isfinite(a).all() and (np.abs(a) <= bound).all()):
-            return False
-    return True
+
+    def magnitudes(v):
+        a = np.abs(_floats(v))
+        return a[np.isfinite(a)]
+    if any((magnitudes(v) > bound).any() for v in values):
+        return False
+    return not any(((m > 0) & (m < 1 / bound)).any() for m in map(magnitudes, weights))
 
 
 def _check_against_reference(compiled, ref_wide, dtype, moderate):
@@ -452,8 +479,11 @@ def check_problem(problem):
                  for k, v in call.items()}
     ref_out, ref_grad = _reference_float64(cls, kwargs, wide_args, wide_call,
                                            _seen_as_compute_dtype(upstream, dtype))
-    moderate = _all_moderate([*kwargs.values(), *wide_args, *wide_call.values(), upstream],
-                             dtype)
+    values = [*kwargs.values(), *wide_args, *wide_call.values(), upstream]
+    moderate = _all_moderate(values, [kwargs.get("weight"), wide_call.get("sample_weight"),
+                                      upstream], dtype)
+    if dtype == np.float32 and not all(np.isfinite(_floats(v)).all() for v in values):
+        moderate = False     # see the module docstring
     _check_against_reference([both[0], *_as_tuple(both[1])],
                               [ref_out, *_as_tuple(ref_grad)], dtype, moderate)
     return "ok, moderate inputs" if moderate else "ok, extreme inputs"
@@ -474,6 +504,42 @@ def _reference_float64(cls, kwargs, args, call, upstream):
     with np.errstate(all="ignore"):
         return _wide_reference(cls)(**kwargs).value_and_gradient(*args, **call,
                                                                    out_grad=upstream)
+
+
+@st.composite
+def large_problem(draw, entry):
+    """Valid data of the "many" (thousands of samples) or "huge" (one or a few
+    very long samples) sizes of tests/_all_losses.py -- the multi-block and
+    multi-thread paths the small shapes above never reach -- with NaN, +-inf,
+    zeros and subnormals written into drawn positions of every float array
+    argument, and sometimes a non-contiguous pred."""
+    size = draw(st.sampled_from(["many", "huge"]))
+    dtype = np.dtype(draw(st.sampled_from(FLOAT_DTYPES)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    args, call = entry.call_args(rng, size, dtype)
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    specials = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, tiny, -tiny])
+    for a in [*args, *call.values()]:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size:
+            for _ in range(draw(st.integers(0, 4))):
+                a.flat[draw(st.integers(0, a.size - 1))] = draw(specials)
+    if draw(st.booleans()):
+        args[0] = np.ascontiguousarray(args[0][::-1])[::-1]
+    upstream = draw(st.sampled_from([None, entry.upstream(rng, args)]))
+    index_args = {"SoftmaxCrossEntropyLoss": ("label",),
+                  "CTCLoss": ("label", "pred_lengths", "label_lengths"),
+                  "CosineEmbeddingLoss": ("label",)}.get(entry.cls, ())
+    return entry.cls, entry.kwargs, list(args), call, upstream, index_args
+
+
+@fuzz_settings(ci_examples=8)
+@pytest.mark.parametrize("entry", LOSSES, ids=LOSS_IDS)
+@given(data=st.data())
+def test_fuzz_large_inputs_every_loss(entry, data):
+    problem = data.draw(large_problem(entry), label="problem")
+    threads = data.draw(st.sampled_from([1, 2, 3]), label="threads")
+    with gl.num_threads(threads):
+        event(check_problem(problem))
 
 
 @fuzz_settings(ci_examples=250)

@@ -305,6 +305,23 @@ def test_sdml_identical_rows_give_exact_zero_distances(dtype):
         assert_allclose(a, b, rtol=rtol, atol=atol * 10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sp", [0.0, 0.3, 0.9])
+def test_sdml_infinite_paired_distance_gives_inf_not_nan(sp, dtype):
+    # D_00 = inf: row 0's loss has the term Y_00 * (log Y_00 - lp_00) = +inf,
+    # whatever Y_01 (found by tests/test_fuzz.py: y_off * D_00 - y_off * D_00
+    # was NaN for sp = 0 and for sp > (N - 1) / N).
+    x1 = np.array([[0.0], [0.0]], dtype)
+    x2 = np.array([[np.inf], [0.0]], dtype)
+    out = gl.SDMLLoss(sp)(x1, x2)
+    with np.errstate(invalid="ignore"):
+        ref = gl.reference.SDMLLoss(sp)(x1, x2)
+    assert out[0] == np.inf
+    # Row 1: Y_10 (log Y_10 - lp_10) with lp_10 = -inf is 0 * inf = NaN for sp = 0.
+    assert_array_equal(np.isnan(out), np.isnan(ref))
+    assert_array_equal(np.isinf(out), np.isinf(ref))
+
+
 def test_sdml_is_translation_invariant_far_from_the_origin():
     rng = np.random.default_rng(8)
     x1, x2 = rng.standard_normal((2, 9, 5))
