@@ -39,8 +39,9 @@ _STATM = "/proc/self/statm"
 
 
 def _rss():
-    """Resident set size in bytes, or None where /proc is not available."""
-    if not os.path.exists(_STATM):
+    """Resident set size in bytes, or None where /proc is not available or
+    under AddressSanitizer (its quarantine keeps freed memory resident)."""
+    if not os.path.exists(_STATM) or "libasan" in os.environ.get("LD_PRELOAD", ""):
         return None
     with open(_STATM) as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
