@@ -1,4 +1,4 @@
-"""Repeated calls do not grow memory: a thousand successful calls of every
+"""Repeated calls do not grow memory: hundreds of successful calls of every
 loss, and of calls that raise (from the Python layer and from the Cython
 validators), after a warm-up.
 
