@@ -179,7 +179,7 @@ def arrays(draw, shape, dtype=None, values=None):
         else:
             dtype = draw(st.sampled_from(BAD_DTYPES))
     dtype = np.dtype(dtype)
-    if values is not None and dtype.kind in "biuf" and draw(st.booleans()):
+    if values is not None and dtype.kind in "biuf" and draw(st.integers(0, 3)) < 3:
         elements = values.map(lambda v: np.array(v).astype(dtype).item() if dtype.kind != "f"
                               or dtype == np.longdouble else v)
         a = np.array(draw(st.lists(elements, min_size=int(np.prod(shape)),
@@ -216,12 +216,24 @@ def pred_shape(min_dims=1, max_dims=4):
                   odd_in_ten=2)
 
 
-def index_array(shape, low, high, valid=None, odd=None):
+@st.composite
+def index_array(draw, shape, low, high, valid=None, odd=None):
     """An int64 array of indices in [low, high] (or from ``valid``); one time in
-    ten, values up to two past either end (or from ``odd``) anywhere in it."""
+    five, one entry anywhere in it is the nearest invalid value (or from
+    ``odd``) -- the entry an off-by-one check lets through -- or every entry
+    is drawn from a range two past either end."""
     valid = valid if valid is not None else st.integers(low, max(low, high))
-    odd = odd if odd is not None else st.integers(low - 2, high + 2)
-    return mostly(arrays(shape, np.int64, valid), arrays(shape, np.int64, odd))
+    odd = odd if odd is not None else st.sampled_from([low - 1, high + 1])
+    a = draw(mostly(arrays(shape, np.int64, valid),
+                    arrays(shape, np.int64, st.integers(low - 2, high + 2)), odd_in_ten=1))
+    if draw(st.integers(0, 9)) < 8 or not isinstance(a, np.ndarray) or not a.size \
+            or a.dtype.kind not in "iuf" or not a.flags.writeable:
+        return a
+    a = a.copy()
+    position, value = draw(st.integers(0, a.size - 1)), draw(odd)
+    if np.can_cast(np.min_scalar_type(value), a.dtype) or a.dtype.kind == "f":
+        a.flat[position] = value
+    return a
 
 
 @st.composite
