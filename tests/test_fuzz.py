@@ -55,7 +55,12 @@ Each example runs forward, gradient and value_and_gradient and checks:
    - NaN and +-inf inputs count as moderate for float64 results, where the
      reference rounds like the compiled loss, and not for float32 results:
      an infinite label times log(1 - p + 1e-12), exactly 0 in float32 but
-     not in float64, is NaN in the one and inf in the other.
+     not in float64, is NaN in the one and inf in the other;
+   - except a +inf logit of CTCLoss: the kernel shifts each frame by its
+     maximum, inf - inf is NaN and the sample's loss is NaN (as for a NaN
+     input), while the reference never forms that NaN when the infinite
+     class lies on no alignment and returns inf.  Both are IEEE outcomes
+     of the same formula; the SPEC does not choose.
 
    Other examples are checked for 1 and 2 only.
 
@@ -344,7 +349,8 @@ def cosine_problem(draw, cls="CosineEmbeddingLoss"):
     kwargs = {"weight": draw(WEIGHT), "batch_axis": draw(axis_parameter(len(shape))),
               "margin": draw(real_parameter(st.floats(-1, 1)))}
     n = int(np.prod(shape[:-1])) if shape else 1
-    label = draw(index_array((n,), -1, 1, valid=st.sampled_from([-1, 1])))
+    label = draw(index_array((n,), -1, 1, valid=st.sampled_from([-1, 1]),
+                             odd=st.sampled_from([0, 2, -2])))
     args = [draw(arrays(shape)), draw(arrays(shape)), label]
     call = {"sample_weight": draw(maybe(arrays(draw(st.sampled_from([(n,), (n, 1)])))))}
     return cls, kwargs, args, call, draw(out_grad(n)), ("label",)
@@ -496,6 +502,8 @@ def check_problem(problem):
                                       upstream], dtype)
     if dtype == np.float32 and not all(np.isfinite(_floats(v)).all() for v in values):
         moderate = False     # see the module docstring
+    if cls == "CTCLoss" and (_floats(args[0]) == np.inf).any():
+        moderate = False     # likewise
     _check_against_reference([both[0], *_as_tuple(both[1])],
                               [ref_out, *_as_tuple(ref_grad)], dtype, moderate)
     return "ok, moderate inputs" if moderate else "ok, extreme inputs"
