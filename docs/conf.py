@@ -27,6 +27,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",   # bundles MathJax: formulas render without a network
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
 ]
