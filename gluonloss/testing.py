@@ -79,9 +79,10 @@ class Case:
     """One recorded case: a loss, its arguments and MXNet's results.
 
     Cases are immutable: the mappings are read-only views and every array is
-    read-only (copy one before changing it).
+    read-only (copy one before changing it).  :func:`cases` makes them; the
+    parameters are also the attributes.
 
-    Attributes
+    Parameters
     ----------
     id : str
         Stable name, e.g. ``'L2Loss-003-float64'`` (loss, number, dtype), for
@@ -138,9 +139,10 @@ class CheckResult:
     """What :func:`check` found: the cases that passed and those that failed.
 
     True when every case passed.  ``str()`` gives a summary with the first
-    failures' reports.
+    failures' reports.  :func:`check` makes them; the parameters are also the
+    attributes (``loss`` excepted).
 
-    Attributes
+    Parameters
     ----------
     passed : tuple of Case
         The cases whose results agree with the recorded ones.
@@ -149,6 +151,8 @@ class CheckResult:
         the exception the implementation raised.
     gradients_checked : int
         How many of the cases passed or failed with gradients returned.
+    loss : str
+        What was checked (a loss name or ``'all losses'``), for the summary.
 
     Examples
     --------
