@@ -204,7 +204,7 @@ class CheckResult:
 # -- the installed fixtures --------------------------------------------------------
 
 def _fixture(name):
-    return importlib.resources.files("gluonloss").joinpath("_conformance", name)
+    return importlib.resources.files("gluonloss") / "_conformance" / name
 
 
 def _canonical_name(loss):

@@ -12,6 +12,7 @@ as a difference between the two: a deliberately broken class-index parser and CT
 label resolver are caught.
 """
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def watched(monkeypatch):
         if event != "call":
             return
         code = frame.f_code
-        path = str(Path(code.co_filename).resolve()) if code.co_filename[:1] == "/" else ""
+        path = str(Path(code.co_filename).resolve()) if os.path.isabs(code.co_filename) else ""
         if not path.startswith(PACKAGE) or path == REFERENCE:
             return
         if path.endswith("_validation.py") and code.co_name in SHARED_SCALAR_CHECKS:

@@ -133,7 +133,7 @@ def test_assert_case_wrong_shapes_are_named_not_broadcast():
                                                  rf"expected \(6,\)"):
             testing.assert_case(case, bad)
     grad = case.expected_grads["pred"]
-    with pytest.raises(AssertionError, match=rf"grad 'pred': shape \(1, 6\), expected \(6,\)"):
+    with pytest.raises(AssertionError, match=r"grad 'pred': shape \(1, 6\), expected \(6,\)"):
         testing.assert_case(case, out, grad.reshape(1, -1))
 
 
