@@ -9,7 +9,9 @@ Then every loss of the reference runs on recorded cases and on bad input.
 
 And because it is independent, a bug in the compiled label parsing now shows up
 as a difference between the two: a deliberately broken class-index parser and CTC
-label resolver are caught.
+label resolver are caught.  Its argument parsing, written again, accepts and
+rejects exactly what the compiled losses do, with the same messages (on the
+fuzzer's arguments).
 """
 import contextlib
 import os
@@ -18,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gluonloss as gl
 from gluonloss import reference, testing
+from test_fuzz import PROBLEMS, fuzz_settings
 
 PACKAGE = str(Path(gl.__file__).resolve().parent)
 REFERENCE = str(Path(reference.__file__).resolve())
@@ -164,3 +169,33 @@ def test_a_broken_ctc_label_resolver_is_caught(monkeypatch):
         monkeypatch.setattr(module, "resolve_labels", lengths_ignored)
     assert not np.allclose(compiled(pred, label, None, lengths),
                            twin(pred, label, None, lengths), rtol=1e-6)
+
+
+# -- the same arguments accepted and rejected, with the same messages ----------------
+
+def _outcome(method, *args, **kwargs):
+    try:
+        with np.errstate(all="ignore"):
+            method(*args, **kwargs)
+    except Exception as exc:        # noqa: BLE001 -- the outcome is what is compared
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@pytest.mark.slow
+@fuzz_settings(ci_examples=40)
+@pytest.mark.parametrize("cls", sorted(PROBLEMS))
+@given(data=st.data())
+def test_the_reference_rejects_what_the_compiled_rejects(cls, data):
+    # The fuzzer's arguments (odd dtypes, shapes, labels and lengths just out of
+    # range, ...): both implementations raise the same error, or neither does.
+    _, params, args, call, upstream, _ = data.draw(PROBLEMS[cls](cls), label="problem")
+    compiled = _outcome(getattr(gl, cls), **params)
+    assert _outcome(getattr(reference, cls), **params) == compiled
+    if compiled != "ok":
+        return
+    pair = getattr(gl, cls)(**params), getattr(reference, cls)(**params)
+    for name in ("forward", "gradient", "value_and_gradient"):
+        extra = {} if name == "forward" else {"out_grad": upstream}
+        got = [_outcome(getattr(loss, name), *args, **call, **extra) for loss in pair]
+        assert got[1] == got[0], name
