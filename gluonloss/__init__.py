@@ -38,8 +38,9 @@ __all__ = [
 
 
 def __getattr__(name):
-    # ``gluonloss.reference`` imports SciPy; load it on first use only.
-    if name == "reference":
+    # The submodules ``reference`` (it imports SciPy) and ``testing`` (it reads the
+    # recorded cases) load on first use only.
+    if name in ("reference", "testing"):
         import importlib
-        return importlib.import_module("gluonloss.reference")
+        return importlib.import_module(f"gluonloss.{name}")
     raise AttributeError(f"module 'gluonloss' has no attribute {name!r}")

@@ -7,6 +7,10 @@ Run with the Python of a venv that has MXNet (not gluonloss's own environment)::
     /tmp/mxvenv/bin/python reference_data/generate.py            # rewrite the fixtures
     /tmp/mxvenv/bin/python reference_data/generate.py --check    # regenerate, compare bytes
 
+The fixtures are written into the package, ``gluonloss/_conformance/``, so that they
+install with it (``gluonloss.testing`` reads them there); this folder keeps the generator
+and the record of provenance.
+
 Every case is drawn from a generator seeded by (SEED, loss number, case number), so the
 files depend on nothing but this script, NumPy and MXNet: the same versions reproduce them
 bit for bit (`--check`).  MXNet runs single-threaded on its naive engine for the same
@@ -39,6 +43,8 @@ from mxnet import autograd, gluon  # noqa: E402
 
 SEED = 20261123
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The installed copy: package data of gluonloss, read by gluonloss.testing.
+FIXTURES = os.path.join(os.path.dirname(HERE), "gluonloss", "_conformance")
 
 # Distance kept from every kink of relu/abs (|x| at 0, max(0, .) at 0, Huber's |d| = rho).
 KINK_GAP = 0.05
@@ -257,7 +263,7 @@ def elementwise_inputs(loss_name, init, shape, k, rng):
             pred = rng.uniform(0.05, 4.0, size=shape)
         # counts, including 0 and 1 (where the Stirling term is 0), and fractional
         # targets; MXNet's compute_full gives NaN at target 0, so those cases use
-        # targets >= 0.5 (SPEC section 3).
+        # targets >= 0.5 (see docs/compatibility.rst).
         if init.get("compute_full"):
             target = np.where(rng.uniform(size=shape) < 0.5,
                               rng.integers(1, 8, size=shape), rng.uniform(0.5, 6.0, size=shape))
@@ -644,19 +650,20 @@ def main():
     parser.add_argument("--check", action="store_true",
                         help="regenerate into a temporary folder and compare with the "
                              "stored files byte for byte (MANIFEST date excepted)")
-    parser.add_argument("--out", default=HERE, help="output folder (default: this one)")
+    parser.add_argument("--out", default=FIXTURES,
+                        help="output folder (default: gluonloss/_conformance)")
     args = parser.parse_args()
     if not args.check:
         generate(args.out, datetime.date.today().isoformat())
         return 0
-    with open(os.path.join(HERE, "MANIFEST.json")) as f:
+    with open(os.path.join(FIXTURES, "MANIFEST.json")) as f:
         stored = json.load(f)
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, stored["date"])
         different = [name for name in sorted(os.listdir(tmp))
-                     if not os.path.exists(os.path.join(HERE, name))
+                     if not os.path.exists(os.path.join(FIXTURES, name))
                      or open(os.path.join(tmp, name), "rb").read()
-                     != open(os.path.join(HERE, name), "rb").read()]
+                     != open(os.path.join(FIXTURES, name), "rb").read()]
     if different:
         print("differ from the stored fixtures: " + ", ".join(different), file=sys.stderr)
         return 1

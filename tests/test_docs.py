@@ -16,14 +16,20 @@ import gluonloss.elementwise
 import gluonloss.pairwise
 import gluonloss.reference
 import gluonloss.softmax
+import gluonloss.testing
 
 MODULES = [gluonloss, gluonloss._base, gluonloss._threads, gluonloss.elementwise,
-           gluonloss.reference, gluonloss.softmax, gluonloss.pairwise, gluonloss.ctc]
+           gluonloss.reference, gluonloss.softmax, gluonloss.pairwise, gluonloss.ctc,
+           gluonloss.testing]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
 # Pages that teach by example; the others (api, performance) hold none.
 PAGES_WITH_EXAMPLES = {"index.rst", "quickstart.rst", "guide.rst", "gradients.rst", "threads.rst",
-                       "compatibility.rst"}
+                       "compatibility.rst", "conformance.rst"}
+# Pages whose examples port a loss to another framework: skipped without it.
+PAGES_NEEDING = {"conformance.rst": "torch"}
+# Submodules documented on the API page: each one's __all__.
+SUBMODULES = {"testing": gluonloss.testing}
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 LOSS_METHODS = ("forward", "gradient", "value_and_gradient")
 
@@ -55,6 +61,8 @@ def test_the_docs_pages_are_found():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_page_examples(page):
+    if page.name in PAGES_NEEDING:
+        pytest.importorskip(PAGES_NEEDING[page.name])
     result = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS,
                               encoding="utf-8")
     assert result.failed == 0
@@ -80,18 +88,20 @@ def test_every_public_method_documents_parameters_and_returns():
 
 
 def documented_names(api_text):
-    """Names the API page documents: autosummary entries and py: directives."""
+    """Names the API page documents: autosummary entries and py: directives,
+    ``name`` for the package's own and ``submodule.name`` for a submodule's."""
     names = set()
     for block in re.findall(r"^\.\. autosummary::\n((?:[ \t]+.*\n|\n)+)", api_text, re.M):
         names.update(line.strip() for line in block.splitlines()
                      if line.strip() and not line.strip().startswith(":"))
-    names.update(re.findall(r"^\.\. (?:py:class|py:function|auto\w+):: (?:gluonloss\.)?(\w+)",
+    names.update(re.findall(r"^\.\. (?:py:class|py:function|auto\w+):: (?:gluonloss\.)?([\w.]+)",
                             api_text, re.M))
     return names
 
 
 def test_every_public_name_is_in_the_api_reference():
-    documented = documented_names((DOCS / "api.rst").read_text(encoding="utf-8"))
+    documented = {name for name in documented_names((DOCS / "api.rst").read_text(encoding="utf-8"))
+                  if "." not in name}
     missing = set(gluonloss.__all__) - documented
     assert not missing, f"public names missing from docs/api.rst: {sorted(missing)}"
     unknown = documented - set(gluonloss.__all__)
@@ -105,3 +115,11 @@ def test_api_templates_exist():
     assert templates
     for template in templates:
         assert (DOCS / "_templates" / template).is_file(), template
+
+
+@pytest.mark.parametrize("name", sorted(SUBMODULES))
+def test_every_public_name_of_a_submodule_is_in_the_api_reference(name):
+    documented = {entry.split(".", 1)[1]
+                  for entry in documented_names((DOCS / "api.rst").read_text(encoding="utf-8"))
+                  if entry.startswith(name + ".")}
+    assert documented == set(SUBMODULES[name].__all__)

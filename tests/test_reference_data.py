@@ -1,20 +1,14 @@
-"""gluonloss and gluonloss.reference against the fixtures recorded with MXNet 1.9.1.
+"""gluonloss and gluonloss.reference against the cases recorded with MXNet 1.9.1.
 
-The fixtures (``reference_data/*.npz``, written by ``reference_data/generate.py``) hold
-MXNet's forward values and autograd gradients, converted to the documented semantics.
-MXNet is not needed here.  A missing or unreadable fixture is a failure, not a skip.
-
-Tolerances, per dtype, on |got - want| <= atol + rtol * |want| with atol scaled by the
-largest |want| of the array:
-- float32: MXNet's libm and reduction order against ours. The largest difference seen
-  is 2.4e-7 of the array's scale (about 2 ulp), so rtol 4e-6, atol 1e-6.  The losses
-  with a log-softmax inside (softmax cross-entropy, SDML, CTC) get rtol and atol 1e-5:
-  MXNet's float32 log_softmax and CTC are off by up to 3.8e-6 of the scale (the float64
-  reference, on the same float32 inputs, is as far from them as the compiled kernels).
-- float64: the largest difference seen is 4e-16 of the scale, so rtol 1e-13, atol 1e-14.
+The fixtures (``gluonloss/_conformance/*.npz``, package data written by
+``reference_data/generate.py``) hold MXNet's forward values and autograd gradients,
+converted to the documented semantics; :mod:`gluonloss.testing` reads them and
+states the tolerances.  MXNet is not needed here.  A missing or unreadable fixture is
+a failure, not a skip.  Beyond what ``assert_case`` checks, gluonloss's own results
+must have the case's dtype, and ``value_and_gradient`` must give ``forward``'s value.
 """
+import importlib.resources
 import json
-import pathlib
 import zipfile
 
 import numpy as np
@@ -22,87 +16,78 @@ import pytest
 
 import gluonloss as gl
 import gluonloss.reference as ref
+from gluonloss import testing
 
-DATA = pathlib.Path(__file__).resolve().parent.parent / "reference_data"
-
-# Every loss whose fixture must exist; each one's classes in both implementations.
-FIXTURE_LOSSES = [
-    "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
-    "SigmoidBinaryCrossEntropyLoss", "PoissonNLLLoss", "SoftmaxCrossEntropyLoss", "KLDivLoss",
-    "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss", "CTCLoss",
-]
-TOLERANCES = {"float32": (4e-6, 1e-6), "float64": (1e-13, 1e-14)}
-LOOSER_FLOAT32 = {"SoftmaxCrossEntropyLoss": (1e-5, 1e-5), "SDMLLoss": (1e-5, 1e-5),
-                  "CTCLoss": (1e-5, 1e-5)}
+FIXTURES = importlib.resources.files("gluonloss") / "_conformance"
+ALL_CASES = testing.cases()
 
 
-def load_fixture(loss_name, folder=DATA):
-    path = folder / f"{loss_name}.npz"
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    cases = json.loads(str(arrays.pop("cases")))
-    return cases, arrays
-
-
-def assert_close(got, want, dtype, what, loss_name):
-    rtol, atol = TOLERANCES[dtype]
-    if dtype == "float32":
-        rtol, atol = LOOSER_FLOAT32.get(loss_name, (rtol, atol))
-    scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
-    assert got.dtype == np.dtype(dtype), f"{what}: dtype {got.dtype}, want {dtype}"
-    assert got.shape == want.shape, f"{what}: shape {got.shape}, want {want.shape}"
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale, err_msg=what)
+def _manifest():
+    return json.loads((FIXTURES / "MANIFEST.json").read_text())
 
 
 def test_manifest_lists_every_fixture():
-    manifest = json.loads((DATA / "MANIFEST.json").read_text())
+    manifest = _manifest()
     assert manifest["mxnet_version"] == "1.9.1"
-    assert set(FIXTURE_LOSSES) <= set(manifest["case_counts"])
-    for name in FIXTURE_LOSSES:
-        cases, _ = load_fixture(name)
-        assert len(cases) == manifest["case_counts"][name] > 0
+    assert set(manifest["case_counts"]) == set(testing.LOSSES)
+    for name in testing.LOSSES:
+        assert len(testing.cases(name)) == manifest["case_counts"][name] > 0
 
 
 def test_every_public_loss_has_a_fixture():
     exported = [getattr(gl, name) for name in gl.__all__]
     losses = {obj.__name__ for obj in exported
               if isinstance(obj, type) and issubclass(obj, gl.Loss) and obj is not gl.Loss}
-    assert losses == set(FIXTURE_LOSSES)
+    assert losses == set(testing.LOSSES)
 
 
 def test_fixtures_are_small():
-    total = sum(p.stat().st_size for p in DATA.iterdir() if p.is_file())
+    total = sum(p.stat().st_size for p in FIXTURES.iterdir() if p.is_file())
     assert total < 5 * 2**20
 
 
-@pytest.mark.parametrize("module", [gl, ref], ids=["compiled", "reference"])
-@pytest.mark.parametrize("loss_name", FIXTURE_LOSSES)
-def test_matches_mxnet(loss_name, module):
-    cases, arrays = load_fixture(loss_name)
-    cls = getattr(module, loss_name)
-    for index, case in enumerate(cases):
-        loss = cls(**case["init"])
-        inputs = [arrays[key] for key in case["inputs"]]
-        kwargs = {name: (arrays[value["array"]] if isinstance(value, dict) else value)
-                  for name, value in case["kwargs"].items()}
-        out_grad = arrays[case["out_grad"]]
-        where = f"{loss_name} case {index} {case['init']} {case['dtype']}"
-
-        out = loss(*inputs, **kwargs)
-        assert_close(out, arrays[case["out"]], case["dtype"], where + " out", loss_name)
-        value, grads = loss.value_and_gradient(*inputs, **kwargs, out_grad=out_grad)
-        np.testing.assert_array_equal(value, out)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        assert len(grads) == len(case["grads"]), where
-        for got, (name, key) in zip(grads, case["grads"]):
-            assert_close(got, arrays[key], case["dtype"], f"{where} grad {name}", loss_name)
+def test_sources_follow_the_manifest():
+    # A loss is converted exactly where the generator says it converts it.
+    conversions = _manifest()["conversions"]
+    for case in ALL_CASES:
+        plain = conversions[case.loss].startswith("none")
+        if case.loss == "TripletLoss":     # converted only where a sample_weight is given
+            plain = "sample_weight" not in case.kwargs
+        assert plain == (case.source == testing.RECORDED), case.id
 
 
-def test_missing_or_unreadable_fixture_is_an_error(tmp_path):
+def _run(module, case):
+    loss = getattr(module, case.loss)(**case.params)
+    inputs = list(case.inputs.values())
+    out = loss(*inputs, **case.kwargs)
+    value, grads = loss.value_and_gradient(*inputs, **case.kwargs, out_grad=case.out_grad)
+    np.testing.assert_array_equal(value, out)
+    return out, grads
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
+def test_compiled_matches_mxnet(case):
+    out, grads = _run(gl, case)
+    testing.assert_case(case, out, grads)
+    for got in [out, *(grads if isinstance(grads, tuple) else (grads,))]:
+        assert got.dtype == np.dtype(case.dtype), f"{case.id}: dtype {got.dtype}"
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
+def test_reference_matches_mxnet(case):
+    testing.assert_case(case, *_run(ref, case))
+
+
+def test_missing_or_unreadable_fixture_is_an_error(tmp_path, monkeypatch):
     # Damaged or absent files fail loudly; nothing here is ever skipped.
-    (tmp_path / "L2Loss.npz").write_bytes(b"not a zip archive")
-    with pytest.raises((OSError, ValueError, zipfile.BadZipFile)):
-        load_fixture("L2Loss", tmp_path)
-    with pytest.raises(FileNotFoundError):
-        load_fixture("L1Loss", tmp_path)
+    (tmp_path / "_conformance").mkdir()
+    (tmp_path / "_conformance" / "L2Loss.npz").write_bytes(b"not a zip archive")
+    monkeypatch.setattr(testing, "_fixture", lambda name: tmp_path / "_conformance" / name)
+    testing._load.cache_clear()
+    try:
+        with pytest.raises((OSError, ValueError, zipfile.BadZipFile)):
+            testing.cases("L2Loss")
+        with pytest.raises(FileNotFoundError):
+            testing.cases("L1Loss")
+    finally:
+        testing._load.cache_clear()
