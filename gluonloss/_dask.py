@@ -44,6 +44,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from gluonloss._threads import one_thread_unless_set
+
 _MODULES = sys.modules
 _GRADIENT_METHODS = {"gradient", "value_and_gradient"}
 
@@ -504,7 +506,8 @@ def _block_task(*blocks, plan):
     for name, arg, block in zip(plan.names, plan.args, blocks):
         kwargs[name] = block.reshape(_call_shape(arg, block.shape, plan.whole))
     try:
-        result = getattr(plan.loss, plan.method)(**kwargs)
+        with one_thread_unless_set():
+            result = getattr(plan.loss, plan.method)(**kwargs)
     except ValueError as exc:
         message = _global_indices(str(exc), plan, blocks, offset)
         if message == str(exc):

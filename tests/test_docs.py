@@ -23,7 +23,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
 # Pages that teach by example; the others (api, performance) hold none.
 PAGES_WITH_EXAMPLES = {"index.rst", "quickstart.rst", "guide.rst", "gradients.rst", "threads.rst",
-                       "compatibility.rst"}
+                       "compatibility.rst", "dask.rst"}
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 LOSS_METHODS = ("forward", "gradient", "value_and_gradient")
 
