@@ -260,7 +260,10 @@ def _shape_dtype(value, array_type):
             raise ValueError("a Dask array argument has unknown chunk sizes (shape "
                              f"{value.shape}); call its compute_chunk_sizes() first")
         return tuple(value.shape), value.dtype
-    a = np.asarray(value)
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as exc:     # the NumPy call says which argument
+        raise _ShapeError(str(exc)) from None
     return a.shape, a.dtype
 
 
@@ -337,11 +340,11 @@ def _run_on_stand_ins(loss, method, values, aligned, n_small, array_type):
         raise exc
 
 
-def _raise_numpy_error(loss, method, values, aligned, array_type=None):
+def _raise_numpy_error(loss, method, values, aligned, array_type):
     """Raise what the NumPy method raises for these shapes and dtypes."""
     full = dict(values)
     for name, arg in aligned.items():
-        if array_type is None or isinstance(values[name], array_type):
+        if isinstance(values[name], array_type):
             full[name] = _stand_in(arg, arg.shape, True)
     method(loss, **full)
 
@@ -352,10 +355,12 @@ def _lazy_call(loss, method, args, kwargs):
     spec = _spec_for(loss)
     values = _bind(method, loss, args, kwargs)
     arrays = {n: v for n, v in values.items() if n in spec.args and v is not None}
-    shapes = {n: _shape_dtype(v, da.Array) for n, v in arrays.items()}
-    primary_shape, _ = shapes[spec.primary]
+    shapes = {n: _shape_dtype(v, da.Array) for n, v in arrays.items()
+              if isinstance(v, da.Array)}
     try:
-        geometry = _geometry(loss, spec.geometry, primary_shape)
+        shapes.update((n, _shape_dtype(v, da.Array)) for n, v in arrays.items()
+                      if n not in shapes)
+        geometry = _geometry(loss, spec.geometry, shapes[spec.primary][0])
         n_batch = geometry.shape[geometry.batch_axis]
         aligned = {}
         for name in arrays:
@@ -368,7 +373,7 @@ def _lazy_call(loss, method, args, kwargs):
                                      arg.fill, arg.where)
     except _ShapeError as exc:
         stand_ins = {n: _Aligned(n, "", *shapes[n], None, None, None, spec.args[n].fill, "")
-                     for n in arrays}
+                     for n in shapes}
         _raise_numpy_error(loss, method, values, stand_ins, da.Array)
         raise ValueError(f"{type(loss).__name__}: the arguments cannot be split into "
                          f"blocks of samples ({exc})") from None
