@@ -8,8 +8,9 @@ array in ``--chunks`` chunks of rows:
 - **in memory**: the NumPy call on the whole arrays;
 - **threads**: ``dask.compute`` of the lazy (out, grad) on the threaded
   scheduler with 2 threads, results gathered into NumPy arrays (this
-  includes concatenating the blocks); once with the kernels' own OpenMP
-  threads inside each block and once with one OpenMP thread per block;
+  includes concatenating the blocks); once as by default (each task runs
+  its kernel on one OpenMP thread) and once with ``gl.num_threads(2)``,
+  which gives every task's kernel 2 OpenMP threads (4 on 2 cores);
 - **cluster, N workers**: a ``dask.distributed.LocalCluster`` of N worker
   processes with one thread each, the inputs persisted on the workers
   beforehand: "persist" leaves (out, grad) on the workers, "gather" also
@@ -70,15 +71,15 @@ def bench_threads(losses, pred, label, chunk_rows, repeats):
         def lazy(loss=loss):
             return loss.value_and_gradient(dpred, dlabel)
 
-        def threads_one_omp_thread():
-            with gl.num_threads(1):
+        def threads_two_omp_threads():
+            with gl.num_threads(2):
                 dask.compute(*lazy(), scheduler="threads", num_workers=2)
 
         contenders = {
             "in memory": lambda loss=loss: loss.value_and_gradient(pred, label),
-            "threads (2), OpenMP threads in each block":
-                lambda: dask.compute(*lazy(), scheduler="threads", num_workers=2),
-            "threads (2), one OpenMP thread per block": threads_one_omp_thread,
+            "threads (2), 1 OpenMP thread per task": lambda: dask.compute(
+                *lazy(), scheduler="threads", num_workers=2),
+            "threads (2), gl.num_threads(2) in each task": threads_two_omp_threads,
         }
         print_table(f"{name}.value_and_gradient, threaded scheduler",
                     interleaved(contenders, repeats))
