@@ -473,3 +473,23 @@ def test_threads_in_blocks_do_not_change_results():
         t.join()
     for result in results:
         assert_bitwise(result, one)
+
+
+def test_tasks_run_their_kernels_on_one_thread_unless_set():
+    seen = []
+
+    class Probe(gl.L2Loss):        # subclasses keep the Dask path
+        def forward(self, pred, label, sample_weight=None):
+            seen.append(gl.get_num_threads())
+            return super().forward(pred, label, sample_weight)
+
+    pred = da.ones((6, 2), chunks=2)
+    out = Probe()(pred, pred)
+    seen.clear()
+    dask.compute(out, scheduler="threads")
+    assert seen == [1, 1, 1]
+    with gl.num_threads(3):
+        seen.clear()
+        dask.compute(out, scheduler="threads")
+        assert seen == [3, 3, 3]
+    assert gl.get_num_threads() >= 1
