@@ -20,6 +20,7 @@ from _cases import stable_rng
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
 
 DTYPES = [np.float32, np.float64]
 
@@ -374,6 +375,20 @@ def test_sdml_refuses_a_batch_in_several_chunks():
     assert_bitwise(loss(one, one).compute(), loss(x, x))
 
 
+def test_empty_blocks_and_unconvertible_arguments():
+    pred = da.from_array(np.arange(15.0).reshape(5, 3), chunks=((2, 0, 3), 3))
+    label = np.ones((5, 3))
+    out, grad = gl.L2Loss().value_and_gradient(pred, label)
+    assert out.chunks == ((2, 0, 3),)
+    assert_bitwise(dask.compute(out, grad),
+                   tuple(gl.L2Loss().value_and_gradient(pred.compute(), label)))
+    ragged = [[1.0, 2.0], [3.0]]
+    for args in ((pred, ragged), (ragged, pred)):
+        expected = numpy_error(gl.L2Loss(), *(np.ones((5, 3)) if isinstance(a, da.Array)
+                                              else a for a in args))
+        assert numpy_error(gl.L2Loss(), *args) == expected
+
+
 def test_unknown_chunk_sizes_are_refused():
     x = da.from_array(np.arange(12.0).reshape(6, 2), chunks=3)
     unknown = x[x[:, 0] > 3]
@@ -405,7 +420,6 @@ def test_processes_scheduler():
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None,
                                   worker_dashboard_address=None, protocol="tcp://",
@@ -418,6 +432,7 @@ def test_distributed_cluster(cluster):
     _, client = cluster
     lazy, eager = all_losses_lazy_and_eager()
     futures = client.compute(lazy)
+    distributed.wait(futures, timeout=120)
     for a, b in zip(client.gather(futures, errors="raise"), eager):
         assert_bitwise(a, b)
 
@@ -447,6 +462,7 @@ def test_worker_killed_mid_computation(cluster):
     assert not all(f.done() for f in futures)
     victim = sorted(pids.values())[0]
     os.kill(victim, signal.SIGKILL)
+    distributed.wait(futures, timeout=120)
     results = client.gather(futures)
     assert_bitwise(tuple(results), expected)
     client.wait_for_workers(2, timeout=60)          # the nanny restarts it
