@@ -186,7 +186,9 @@ def test_layouts_bitwise_equal(layout, dtype):
     og = upstream(rng)
     dargs = [as_dask(args[0], batch)] + [as_dask(a) for a in args[1:]]
     dkwargs = {k: as_dask(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
-    for dask_args in ((dargs, dkwargs), (dargs[:1] + args[1:], kwargs)):
+    # every argument Dask; pred only; everything but pred (blocks from label's chunks)
+    for dask_args in ((dargs, dkwargs), (dargs[:1] + args[1:], kwargs),
+                      (args[:1] + dargs[1:], dkwargs)):
         eager = [call(args, kwargs) for call in three_methods(loss, args, kwargs, og)]
         lazy = [call(*dask_args) for call in three_methods(loss, *dask_args, as_dask(og))]
         for a, b in zip(dask.compute(*lazy, scheduler="threads"), eager):
