@@ -13,8 +13,8 @@ lazy Dask arrays instead of computing.  How a call is turned into a graph:
    lines up with it and which inputs are differentiable.
 3. **Shapes at call time.** The arguments' shapes are aligned to the
    primary's batch axis (below).  Then the NumPy method itself runs on
-   stand-in arrays of the same dtypes and shapes, cut down to a single
-   sample, filled with valid values: it raises what the in-memory call
+   stand-in arrays of the same dtypes and shapes, cut down to one sample
+   (two for SDMLLoss), filled with valid values: it raises what the in-memory call
    would raise for shapes and dtypes.  Its messages quote the stand-ins'
    shapes, so on failure it runs again on zero-strided stand-ins of the
    full shapes (no memory) for the exact message.
