@@ -513,3 +513,31 @@ def test_tasks_run_their_kernels_on_one_thread_unless_set():
         dask.compute(out, scheduler="threads")
         assert seen == [3, 3, 3]
     assert gl.get_num_threads() >= 1
+
+
+def test_array_expression_mode(tmp_path):
+    """Dask's query-planning arrays (a future default) take the same path."""
+    code = textwrap.dedent("""
+        import dask, dask.array as da, numpy as np, gluonloss as gl
+        assert da.array_expr_enabled()
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((11, 4)), rng.standard_normal((11, 4))
+        dx = da.from_array(x, chunks=((3, 5, 3), (2, 2)))
+        for loss, label in ((gl.HuberLoss(), y), (gl.SoftmaxCELoss(), np.arange(11) % 4),
+                            (gl.TripletLoss(), y)):
+            args = (label, x) if isinstance(loss, gl.TripletLoss) else (label,)
+            lazy = loss.value_and_gradient(dx, *args)
+            eager = loss.value_and_gradient(x, *args)
+            for a, b in zip(dask.compute(*lazy[:1], *(lazy[1] if isinstance(lazy[1], tuple)
+                                                       else (lazy[1],))),
+                            (eager[0], *(eager[1] if isinstance(eager[1], tuple)
+                                         else (eager[1],)))):
+                assert a.tobytes() == b.tobytes()
+        print("ok")
+    """)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(gl.__file__)),
+               DASK_ARRAY__QUERY_PLANNING="True")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
