@@ -1,5 +1,9 @@
 """The public base class of every loss."""
+from gluonloss._dask import dask_aware
 from gluonloss._validation import check_int, check_real
+
+# The public methods a subclass defines; each takes Dask arrays too.
+_PUBLIC_METHODS = ("forward", "gradient", "value_and_gradient", "__call__")
 
 
 class Loss:
@@ -41,6 +45,13 @@ class Loss:
     >>> loss(np.array([[1., 2.]]), np.array([[1., 0.]]))   # same as loss.forward
     array([1.])
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _PUBLIC_METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not hasattr(method, "__wrapped__"):
+                setattr(cls, name, dask_aware(method))
 
     def __init__(self, weight=None, batch_axis=0):
         self._weight = check_real(weight, "weight", allow_none=True)

@@ -6,6 +6,8 @@ and ``threadpoolctl.threadpool_limits(n, user_api="openmp")`` both apply.
 :class:`num_threads` does so for a ``with`` block.  Results never depend on
 the thread count: work is split by the data's shape alone.
 """
+import threading
+
 from gluonloss import _openmp
 from gluonloss._validation import check_int
 
@@ -13,6 +15,9 @@ from gluonloss._validation import check_int
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
 _explicit = None
+# A count for the calling Python thread only: Dask block tasks run their
+# kernels on one thread each (Dask runs the blocks in parallel).
+_this_thread = threading.local()
 
 
 def set_num_threads(n):
@@ -74,7 +79,25 @@ def get_num_threads():
     ...     gl.get_num_threads()
     3
     """
+    n = getattr(_this_thread, "n", None)
+    if n is not None:
+        return n
     return _explicit if _explicit is not None else _openmp.max_threads()
+
+
+class one_thread_unless_set:
+    """Context manager: calls from this Python thread use one thread, unless
+    :func:`set_num_threads` chose a count explicitly."""
+
+    def __enter__(self):
+        self._saved = getattr(_this_thread, "n", None)
+        if _explicit is None:
+            _this_thread.n = 1
+        return self
+
+    def __exit__(self, *exc_info):
+        _this_thread.n = self._saved
+        return False
 
 
 class num_threads:

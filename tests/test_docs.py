@@ -25,7 +25,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
 # Pages that teach by example; the others (api, performance) hold none.
 PAGES_WITH_EXAMPLES = {"index.rst", "quickstart.rst", "guide.rst", "gradients.rst", "threads.rst",
-                       "compatibility.rst", "conformance.rst"}
+                       "compatibility.rst", "conformance.rst", "dask.rst"}
 # Pages whose examples port a loss to another framework: skipped without it.
 PAGES_NEEDING = {"conformance.rst": "torch"}
 # Submodules documented on the API page: each one's __all__.
