@@ -1,6 +1,6 @@
 """CTCLoss: against a brute-force sum over every alignment, the NumPy
 reference, hand-derived values; layouts, lengths, padding, infeasible
-samples, threads, and the error catalog of SPEC section 1."""
+samples, threads, and the error catalog of docs/semantics.rst."""
 import itertools
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -601,7 +601,7 @@ def test_many_python_threads_at_once():
             assert_array_equal(g, w)
 
 
-# -- errors (SPEC section 1) -------------------------------------------------------------
+# -- errors (docs/semantics.rst, "Errors") ---------------------------------------------
 
 X = np.zeros((2, 5, 4))
 LABEL = np.array([[0, 1, -1], [2, -1, -1]])

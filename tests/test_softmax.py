@@ -239,7 +239,7 @@ def test_dense_one_hot_equals_sparse():
 
 
 def test_kl_mean_is_mxnet_sum_over_classes():
-    # MXNet 1.9.1 sums over the class axis; gluonloss averages (SPEC decision).
+    # MXNet 1.9.1 sums over the class axis; gluonloss averages (docs/semantics.rst).
     rng = np.random.default_rng(4)
     pred = log_softmax(rng.standard_normal((4, 6)), axis=1)
     y = softmax(rng.standard_normal((4, 6)), axis=1)
