@@ -400,14 +400,31 @@ def test_long_sequences_with_large_logits(dtype, layout):
     assert (out > 1000).all()                # far from 0: no alignment is likely
     # Both sides round log values of magnitude up to ~1e5 (the loss) or ~1e4
     # (gaps between states of one frame) for 2000 frames: against an 80-bit
-    # run of the reference, float64 gradients of both are within 1e-10, and
-    # float32 ones within 5e-4 (PyTorch's float32 CTC: 7e-2 on this case).
+    # run of the reference, float64 gradients of both are within 1e-10
+    # (PyTorch's float32 CTC: 7e-2 on this case).
     if dtype == np.float64:
         assert_allclose(out, ref_out, rtol=1e-12)
         assert_allclose(grad, ref_grad, rtol=0, atol=5e-10)
-    else:
-        assert_allclose(out, ref_out, rtol=2e-6)
-        assert_allclose(grad, ref_grad, rtol=0, atol=2e-3)
+        return
+    assert_allclose(out, ref_out, rtol=2e-6)
+    # float32: each gradient entry y - gamma is a difference of a softmax value
+    # and a posterior, each computed to a relative error; so the error is
+    # bounded relative to the larger of the two, not to their difference
+    # (which cancels).  Against the float64 reference on the same float32
+    # inputs, the kernel's worst entry is 2.0e-3 of that scale, 99% of the
+    # entries are within 4e-4 and the median within 2e-7.  Terms below
+    # float32's normal range are flushed to 0, so an absolute 1e-12 covers
+    # entries of that size.
+    exact = reference.CTCLoss(layout).value_and_gradient(x.astype(np.float64), label)[1]
+    frames_last = x if layout == "NTC" else x.transpose(1, 0, 2)
+    y = _softmax(frames_last.astype(np.float64))
+    y = y if layout == "NTC" else y.transpose(1, 0, 2)
+    scale = np.maximum(np.abs(y), np.abs(y - exact))
+    error = np.abs(grad - exact)
+    assert (error <= 3e-3 * scale + 1e-12).all(), np.max((error - 1e-12) / scale)
+    relative = error[scale > 1e-4] / scale[scale > 1e-4]
+    assert np.quantile(relative, 0.99) <= 5e-4, np.quantile(relative, 0.99)
+    assert np.median(relative) <= 1e-6, np.median(relative)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
