@@ -586,9 +586,9 @@ def test_python_lists_and_repr():
 needs_openmp = pytest.mark.skipif(not _openmp.openmp_enabled(), reason="built without OpenMP")
 
 
-def _thread_batch(seed):
+def _thread_batch(seed, dtype=np.float32, n_classes=12):
     rng = np.random.default_rng(seed)
-    x, label, kwargs = _batch(rng, 37, 60, 12, 20, "TNC", "NT", np.float32, lengths="given")
+    x, label, kwargs = _batch(rng, 37, 60, n_classes, 20, "TNC", "NT", dtype, lengths="given")
     sw = rng.uniform(0, 2, 37)
     og = rng.standard_normal(37)
     loss = gl.CTCLoss("TNC", zero_infinity=False)
@@ -597,16 +597,20 @@ def _thread_batch(seed):
 
 
 @needs_openmp
-def test_bitwise_identical_for_any_thread_count(monkeypatch):
-    # Force the parallel path even for small batches.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_classes", [12, 70])
+def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype, n_classes):
+    # Force the parallel path even for small batches; 70 classes: frames
+    # longer than the 8 lanes of the kernel's reductions, with a remainder.
     monkeypatch.setattr(ctc, "threads_for", lambda work: gl.get_num_threads())
     with gl.num_threads(1):
-        want = _thread_batch(0)
+        want = _thread_batch(0, dtype, n_classes)
+    assert all(w.dtype == dtype for w in want)
     for n in (2, 3, 8):
         with gl.num_threads(n):
-            got = _thread_batch(0)
+            got = _thread_batch(0, dtype, n_classes)
         for g, w in zip(got, want):
-            assert_array_equal(g, w)
+            assert_array_equal(g, w, strict=True)
 
 
 def test_many_python_threads_at_once():

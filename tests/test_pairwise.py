@@ -484,11 +484,11 @@ THREAD_SHAPES = {"TripletLoss": [(512, 300), (3, 20000)],
                  "SDMLLoss": [(100, 40), (37, 70)]}
 
 
-def _run_all(case, seed=0):
+def _run_all(case, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     results = []
     for shape in THREAD_SHAPES[case.cls]:
-        inputs, extra = case.data(rng, shape, np.float32)
+        inputs, extra = case.data(rng, shape, dtype)
         og = rng.standard_normal(shape[0])
         out, grads = case.make().value_and_gradient(*case.call_args(inputs, extra), out_grad=og)
         results += [out, *grads]
@@ -496,15 +496,17 @@ def _run_all(case, seed=0):
 
 
 @needs_openmp
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", PAIR_CASES, ids=PAIR_IDS)
-def test_bitwise_identical_for_any_thread_count(case):
+def test_bitwise_identical_for_any_thread_count(case, dtype):
     with gl.num_threads(1):
-        want = _run_all(case)
+        want = _run_all(case, dtype=dtype)
+    assert all(w.dtype == dtype for w in want)
     for n in (2, 3):
         with gl.num_threads(n):
-            got = _run_all(case)
+            got = _run_all(case, dtype=dtype)
         for g, w in zip(got, want):
-            assert_array_equal(g, w)
+            assert_array_equal(g, w, strict=True)
 
 
 @pytest.mark.parametrize("case", PAIR_CASES[::4], ids=PAIR_IDS[::4])
