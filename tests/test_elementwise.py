@@ -6,6 +6,7 @@ from scipy.optimize import check_grad
 
 import gluonloss as gl
 from _cases import CASE_IDS, CASES, stable_rng, tolerances
+from _package_under_test import run_python
 
 DTYPES = [np.float32, np.float64]
 
@@ -513,12 +514,11 @@ def test_positional_arguments_follow_mxnet_order():
 
 
 def test_reference_is_reachable_as_an_attribute(tmp_path):
-    # A fresh interpreter, away from the source tree, where nothing imported it yet.
-    import subprocess
-    import sys
-    code = ("import gluonloss as gl, numpy as np; "
+    # A fresh interpreter on the package under test, where nothing imported
+    # gluonloss.reference yet.
+    code = ("import sys, gluonloss as gl, numpy as np; "
+            "assert 'gluonloss.reference' not in sys.modules; "
             "print(gl.reference.L2Loss()(np.ones((2, 3)), np.zeros((2, 3))))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = run_python(["-c", code], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[0.5 0.5]" in result.stdout
