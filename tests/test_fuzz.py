@@ -1,4 +1,4 @@
-"""Fuzzing every loss through its public entry points (issue 8).
+"""Fuzzing every loss through its public entry points.
 
 Hypothesis draws, for each of the 14 loss classes, constructor parameters
 (valid, out of range, or of odd types) and call arguments: arrays of every
@@ -22,10 +22,11 @@ Each example runs forward, gradient and value_and_gradient and checks:
    The oracle is :mod:`gluonloss.reference` (the same formulas, in float64
    NumPy) on the arguments *as the compiled loss sees them*: every
    real-valued argument other than class indices, CTC labels, lengths and
-   cosine labels is first converted to the compute dtype (the SPEC's dtype
-   policy; epsilon too).  The reference is read before its final rounding
-   to the compute dtype, so for float32 it is the exact value up to float64
-   rounding.  Element by element over the loss and every gradient:
+   cosine labels is first converted to the compute dtype (the documented
+   dtype policy; epsilon, margin and rho too).  The reference is read before
+   its final rounding to the compute dtype, so for float32 it is the exact
+   value up to float64 rounding.  Element by element over the loss and every
+   gradient:
 
    - the compiled result may be NaN only where the reference is NaN (an
      undefined value such as 0 * log(0), a NaN input, inf - inf from
@@ -42,15 +43,14 @@ Each example runs forward, gradient and value_and_gradient and checks:
      (finfo(dtype).max / 1e4) ** (1/8) (about 2e4 for float32, 1e38 for
      float64): no product of up to eight of them, summed over up to 10^4
      elements, overflows.  With larger inputs an intermediate such as
-     (pos - pred)**2 overflows in float32 (the SPEC computes float32
-     inputs in float32) and inf - inf is NaN where the exact value is
-     finite;
+     (pos - pred)**2 overflows in float32 (float32 inputs are computed in
+     float32) and inf - inf is NaN where the exact value is finite;
    - the multiplicative weights (``weight``, ``sample_weight``,
      ``out_grad``) are 0 or at least 1 / moderate_bound(dtype) in
      magnitude: a subnormal weight times 1/M rounds to 0, and 0 * inf is
      NaN where the exact w*s*inf/M is inf.  (This fuzzer found exactly
      that, a subnormal per-sample weight on a sample with an infinite
-     label; left as is: the SPEC's per-sample factor w*s*out_grad/M is one
+     label; left as is: the per-sample factor w*s*out_grad/M is one
      rounded number.);
    - NaN and +-inf inputs count as moderate for float64 results, where the
      reference rounds like the compiled loss, and not for float32 results:
@@ -60,14 +60,31 @@ Each example runs forward, gradient and value_and_gradient and checks:
      maximum, inf - inf is NaN and the sample's loss is NaN (as for a NaN
      input), while the reference never forms that NaN when the infinite
      class lies on no alignment and returns inf.  Both are IEEE outcomes
-     of the same formula; the SPEC does not choose.
+     of the same formula; the documentation does not choose.
 
-   Other examples are checked for 1 and 2 only.
+4. For moderate inputs, the *values*: wherever the reference is finite, the
+   compiled results are within the family's tolerances of it (those of the
+   family test files), widened by two measures of what rounding alone can
+   do there (:func:`_compare_values`): the reference's own spread when the
+   inputs are perturbed by a few ulps of the compute dtype (cancellation,
+   and branches such as a hinge's kink that one rounding can flip), and the
+   size of the intermediates the inputs imply (:func:`_rounding_scale`).
+
+5. Examples whose every part was drawn from the valid alternatives (no
+   :func:`doubt` recorded while drawing, no refused combination) must
+   succeed: a regression that rejects valid input fails at once.  And per
+   class, at least a set fraction of the examples must reach the kernels and
+   have their values compared (``MIN_FRACTIONS``), so that the checks above
+   cannot silently stop.
+
+Other examples are checked for 1 and 2 only.  The large-input test draws
+valid data only (every example must succeed) of thousands of samples or
+very long rows, with NaN/inf/zeros/subnormals written in, at 1-3 threads.
 
 Examples per test: the ci profile's small budget by default (the whole file
-runs in about a minute on two cores); GLUONLOSS_FUZZ_EXAMPLES=N raises it
-for a long local run (with GLUONLOSS_HYPOTHESIS=explore for fresh random
-examples each time).
+runs in about a minute and a half on two cores); GLUONLOSS_FUZZ_EXAMPLES=N
+raises it for a long local run (with GLUONLOSS_HYPOTHESIS=explore for fresh
+random examples each time).
 """
 import collections
 import functools
@@ -104,11 +121,11 @@ def fuzz_settings(ci_examples):
 # (an off-by-one in a range check, a refused axis or length) fails the test.
 # Hypothesis draws one example at a time in one thread; the test resets it.
 
-_SUSPECT = []
+_DOUBTS = []
 
 
-def suspect(reason):
-    _SUSPECT.append(reason)
+def doubt(reason):
+    _DOUBTS.append(reason)
 
 
 def _fits(x, target_shape):
@@ -135,7 +152,7 @@ def mostly(draw, valid, odd, odd_in_ten=1):
     must get past the constructor and the validation to reach the kernels."""
     # 0 (where Hypothesis shrinks to) is valid.
     if draw(st.integers(0, 9)) >= 10 - odd_in_ten:
-        suspect("an odd alternative")
+        doubt("an odd alternative")
         return draw(odd)
     return draw(valid)
 
@@ -192,7 +209,7 @@ def related_shape(draw, base):
     choice = draw(st.integers(0, 49))
     if choice <= 45:
         return base
-    suspect("a changed shape")
+    doubt("a changed shape")
     if choice == 46:
         return (size,)
     if choice == 47:
@@ -218,11 +235,11 @@ def arrays(draw, shape, dtype=None, values=None, index=False):
             dtype = draw(st.sampled_from(OTHER_REAL_DTYPES))
         else:
             dtype = draw(st.sampled_from(BAD_DTYPES))
-            suspect("a non-numeric dtype")
+            doubt("a non-numeric dtype")
     dtype = np.dtype(dtype)
     from_values = values is not None and dtype.kind in "biuf" and draw(st.integers(0, 3)) < 3
     if index and not from_values:
-        suspect("index values not drawn from their range")
+        doubt("index values not drawn from their range")
     if from_values:
         elements = values.map(lambda v: np.array(v).astype(dtype).item() if dtype.kind != "f"
                               or dtype == np.longdouble else v)
@@ -272,7 +289,7 @@ def index_array(draw, shape, low, high, valid=None, odd=None):
     position, value = draw(st.integers(0, a.size - 1)), draw(odd)
     if np.can_cast(np.min_scalar_type(value), a.dtype) or a.dtype.kind == "f":
         a.flat[position] = value
-        suspect("an index out of its range")
+        doubt("an index out of its range")
     return a
 
 
@@ -783,7 +800,7 @@ REACHED = ("ok, values compared", "ok, moderate inputs", "ok, extreme inputs")
 # three calls succeed) and whose values must be compared with the reference:
 # 0.6 of what the ci profile's draws give (in the comments), so that the
 # comparisons cannot silently stop.  Valid arguments are checked one by one
-# (see ``suspect``); at least MIN_VALID of the examples must be valid.
+# (see ``doubt``); at least MIN_VALID of the examples must be valid.
 MIN_FRACTIONS = {
     # class: (reached, values compared)     measured with the ci profile
     "CTCLoss": (0.2, 0.11),                 # 0.34, 0.18
@@ -812,9 +829,9 @@ def test_fuzz_every_loss(cls):
     @fuzz_settings(ci_examples=250)
     @given(data=st.data())
     def fuzz(data):
-        _SUSPECT.clear()
+        _DOUBTS.clear()
         problem = data.draw(PROBLEMS[cls](cls), label="problem")
-        valid = not _SUSPECT and refused_combination(problem) is None
+        valid = not _DOUBTS and refused_combination(problem) is None
         outcome = check_problem(problem)
         event(outcome)
         outcomes[outcome] += 1
