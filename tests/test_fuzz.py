@@ -662,14 +662,19 @@ def _sdml_atol_scale(args):
 
 def _cosine_atol_scale(args):
     """d cos/dx = y/D - cos x/|x|^2 cancels for (nearly) parallel vectors: its
-    rounding error is eps/|x| (as in the pairwise tests' gradient_atol)."""
-    norms = []
-    for x in args[:2]:
-        a = np.asarray(x, np.float64)
-        if a.ndim and a.size and a.shape[-1]:
-            norms.append(np.linalg.norm(a.reshape(-1, a.shape[-1]), axis=1))
-    smallest = min((float(n.min()) for n in norms if n.size), default=1.0)
-    return max(1.0, 1.0 / max(smallest, 1e-3))
+    rounding error is eps/|x| (as in the pairwise tests' gradient_atol), for
+    every pair with D = |x||y| > 1e-12 (below, d cos/dx = y/1e-12 has no
+    difference in it)."""
+    a, b = (np.asarray(x, np.float64) for x in args[:2])
+    if not (b.ndim and b.size and b.shape[-1]):
+        return 1.0
+    norms = [np.linalg.norm(x.reshape(-1, b.shape[-1]), axis=1) for x in (a, b)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        cancelling = norms[0] * norms[1] > 1e-12
+    if not cancelling.any():
+        return 1.0
+    smallest = float(np.minimum(norms[0], norms[1])[cancelling].min())
+    return max(1.0, 1.0 / smallest)
 
 
 def check_problem(problem):
@@ -798,27 +803,28 @@ def test_fuzz_large_inputs_every_loss(entry, data):
 REACHED = ("ok, values compared", "ok, moderate inputs", "ok, extreme inputs")
 # The least fractions of the drawn examples that must reach the kernels (all
 # three calls succeed) and whose values must be compared with the reference:
-# 0.6 of what the ci profile's draws give (in the comments), so that the
-# comparisons cannot silently stop.  Valid arguments are checked one by one
-# (see ``doubt``); at least MIN_VALID of the examples must be valid.
+# about 0.6 of the smaller of what the ci profile's draws and one explore run
+# of 400 examples gave (in the comments), so that the comparisons cannot
+# silently stop.  Valid arguments are checked one by one (see ``doubt``); at
+# least MIN_VALID of the examples must be valid.
 MIN_FRACTIONS = {
-    # class: (reached, values compared)     measured with the ci profile
-    "CTCLoss": (0.2, 0.11),                 # 0.34, 0.18
+    # class: (reached, values compared)     measured: ci profile; explore
+    "CTCLoss": (0.18, 0.1),                 # 0.34, 0.18; 0.30, 0.17
     "CosineEmbeddingLoss": (0.3, 0.19),     # 0.50, 0.32
-    "HingeLoss": (0.43, 0.28),              # 0.72, 0.46
-    "HuberLoss": (0.47, 0.31),              # 0.78, 0.52
-    "KLDivLoss": (0.22, 0.14),              # 0.36, 0.24
-    "L1Loss": (0.41, 0.26),                 # 0.69, 0.43
-    "L2Loss": (0.42, 0.23),                 # 0.70, 0.38
-    "LogisticLoss": (0.43, 0.3),            # 0.71, 0.51
-    "PoissonNLLLoss": (0.37, 0.17),         # 0.61, 0.28
-    "SDMLLoss": (0.24, 0.16),               # 0.40, 0.26
-    "SigmoidBinaryCrossEntropyLoss": (0.37, 0.27),   # 0.62, 0.44
-    "SoftmaxCrossEntropyLoss": (0.34, 0.27),         # 0.56, 0.45
-    "SquaredHingeLoss": (0.43, 0.28),       # 0.72, 0.46
-    "TripletLoss": (0.48, 0.28),            # 0.80, 0.47
+    "HingeLoss": (0.43, 0.28),              # 0.72, 0.46; 0.74, 0.53
+    "HuberLoss": (0.44, 0.3),               # 0.78, 0.52; 0.73, 0.50
+    "KLDivLoss": (0.2, 0.09),               # 0.36, 0.24; 0.34, 0.16
+    "L1Loss": (0.41, 0.26),                 # 0.69, 0.43; 0.68, 0.48
+    "L2Loss": (0.42, 0.23),                 # 0.70, 0.38; 0.81, 0.56
+    "LogisticLoss": (0.42, 0.29),           # 0.71, 0.51; 0.70, 0.49
+    "PoissonNLLLoss": (0.37, 0.17),         # 0.61, 0.28; 0.71, 0.38
+    "SDMLLoss": (0.15, 0.1),                # 0.40, 0.26; 0.25, 0.16
+    "SigmoidBinaryCrossEntropyLoss": (0.37, 0.27),   # 0.62, 0.44; 0.62, 0.46
+    "SoftmaxCrossEntropyLoss": (0.29, 0.22),         # 0.56, 0.45; 0.48, 0.36
+    "SquaredHingeLoss": (0.43, 0.26),       # 0.72, 0.46; 0.73, 0.44
+    "TripletLoss": (0.43, 0.25),            # 0.80, 0.47; 0.72, 0.42
 }
-MIN_VALID = 0.1                             # measured: 0.16 (KLDivLoss) to 0.64
+MIN_VALID = 0.1                             # measured: 0.16 to 0.64
 assert set(MIN_FRACTIONS) == set(PROBLEMS)
 
 
