@@ -23,10 +23,10 @@ Each example runs forward, gradient and value_and_gradient and checks:
    NumPy) on the arguments *as the compiled loss sees them*: every
    real-valued argument other than class indices, CTC labels, lengths and
    cosine labels is first converted to the compute dtype (the documented
-   dtype policy; epsilon, margin and rho too).  The reference is read before
-   its final rounding to the compute dtype, so for float32 it is the exact
-   value up to float64 rounding.  Element by element over the loss and every
-   gradient:
+   dtype policy; epsilon, and the elementwise losses' margin and rho too).
+   The reference is read before its final rounding to the compute dtype, so
+   for float32 it is the exact value up to float64 rounding.  Element by
+   element over the loss and every gradient:
 
    - the compiled result may be NaN only where the reference is NaN (an
      undefined value such as 0 * log(0), a NaN input, inf - inf from
@@ -716,8 +716,10 @@ def check_problem(problem):
         wide_args[2] = args[2]
     wide_call = {k: v if k in index_args else _seen_as_compute_dtype(v, dtype)
                  for k, v in call.items()}
-    # The kernels read margin and rho in the compute dtype, like every input.
-    wide_kwargs = {k: _seen_as_compute_dtype(v, dtype) if k in ("margin", "rho") else v
+    # The elementwise kernels read margin and rho in the compute dtype, like
+    # every input (the pairwise kernels keep their margin in float64).
+    wide_kwargs = {k: _seen_as_compute_dtype(v, dtype)
+                   if k in ("margin", "rho") and cls in ELEMENTWISE else v
                    for k, v in kwargs.items()}
     ref_out, ref_grad = _reference_float64(cls, wide_kwargs, wide_args, wide_call,
                                            _seen_as_compute_dtype(upstream, dtype))
