@@ -812,7 +812,7 @@ REACHED = ("ok, values compared", "ok, moderate inputs", "ok, extreme inputs")
 MIN_FRACTIONS = {
     # class: (reached, values compared)     measured: ci profile; explore
     "CTCLoss": (0.18, 0.1),                 # 0.34, 0.18; 0.30, 0.17
-    "CosineEmbeddingLoss": (0.3, 0.19),     # 0.50, 0.32
+    "CosineEmbeddingLoss": (0.27, 0.19),    # 0.50, 0.32; 0.46, 0.32
     "HingeLoss": (0.43, 0.28),              # 0.72, 0.46; 0.74, 0.53
     "HuberLoss": (0.44, 0.3),               # 0.78, 0.52; 0.73, 0.50
     "KLDivLoss": (0.2, 0.09),               # 0.36, 0.24; 0.34, 0.16
