@@ -20,7 +20,7 @@ Each loss gets one ``<LossName>.npz``.  It holds a JSON string ``cases`` (constr
 arguments, call arguments, dtype and the array keys of every case) and the arrays
 ``c<i>.<name>``: the inputs, ``out_grad`` (the head gradient, random and signed), ``out``
 (the per-sample loss) and ``grad.<input>`` for every differentiable input.  Values are
-converted to gluonloss's documented semantics where MXNet 1.9.1 differs: ``SPECS``
+converted to gluonloss's documented semantics where MXNet 1.9.1 differs: ``RECIPES``
 names the conversion each loss gets and its recorder applies it.  Inputs stay away from
 the kinks of relu and abs, where MXNet's autograd takes the derivative 0 and gluonloss a
 one-sided one.
@@ -87,7 +87,7 @@ def sample_weight_for(kind, shape, batch_axis, rng):
 
 # --------------------------------------------------------------------------- recording
 
-class LossSpec:
+class LossRecipe:
     """How one loss is called and recorded.
 
     inputs: the positional inputs; optional: the optional call arguments in signature
@@ -111,32 +111,32 @@ def nd(value, dtype):
     return mx.nd.array(value, dtype=dtype) if isinstance(value, np.ndarray) else value
 
 
-def call_arguments(spec, arrays, dtype):
+def call_arguments(recipe, arrays, dtype):
     """Gluon blocks take positional arguments only: the inputs, then the optional ones
     in signature order, None where absent, trailing Nones dropped."""
-    inputs = [nd(arrays[name], dtype) for name in spec.inputs]
-    optional = [arrays.get(name) for name in spec.optional]
+    inputs = [nd(arrays[name], dtype) for name in recipe.inputs]
+    optional = [arrays.get(name) for name in recipe.optional]
     while optional and optional[-1] is None:
         optional.pop()
     return inputs, [nd(v, dtype) for v in optional]
 
 
-def run_mxnet(loss, spec, arrays, out_grad, dtype):
+def run_mxnet(loss, recipe, arrays, out_grad, dtype):
     """MXNet's forward value and the autograd gradient of sum(out_grad * out)."""
-    inputs, optional = call_arguments(spec, arrays, dtype)
-    for name, array in zip(spec.inputs, inputs):
-        if name in spec.differentiable:
+    inputs, optional = call_arguments(recipe, arrays, dtype)
+    for name, array in zip(recipe.inputs, inputs):
+        if name in recipe.differentiable:
             array.attach_grad()
     with autograd.record():
         out = loss(*inputs, *optional)
     out.backward(mx.nd.array(out_grad, dtype=dtype).reshape(out.shape))
-    grads = {name: array.grad.asnumpy() for name, array in zip(spec.inputs, inputs)
-             if name in spec.differentiable}
+    grads = {name: array.grad.asnumpy() for name, array in zip(recipe.inputs, inputs)
+             if name in recipe.differentiable}
     return out.asnumpy(), grads
 
 
-def record_plain(loss, spec, init, arrays, out_grad, dtype):
-    return run_mxnet(loss, spec, arrays, out_grad, dtype)
+def record_plain(loss, recipe, init, arrays, out_grad, dtype):
+    return run_mxnet(loss, recipe, arrays, out_grad, dtype)
 
 
 class CaseWriter:
@@ -144,7 +144,7 @@ class CaseWriter:
 
     def __init__(self, loss_name):
         self.loss_name = loss_name
-        self.spec = SPECS[loss_name]
+        self.recipe = RECIPES[loss_name]
         self.cases = []
         self.arrays = {}
 
@@ -152,15 +152,15 @@ class CaseWriter:
         """Record one case.  ``arrays``: inputs and optional call arguments by name
         (float arrays are cast to ``dtype``; absent ones left out); ``n_out``: the
         number of per-sample values the loss returns."""
-        spec = self.spec
-        arrays = {name: (np.asarray(value, dtype=np.int32) if name in spec.integer
+        recipe = self.recipe
+        arrays = {name: (np.asarray(value, dtype=np.int32) if name in recipe.integer
                          else np.asarray(value, dtype=dtype) if isinstance(value, np.ndarray)
                          else value)
                   for name, value in arrays.items() if value is not None}
         out_grad = (rng.uniform(0.5, 1.5, size=n_out)
                     * rng.choice([-1.0, 1.0], size=n_out)).astype(dtype)
         loss = getattr(gluon.loss, self.loss_name)(**init)
-        out, grads = spec.recorder(loss, spec, init, arrays, out_grad, dtype)
+        out, grads = recipe.recorder(loss, recipe, init, arrays, out_grad, dtype)
         assert out.shape == (n_out,), (self.loss_name, out.shape)
 
         index = len(self.cases)
@@ -173,15 +173,15 @@ class CaseWriter:
         self.cases.append({
             "init": init,
             "dtype": np.dtype(dtype).name,
-            "inputs": [put(name, arrays[name]) for name in spec.inputs],
+            "inputs": [put(name, arrays[name]) for name in recipe.inputs],
             "kwargs": {name: ({"array": put(name, arrays[name])}
                               if isinstance(arrays[name], np.ndarray) else arrays[name])
-                       for name in spec.optional if name in arrays},
+                       for name in recipe.optional if name in arrays},
             "out_grad": put("out_grad", out_grad),
             "out": put("out", out.astype(dtype)),
             # [name, key] pairs in argument order (JSON objects get their keys sorted)
             "grads": [[name, put("grad." + name, grads[name].astype(dtype))]
-                      for name in spec.inputs if name in grads],
+                      for name in recipe.inputs if name in grads],
         })
 
 
@@ -263,7 +263,7 @@ def elementwise_inputs(loss_name, init, shape, k, rng):
             pred = rng.uniform(0.05, 4.0, size=shape)
         # counts, including 0 and 1 (where the Stirling term is 0), and fractional
         # targets; MXNet's compute_full gives NaN at target 0, so those cases use
-        # targets >= 0.5 (see docs/compatibility.rst).
+        # targets >= 0.5 (docs/semantics.rst).
         if init.get("compute_full"):
             target = np.where(rng.uniform(size=shape) < 0.5,
                               rng.integers(1, 8, size=shape), rng.uniform(0.5, 6.0, size=shape))
@@ -311,7 +311,7 @@ def elementwise_cases(loss_name, rng):
     return writer
 
 
-def record_poisson(loss, spec, init, arrays, out_grad, dtype):
+def record_poisson(loss, recipe, init, arrays, out_grad, dtype):
     """1.9.1 returns one mean over the whole batch: record every sample's slice on its
     own, so its mean is the per-sample value and its gradient is scaled by that
     sample's out_grad.  Its autograd cannot record compute_full (the in-place Stirling
@@ -326,9 +326,9 @@ def record_poisson(loss, spec, init, arrays, out_grad, dtype):
     for b in range(n):
         sample = {name: (take_sample(value, batch_axis, b, n) if isinstance(value, np.ndarray)
                          else value) for name, value in arrays.items()}
-        value, grad = run_mxnet(gradient_loss, spec, sample, out_grad[b:b + 1], dtype)
+        value, grad = run_mxnet(gradient_loss, recipe, sample, out_grad[b:b + 1], dtype)
         if init.get("compute_full"):
-            inputs, optional = call_arguments(spec, sample, dtype)
+            inputs, optional = call_arguments(recipe, sample, dtype)
             value = loss(*inputs, *optional).asnumpy()
         outs.append(value.reshape(()))
         grads.append(grad["pred"])
@@ -395,10 +395,10 @@ def softmax_cases(loss_name, rng):
     return writer
 
 
-def record_kldiv(loss, spec, init, arrays, out_grad, dtype):
+def record_kldiv(loss, recipe, init, arrays, out_grad, dtype):
     """1.9.1 sums over each sample where the documented loss averages: divide the value
     and the gradient by the number of elements per sample."""
-    out, grads = run_mxnet(loss, spec, arrays, out_grad, dtype)
+    out, grads = run_mxnet(loss, recipe, arrays, out_grad, dtype)
     pred = arrays["pred"]
     per_sample = pred.size // pred.shape[init.get("batch_axis", 0)]
     return out / per_sample, {name: g / per_sample for name, g in grads.items()}
@@ -435,12 +435,12 @@ def triplet_cases(loss_name, rng):
     return writer
 
 
-def record_triplet(loss, spec, init, arrays, out_grad, dtype):
+def record_triplet(loss, recipe, init, arrays, out_grad, dtype):
     """1.9.1 has no sample_weight: record without it, then scale each sample's value
     and gradients by its weight (the loss is linear in it)."""
     arrays = dict(arrays)
     sample_weight = arrays.pop("sample_weight", None)
-    out, grads = run_mxnet(loss, spec, arrays, out_grad, dtype)
+    out, grads = run_mxnet(loss, recipe, arrays, out_grad, dtype)
     if sample_weight is None:
         return out, grads
     s = sample_weight.reshape(-1).astype(np.float64)
@@ -473,9 +473,9 @@ def cosine_cases(loss_name, rng):
     return writer
 
 
-def record_cosine(loss, spec, init, arrays, out_grad, dtype):
+def record_cosine(loss, recipe, init, arrays, out_grad, dtype):
     """1.9.1 returns shape (n, 1); the documented shape is (n,)."""
-    out, grads = run_mxnet(loss, spec, arrays, out_grad, dtype)
+    out, grads = run_mxnet(loss, recipe, arrays, out_grad, dtype)
     return out.reshape(-1), grads
 
 
@@ -491,10 +491,10 @@ def sdml_cases(loss_name, rng):
     return writer
 
 
-def record_sdml(loss, spec, init, arrays, out_grad, dtype):
+def record_sdml(loss, recipe, init, arrays, out_grad, dtype):
     """1.9.1 sums over each row of the N x N matrix where the documented loss averages,
     and ignores ``weight``: multiply the value and the gradients by weight / N."""
-    out, grads = run_mxnet(loss, spec, arrays, out_grad, dtype)
+    out, grads = run_mxnet(loss, recipe, arrays, out_grad, dtype)
     factor = init.get("weight", 1.0) / arrays["x1"].shape[0]
     return out * factor, {name: g * factor for name, g in grads.items()}
 
@@ -559,35 +559,35 @@ def ctc_cases(loss_name, rng):
 # --------------------------------------------------------------------------- the losses
 
 PLAIN = "none: MXNet 1.9.1 computes the documented values for the cases recorded"
-SPECS = {
-    name: LossSpec(("pred", "label"), ("sample_weight",), ("pred",), PLAIN)
+RECIPES = {
+    name: LossRecipe(("pred", "label"), ("sample_weight",), ("pred",), PLAIN)
     for name in ["L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss",
                  "LogisticLoss"]
 }
-SPECS["SigmoidBinaryCrossEntropyLoss"] = LossSpec(
+RECIPES["SigmoidBinaryCrossEntropyLoss"] = LossRecipe(
     ("pred", "label"), ("sample_weight", "pos_weight"), ("pred",), PLAIN)
-SPECS["PoissonNLLLoss"] = LossSpec(
+RECIPES["PoissonNLLLoss"] = LossRecipe(
     ("pred", "target"), ("sample_weight", "epsilon"), ("pred",),
     "per-sample: each sample recorded on its own slice (1.9.1 returns one batch mean); "
     "compute_full value from an unrecorded call, gradient from compute_full=False; "
     "no target 0 with compute_full (1.9.1 gives NaN there)", record_poisson)
-SPECS["SoftmaxCrossEntropyLoss"] = LossSpec(
+RECIPES["SoftmaxCrossEntropyLoss"] = LossRecipe(
     ("pred", "label"), ("sample_weight",), ("pred",), PLAIN, integer=())
-SPECS["KLDivLoss"] = LossSpec(
+RECIPES["KLDivLoss"] = LossRecipe(
     ("pred", "label"), ("sample_weight",), ("pred",),
     "value and gradient divided by the elements per sample (1.9.1 sums)", record_kldiv)
-SPECS["TripletLoss"] = LossSpec(
+RECIPES["TripletLoss"] = LossRecipe(
     ("pred", "positive", "negative"), ("sample_weight",), ("pred", "positive", "negative"),
     "recorded without sample_weight (1.9.1 has none), value and gradients then "
     "multiplied by each sample's weight", record_triplet)
-SPECS["CosineEmbeddingLoss"] = LossSpec(
+RECIPES["CosineEmbeddingLoss"] = LossRecipe(
     ("input1", "input2", "label"), ("sample_weight",), ("input1", "input2"),
     "value reshaped from (n, 1) to (n,); float32 only", record_cosine, integer=("label",))
-SPECS["SDMLLoss"] = LossSpec(
+RECIPES["SDMLLoss"] = LossRecipe(
     ("x1", "x2"), (), ("x1", "x2"),
     "value and gradients multiplied by weight / N (1.9.1 sums over the batch and "
     "ignores weight); float32 only", record_sdml)
-SPECS["CTCLoss"] = LossSpec(
+RECIPES["CTCLoss"] = LossRecipe(
     ("pred", "label"), ("pred_lengths", "label_lengths", "sample_weight"), ("pred",),
     "none for the cases recorded: only feasible samples, at least one non-empty label "
     "per batch, label width <= T (1.9.1 is wrong or refuses otherwise); float32 only",
@@ -637,7 +637,7 @@ def generate(out_dir, date):
         "seed": SEED,
         "date": date,
         "case_counts": counts,
-        "conversions": {name: SPECS[name].conversion for name in counts},
+        "conversions": {name: RECIPES[name].conversion for name in counts},
         "files": {name: name + ".npz" for name in counts},
     }
     with open(os.path.join(out_dir, "MANIFEST.json"), "w") as f:

@@ -106,7 +106,7 @@ CASES = [
     Case("bce-sigmoid", "SigmoidBCELoss", {"from_sigmoid": True}, label="prob", pred="prob"),
     Case("bce-sigmoid-posw", "SigmoidBCELoss", {"from_sigmoid": True}, label="binary",
          pred="prob", pos_weight=True),
-    # PoissonNLLLoss (issue 4): log-rates or rates, integer counts as targets.
+    # PoissonNLLLoss: log-rates or rates, integer counts as targets.
     Case("poisson", "PoissonNLLLoss", label="count"),
     Case("poisson-full", "PoissonNLLLoss", {"compute_full": True, "weight": 0.7}, label="count"),
     Case("poisson-rate", "PoissonNLLLoss", {"from_logits": False}, label="count", pred="prob"),

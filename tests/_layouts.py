@@ -1,5 +1,5 @@
 """Memory layouts for the property tests: the same values as an array, stored
-differently (SPEC section 1: any memory layout is accepted, inputs are never
+differently (docs/semantics.rst: any memory layout is accepted, inputs are never
 modified, outputs never alias them)."""
 import numpy as np
 

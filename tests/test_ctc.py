@@ -1,6 +1,6 @@
 """CTCLoss: against a brute-force sum over every alignment, the NumPy
 reference, hand-derived values; layouts, lengths, padding, infeasible
-samples, threads, and the error catalog of SPEC section 1."""
+samples, threads, and the error catalog of docs/semantics.rst."""
 import itertools
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -400,14 +400,31 @@ def test_long_sequences_with_large_logits(dtype, layout):
     assert (out > 1000).all()                # far from 0: no alignment is likely
     # Both sides round log values of magnitude up to ~1e5 (the loss) or ~1e4
     # (gaps between states of one frame) for 2000 frames: against an 80-bit
-    # run of the reference, float64 gradients of both are within 1e-10, and
-    # float32 ones within 5e-4 (PyTorch's float32 CTC: 7e-2 on this case).
+    # run of the reference, float64 gradients of both are within 1e-10
+    # (PyTorch's float32 CTC: 7e-2 on this case).
     if dtype == np.float64:
         assert_allclose(out, ref_out, rtol=1e-12)
         assert_allclose(grad, ref_grad, rtol=0, atol=5e-10)
-    else:
-        assert_allclose(out, ref_out, rtol=2e-6)
-        assert_allclose(grad, ref_grad, rtol=0, atol=2e-3)
+        return
+    assert_allclose(out, ref_out, rtol=2e-6)
+    # float32: each gradient entry y - gamma is a difference of a softmax value
+    # and a posterior, each computed to a relative error; so the error is
+    # bounded relative to the larger of the two, not to their difference
+    # (which cancels).  Against the float64 reference on the same float32
+    # inputs, the kernel's worst entry is 2.0e-3 of that scale, 99% of the
+    # entries are within 4e-4 and the median within 2e-7.  Terms below
+    # float32's normal range are flushed to 0, so an absolute 1e-12 covers
+    # entries of that size.
+    exact = reference.CTCLoss(layout).value_and_gradient(x.astype(np.float64), label)[1]
+    frames_last = x if layout == "NTC" else x.transpose(1, 0, 2)
+    y = _softmax(frames_last.astype(np.float64))
+    y = y if layout == "NTC" else y.transpose(1, 0, 2)
+    scale = np.maximum(np.abs(y), np.abs(y - exact))
+    error = np.abs(grad - exact)
+    assert (error <= 3e-3 * scale + 1e-12).all(), np.max((error - 1e-12) / scale)
+    relative = error[scale > 1e-4] / scale[scale > 1e-4]
+    assert np.quantile(relative, 0.99) <= 5e-4, np.quantile(relative, 0.99)
+    assert np.median(relative) <= 1e-6, np.median(relative)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -569,9 +586,9 @@ def test_python_lists_and_repr():
 needs_openmp = pytest.mark.skipif(not _openmp.openmp_enabled(), reason="built without OpenMP")
 
 
-def _thread_batch(seed):
+def _thread_batch(seed, dtype=np.float32, n_classes=12):
     rng = np.random.default_rng(seed)
-    x, label, kwargs = _batch(rng, 37, 60, 12, 20, "TNC", "NT", np.float32, lengths="given")
+    x, label, kwargs = _batch(rng, 37, 60, n_classes, 20, "TNC", "NT", dtype, lengths="given")
     sw = rng.uniform(0, 2, 37)
     og = rng.standard_normal(37)
     loss = gl.CTCLoss("TNC", zero_infinity=False)
@@ -580,16 +597,20 @@ def _thread_batch(seed):
 
 
 @needs_openmp
-def test_bitwise_identical_for_any_thread_count(monkeypatch):
-    # Force the parallel path even for small batches.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_classes", [12, 70])
+def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype, n_classes):
+    # Force the parallel path even for small batches; 70 classes: frames
+    # longer than the 8 lanes of the kernel's reductions, with a remainder.
     monkeypatch.setattr(ctc, "threads_for", lambda work: gl.get_num_threads())
     with gl.num_threads(1):
-        want = _thread_batch(0)
+        want = _thread_batch(0, dtype, n_classes)
+    assert all(w.dtype == dtype for w in want)
     for n in (2, 3, 8):
         with gl.num_threads(n):
-            got = _thread_batch(0)
+            got = _thread_batch(0, dtype, n_classes)
         for g, w in zip(got, want):
-            assert_array_equal(g, w)
+            assert_array_equal(g, w, strict=True)
 
 
 def test_many_python_threads_at_once():
@@ -601,7 +622,7 @@ def test_many_python_threads_at_once():
             assert_array_equal(g, w)
 
 
-# -- errors (SPEC section 1) -------------------------------------------------------------
+# -- errors (docs/semantics.rst, "Errors") ---------------------------------------------
 
 X = np.zeros((2, 5, 4))
 LABEL = np.array([[0, 1, -1], [2, -1, -1]])

@@ -1,4 +1,4 @@
-"""Numerical edge cases of issue 8, one section per item of its list:
+"""Numerical edge cases, one section per kind:
 
 1. logits of +-1e4 and +-inf (LogisticLoss, SigmoidBCELoss, SoftmaxCELoss,
    KLDivLoss, CTCLoss, PoissonNLLLoss);
@@ -10,10 +10,10 @@
 
 Every expected value is computed here, independently of the package: closed
 forms in Python floats (``math``), or long double (80-bit on x86) recursions.
-Where an input is infinite and SPEC's formula has no limit to take, the
-expected value is the formula evaluated in IEEE arithmetic (SPEC section 1:
-"NaN/Inf in float inputs ... propagate per IEEE rules, and only into the
-samples that contain them").
+Where an input is infinite and the documented formula has no limit to take,
+the expected value is the formula evaluated in IEEE arithmetic
+(docs/semantics.rst: NaN and infinities in float inputs propagate by IEEE
+rules, and only into the samples that contain them).
 """
 import math
 
@@ -38,7 +38,7 @@ def _column(values, dtype):
 # -- 1. logits of +-1e4 and +-inf -------------------------------------------------------------
 
 def _logit_bce_limit(p, y, q=1.0):
-    """SPEC's from-logits BCE at |p| >= 1e4, where log1p(e^-|p|) < 1e-4000 is
+    """The documented from-logits BCE at |p| >= 1e4, where log1p(e^-|p|) < 1e-4000 is
     0 in any float: the loss is the linear part, with 0 * inf = 0 (the limit
     of a vanishing coefficient); the gradient is (1 - y) or -q y."""
     coef = (1 - y) if p >= 0 else q * y
@@ -184,7 +184,7 @@ def test_poisson_at_huge_and_infinite_log_rates(dtype):
 
     def ieee(p, t):
         # e^p - t p, and e^p - t, evaluated in IEEE doubles: e^1e4 overflows to
-        # inf; inf - inf and 0 * inf are NaN (no limit is taken, SPEC section 1).
+        # inf; inf - inf and 0 * inf are NaN (no limit is taken; docs/semantics.rst).
         e = INF if p > 709 else math.exp(p)
         prod = math.nan if (t == 0 and math.isinf(p)) else t * p
         return e - prod, e - t
@@ -200,7 +200,7 @@ def test_poisson_at_huge_and_infinite_log_rates(dtype):
 # -- 2. probabilities of exactly 0 and 1 with from_sigmoid=True --------------------------------
 
 def _prob_bce(p, y, q):
-    """SPEC's from_sigmoid formula (eps = 1e-12) in math: log(1 - p + eps) as
+    """The documented from_sigmoid formula (eps = 1e-12) in math: log(1 - p + eps) as
     log1p(eps - p) for p = 0, where 1 + eps would round."""
     eps = 1e-12
     log_not_p = math.log1p(eps) if p == 0 else math.log(1 - p + eps)
@@ -235,7 +235,7 @@ def test_from_sigmoid_probabilities_of_exactly_zero_and_one(dtype, q):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kl_labels_of_exactly_zero_and_one(dtype):
     # One-hot labels against log-probabilities with -inf where the label is 0:
-    # 0 * (log(0 + 1e-12) - (-inf)) is 0 (SPEC: y log y with 0 log 0 = 0).
+    # 0 * (log(0 + 1e-12) - (-inf)) is 0 (y log y with 0 log 0 = 0, as documented).
     log_probs = np.array([[math.log(0.5), math.log(0.5), -INF],
                           [-INF, 0.0, -INF],
                           [math.log(0.2), math.log(0.3), math.log(0.5)],
@@ -286,7 +286,7 @@ def test_cosine_zero_vectors(dtype):
 # -- 5. identical rows in SDMLLoss ------------------------------------------------------------
 
 def _sdml_longdouble(x1, x2, sp):
-    """SPEC's SDML loss in long double, straight from its definition."""
+    """The documented SDML loss in long double, straight from its definition."""
     a, b = x1.astype(np.longdouble), x2.astype(np.longdouble)
     n = len(a)
     dist = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)

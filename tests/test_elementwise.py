@@ -6,6 +6,7 @@ from scipy.optimize import check_grad
 
 import gluonloss as gl
 from _cases import CASE_IDS, CASES, stable_rng, tolerances
+from _package_under_test import run_python
 
 DTYPES = [np.float32, np.float64]
 
@@ -104,6 +105,31 @@ def test_check_grad(case, impl, weighting):
 ])
 def test_known_values(loss, pred, label, expected):
     assert_allclose(loss(np.array(pred), np.array(label)), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huber_tie_takes_the_quadratic_branch_bit_for_bit(dtype):
+    # At |p - y| = rho the documented branch is the quadratic one.  With a rho
+    # that is not a power of two the branches round differently: the linear
+    # one gives d - rho/2 = rho/2 and sign(d) = +-1 exactly, the quadratic one
+    # (1/(2 rho)) d^2 and d / rho with 1/rho rounded once (from float64 to the
+    # compute dtype, then multiplied), which for rho = 3.7 differ from those
+    # by an ulp in both dtypes.  One element per sample: out is the element's
+    # loss with no rounding from the mean.
+    rho = 3.7
+    r = dtype(rho)
+    pred = np.array([[r], [-r], [0.0], [0.0]], dtype)
+    label = np.array([[0.0], [0.0], [-r], [r]], dtype)
+    d = pred - label
+    assert (np.abs(d) == r).all()
+    inv = dtype(1.0 / rho)
+    quadratic = (dtype(0.5) * inv) * np.abs(d) * np.abs(d)
+    quadratic_grad = d * inv
+    linear, linear_grad = np.abs(d) - dtype(0.5) * r, np.sign(d)
+    assert (quadratic != linear).all() and (quadratic_grad != linear_grad).all()
+    out, grad = gl.HuberLoss(rho=rho).value_and_gradient(pred, label)
+    assert_array_equal(out, quadratic.ravel(), strict=True)
+    assert_array_equal(grad, quadratic_grad, strict=True)
 
 
 def test_pos_weight_known_value():
@@ -488,12 +514,11 @@ def test_positional_arguments_follow_mxnet_order():
 
 
 def test_reference_is_reachable_as_an_attribute(tmp_path):
-    # A fresh interpreter, away from the source tree, where nothing imported it yet.
-    import subprocess
-    import sys
-    code = ("import gluonloss as gl, numpy as np; "
+    # A fresh interpreter on the package under test, where nothing imported
+    # gluonloss.reference yet.
+    code = ("import sys, gluonloss as gl, numpy as np; "
+            "assert 'gluonloss.reference' not in sys.modules; "
             "print(gl.reference.L2Loss()(np.ones((2, 3)), np.zeros((2, 3))))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = run_python(["-c", code], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[0.5 0.5]" in result.stdout

@@ -1,5 +1,5 @@
-"""The error catalog of SPEC section 1, as one table: every documented error
-of "Shared parameters" and "Errors" for every loss it applies to.
+"""The error catalog of docs/semantics.rst, as one table: every documented
+argument error for every loss it applies to.
 
 Each entry is the exception type and a pattern its message must match: the
 pattern names the argument at fault and, where there is one, the offending
@@ -137,7 +137,7 @@ def _ragged(name):
 
 
 # The errors particular to some losses.  Each names the argument and the value.
-SPECIFIC = [
+PARTICULAR = [
     # -- "label reshaped like pred" and other sizes
     *(Entry(s, "size:label", ValueError, rf"label has {k} elements \(shape \({k},\)\) but pred "
             r"has 12", call={"label": np.zeros(k)}, label=str(k))
@@ -252,7 +252,7 @@ SPECIFIC = [
     *(_ragged(name) for name in ("pred", "label", "sample_weight", "out_grad")),
 ]
 
-ENTRIES = [e for s in SUBJECTS for e in _generic_entries(s)] + SPECIFIC
+ENTRIES = [e for s in SUBJECTS for e in _generic_entries(s)] + PARTICULAR
 CONSTRUCTOR_ENTRIES = [e for e in ENTRIES if e.ctor]
 CALL_ENTRIES = [e for e in ENTRIES if not e.ctor]
 

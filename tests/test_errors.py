@@ -1,4 +1,4 @@
-"""The error catalog of SPEC section 1 for the elementwise losses.
+"""The error catalog of docs/semantics.rst for the elementwise losses.
 
 Every error is the documented exception type, and its message names the
 argument at fault.

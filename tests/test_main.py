@@ -1,14 +1,11 @@
 """``python -m gluonloss`` runs the self-check and reports success."""
-import subprocess
-import sys
-
 import gluonloss.__main__ as main_module
+from _package_under_test import run_python
 
 
 def test_main_passes_and_prints_every_loss(tmp_path):
-    # Run from an empty folder so the installed package is the one imported.
-    result = subprocess.run([sys.executable, "-m", "gluonloss"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    # A fresh interpreter in an empty folder, on the package under test.
+    result = run_python(["-m", "gluonloss"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     for name, *_ in main_module.CONFIGS:
         assert name in result.stdout

@@ -1,4 +1,4 @@
-"""The error catalog of SPEC section 1 for TripletLoss, CosineEmbeddingLoss,
+"""The error catalog of docs/semantics.rst for TripletLoss, CosineEmbeddingLoss,
 SDMLLoss and PoissonNLLLoss: the documented exception type, with a message
 that names the argument and the offending value."""
 import numpy as np

@@ -1,4 +1,4 @@
-"""Property-based tests of every loss (issue 8): random shapes (size-1 axes and
+"""Property-based tests of every loss: random shapes (size-1 axes and
 empty batches included), batch_axis/axis (negative too), dtypes (mixed
 included), memory layouts of every array argument, sample_weight shapes and
 out_grad.
@@ -6,7 +6,7 @@ out_grad.
 For each drawn problem (see :func:`check`):
 
 - the compiled loss equals the NumPy reference within the family's
-  tolerances, in the dtype of SPEC's policy and the shape of SPEC's table;
+  tolerances, in the dtype of the documented policy and the documented output shape;
 - the result does not depend on the memory layouts: it is bitwise the result
   for C-contiguous copies of the same arguments;
 - ``value_and_gradient`` is bitwise ``forward`` and ``gradient``;
@@ -43,7 +43,7 @@ weight_dtypes = st.sampled_from([np.float32, np.float64])
 
 
 def expected_dtype(*dtypes):
-    """SPEC's dtype policy, restated: float32 iff every differentiable input is."""
+    """The documented dtype policy: float32 iff every differentiable input is."""
     return np.float32 if all(np.dtype(d) == np.float32 for d in dtypes) else np.float64
 
 
@@ -57,7 +57,7 @@ class Problem:
     out_grad: object
     n_differentiable: int
     out_shape: tuple
-    dtype: type           # the compute dtype SPEC's policy gives
+    dtype: type           # the compute dtype the dtype policy gives
     rtol: float
     atol: float
     grad_atol: float = None

@@ -239,7 +239,7 @@ def test_dense_one_hot_equals_sparse():
 
 
 def test_kl_mean_is_mxnet_sum_over_classes():
-    # MXNet 1.9.1 sums over the class axis; gluonloss averages (SPEC decision).
+    # MXNet 1.9.1 sums over the class axis; gluonloss averages (docs/semantics.rst).
     rng = np.random.default_rng(4)
     pred = log_softmax(rng.standard_normal((4, 6)), axis=1)
     y = softmax(rng.standard_normal((4, 6)), axis=1)
@@ -637,13 +637,13 @@ def test_random_problems_match_the_reference(problem):
 
 # -- threads and builds ---------------------------------------------------------------------
 
-def _run_all(seed=0):
+def _run_all(seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     results = []
     for case in CASES:
         for shape, axis, batch_axis in [((512, 100), -1, 0), ((2, 40000), 1, 0),
                                         ((20, 30, 70), 1, 0), ((8, 50, 90), -1, 1)]:
-            pred, label = case.data(rng, shape, axis, np.float32)
+            pred, label = case.data(rng, shape, axis, dtype)
             sw = rng.uniform(0, 2, _loss_shape(case, shape, axis))
             og = rng.standard_normal(shape[batch_axis])
             loss = case.make(axis=axis, batch_axis=batch_axis)
@@ -652,14 +652,18 @@ def _run_all(seed=0):
 
 
 @pytest.mark.skipif(not _openmp.openmp_enabled(), reason="built without OpenMP")
-def test_bitwise_identical_for_one_and_two_threads():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_identical_for_any_thread_count(dtype):
+    # Rows of 100 to 40000 classes: longer than the 16 lanes, and the
+    # 40000-class rows span many 256-element blocks.
     with gl.num_threads(1):
-        want = _run_all()
+        want = _run_all(dtype=dtype)
+    assert all(w.dtype == dtype for w in want)
     for n in (2, 3):
         with gl.num_threads(n):
-            got = _run_all()
+            got = _run_all(dtype=dtype)
         for g, w in zip(got, want):
-            assert_array_equal(g, w)
+            assert_array_equal(g, w, strict=True)
 
 
 def test_many_python_threads_at_once():

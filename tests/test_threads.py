@@ -15,11 +15,11 @@ needs_openmp = pytest.mark.skipif(not _openmp.openmp_enabled(),
                                   reason="built without OpenMP")
 
 
-def _run(case, shapes, seed=0):
+def _run(case, shapes, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     results = []
     for shape in shapes:
-        pred, label, extra = case.data(rng, shape, np.float32)
+        pred, label, extra = case.data(rng, shape, dtype)
         sw = rng.uniform(0, 2, shape)
         og = rng.standard_normal(shape[0])
         results += case.make().value_and_gradient(pred, label, sw, **extra, out_grad=og)
@@ -32,15 +32,17 @@ SHAPES = [(512, 300), (1, 5 * BLOCK + 123), (3, 3 * BLOCK + 1)]
 
 
 @needs_openmp
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_bitwise_identical_for_any_thread_count(case):
+def test_bitwise_identical_for_any_thread_count(case, dtype):
     with gl.num_threads(1):
-        want = _run(case, SHAPES)
+        want = _run(case, SHAPES, dtype=dtype)
+    assert all(w.dtype == dtype for w in want)
     for n in (2, 3, 4):
         with gl.num_threads(n):
-            got = _run(case, SHAPES)
+            got = _run(case, SHAPES, dtype=dtype)
         for g, w in zip(got, want):
-            assert_array_equal(g, w)
+            assert_array_equal(g, w, strict=True)
 
 
 @needs_openmp
