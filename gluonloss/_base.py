@@ -1,5 +1,31 @@
-"""The public base class of every loss."""
+"""The public base class of every loss, and the template of its methods.
+
+A loss class states its call signature as data -- ``_inputs`` (the arrays,
+in MXNet's positional order), ``_differentiable`` (those with a gradient),
+``_options`` (the keyword arguments after the inputs, with defaults) and
+``_parameter_docs`` -- and implements ``_evaluate``.  ``forward``,
+``gradient`` and ``value_and_gradient`` are then generated for it, with
+that signature and a numpydoc docstring built from the same data, so that
+``help()`` and the API pages show each loss's real arguments.  Every one of
+them goes through :meth:`Loss._call`, the single place where the raw call
+arguments are seen before validation.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
 from gluonloss._validation import check_int, check_real
+
+_SUMMARY_ONE_PASS = "``(forward(...), gradient(...))`` from one pass over the data."
+_OUT_GRAD_DOC = ("array_like, optional",
+                 "Upstream gradient, broadcasting to ``(N,)``; None means ones.")
+
+# The source of a generated method: a plain function with the real signature,
+# so a call costs what a hand-written method costs.
+_METHOD_SOURCE = """\
+def {name}(self, {parameters}):
+    return self._call(({inputs}), ({options}), {out_grad}, {want_loss}, {want_grad}){pick}
+"""
 
 
 class Loss:
@@ -42,6 +68,33 @@ class Loss:
     array([1.])
     """
 
+    #: Names of the array inputs, in MXNet's positional order.
+    _inputs: ClassVar[tuple[str, ...]] = ()
+    #: The inputs that get a gradient, in the order ``gradient`` returns them.
+    _differentiable: ClassVar[tuple[str, ...]] = ()
+    #: ``(name, default)`` of the call arguments after the inputs.
+    _options: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    #: ``name -> (numpydoc type, description)`` of every call argument
+    #: (merged along the class hierarchy, subclasses win).
+    _parameter_docs: ClassVar[dict[str, tuple[str, str]]] = {"out_grad": _OUT_GRAD_DOC}
+    #: Docstring pieces of the generated methods.
+    _forward_summary: ClassVar[str] = "Per-sample loss."
+    _out_doc: ClassVar[str] = "Shape ``(N,)``."
+    _grad_doc: ClassVar[str] = ""     # default: "Shaped like ``<input>``." / "Each shaped like its input."
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        docs: dict[str, tuple[str, str]] = {}
+        for klass in reversed(cls.__mro__):
+            docs.update(klass.__dict__.get("_parameter_docs", {}))
+        cls._parameter_docs = docs
+        if cls._inputs:
+            for name in ("forward", "gradient", "value_and_gradient"):
+                if name not in cls.__dict__:
+                    setattr(cls, name, _make_method(cls, name))
+            if "__call__" not in cls.__dict__:
+                cls.__call__ = cls.forward      # as Loss.__call__, one Python call fewer
+
     def __init__(self, weight=None, batch_axis=0):
         self._weight = check_real(weight, "weight", allow_none=True)
         self._batch_axis = check_int(batch_axis, "batch_axis")
@@ -65,16 +118,28 @@ class Loss:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def forward(self, *inputs, sample_weight=None):
-        """Per-sample loss.
+    def _call(self, inputs, options, out_grad, want_loss, want_grad):
+        """The one entry of ``forward``, ``gradient`` and ``value_and_gradient``.
+
+        Receives the raw call arguments, before any validation: ``inputs``
+        and ``options`` are tuples in the order of ``_inputs`` and
+        ``_options``, ``out_grad`` is None for ``forward``.  Returns
+        ``(out, grad)``, each None when not wanted.
+        """
+        return self._evaluate(inputs, options, out_grad, want_loss, want_grad)
+
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        raise NotImplementedError(f"{type(self).__name__} does not define _evaluate")
+
+    def forward(self, *inputs, **options):
+        """Per-sample loss (each loss documents its own arguments).
 
         Parameters
         ----------
         *inputs : array_like
-            The loss's inputs in MXNet's order, e.g. ``(pred, label)``; each
-            subclass documents its own.
-        sample_weight : array_like, optional
-            Weights of the elementwise loss (see the subclass).
+            The loss's inputs in MXNet's order, e.g. ``(pred, label)``.
+        **options
+            The loss's keyword arguments, e.g. ``sample_weight``.
 
         Returns
         -------
@@ -83,16 +148,16 @@ class Loss:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def gradient(self, *inputs, sample_weight=None, out_grad=None):
+    def gradient(self, *inputs, **options):
         """Analytic gradient of ``sum(out_grad * forward(...))``.
 
         Parameters
         ----------
-        *inputs, sample_weight
+        *inputs : array_like
             As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient of the per-sample loss; broadcasts to ``(N,)``.
-            None means ones, i.e. the gradient of ``sum(out)``.
+        **options
+            As for :meth:`forward`, and ``out_grad``: the upstream gradient
+            of the per-sample loss, broadcasting to ``(N,)`` (None: ones).
 
         Returns
         -------
@@ -103,12 +168,14 @@ class Loss:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define gradient")
 
-    def value_and_gradient(self, *inputs, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, *inputs, **options):
         """``(forward(...), gradient(...))`` from one fused pass.
 
         Parameters
         ----------
-        *inputs, sample_weight, out_grad
+        *inputs : array_like
+            As for :meth:`gradient`.
+        **options
             As for :meth:`gradient`.
 
         Returns
@@ -120,3 +187,62 @@ class Loss:
         """
         raise NotImplementedError(
             f"{type(self).__name__} does not define value_and_gradient")
+
+
+def _make_method(cls, name):
+    """``forward``, ``gradient`` or ``value_and_gradient`` for ``cls``, from its data."""
+    with_grad = name != "forward"
+    namespace = {f"_default{i}": default for i, (_, default) in enumerate(cls._options)}
+    parameters = list(cls._inputs) + [f"{option}=_default{i}"
+                                      for i, (option, _) in enumerate(cls._options)]
+    if with_grad:
+        parameters.append("out_grad=None")
+    source = _METHOD_SOURCE.format(
+        name=name, parameters=", ".join(parameters),
+        inputs="".join(f"{x}, " for x in cls._inputs),
+        options="".join(f"{option}, " for option, _ in cls._options),
+        out_grad="out_grad" if with_grad else "None",
+        want_loss=name != "gradient", want_grad=with_grad,
+        pick={"forward": "[0]", "gradient": "[1]", "value_and_gradient": ""}[name])
+    exec(source, namespace)
+    method = namespace[name]
+    method.__qualname__ = f"{cls.__qualname__}.{name}"
+    method.__module__ = cls.__module__
+    method.__doc__ = _method_doc(cls, name)
+    return method
+
+
+def _method_doc(cls, name):
+    """The numpydoc docstring of a generated method."""
+    docs = cls._parameter_docs
+    arguments = list(cls._inputs) + [option for option, _ in cls._options]
+    if name != "forward":
+        arguments.append("out_grad")
+    lines = []
+    for argument in arguments:
+        kind, text = docs[argument]
+        lines.append(f"{argument} : {kind}")
+        lines.extend("    " + line for line in text.splitlines())
+    several = len(cls._differentiable) > 1
+    grad_names = ", ".join(f"d_{x}" for x in cls._differentiable)
+    grad_doc = cls._grad_doc or ("Each shaped like its input." if several
+                                 else f"Shaped like ``{cls._differentiable[0]}``.")
+    if name == "forward":
+        summary = cls._forward_summary
+        returns = [("out : numpy.ndarray", cls._out_doc)]
+    elif name == "gradient":
+        summary = (f"``({grad_names})`` of ``sum(out_grad * loss)``." if several else
+                   f"Gradient of ``sum(out_grad * loss)`` with respect to "
+                   f"``{cls._differentiable[0]}``.")
+        returns = [(f"{grad_names} : numpy.ndarray" if several else "grad : numpy.ndarray",
+                    grad_doc)]
+    else:
+        summary = _SUMMARY_ONE_PASS
+        returns = [("out : numpy.ndarray", cls._out_doc),
+                   ("grads : tuple of numpy.ndarray", f"``({grad_names})``, {grad_doc[0].lower()}"
+                    f"{grad_doc[1:]}") if several else ("grad : numpy.ndarray", grad_doc)]
+    text = [summary, "", "Parameters", "----------", *lines, "", "Returns", "-------"]
+    for head, body in returns:
+        text.append(head)
+        text.extend("    " + line for line in body.splitlines())
+    return "\n".join(text) + "\n"

@@ -106,6 +106,24 @@ class CTCLoss(Loss):
     ((3, 6, 4), True)
     """
 
+    _inputs = ("pred", "label")
+    _differentiable = ("pred",)
+    _options = (("pred_lengths", None), ("label_lengths", None), ("sample_weight", None))
+    _parameter_docs = {
+        "pred": ("array_like", "Unnormalised activations, (N, T, C) for ``layout='NTC'`` or\n"
+                               "(T, N, C) for ``'TNC'``; class C-1 is the blank."),
+        "label": ("array_like", "(N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``: integers\n"
+                                "in [0, C-2], rows padded with -1."),
+        "pred_lengths": ("array_like, optional",
+                         "N frame counts in [0, T]; None means T for every sample."),
+        "label_lengths": ("array_like, optional",
+                          "N label lengths in [0, L]; None means up to the first -1."),
+        "sample_weight": ("array_like, optional", "N per-sample weights (any shape)."),
+    }
+    _out_doc = "Shape ``(N,)``: the negative log-likelihood times weights."
+    _grad_doc = ("Shaped like ``pred``; 0 on frames past a sample's length and on\n"
+                 "infeasible samples.")
+
     def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True):
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
         self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
@@ -132,76 +150,10 @@ class CTCLoss(Loss):
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
                 f"w={self._weight}, zero_infinity={self._zero_infinity})")
 
-    def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Unnormalised activations, (N, T, C) for ``layout='NTC'`` or
-            (T, N, C) for ``'TNC'``; class C-1 is the blank.
-        label : array_like
-            (N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``: integers
-            in [0, C-2], rows padded with -1.
-        pred_lengths : array_like, optional
-            N frame counts in [0, T]; None means T for every sample.
-        label_lengths : array_like, optional
-            N label lengths in [0, L]; None means up to the first -1.
-        sample_weight : array_like, optional
-            N per-sample weights (any shape).
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``: the negative log-likelihood times weights.
-        """
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None,
-                              True, False)[0]
-
-    def gradient(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
-                 out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, pred_lengths, label_lengths, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``; 0 on frames past a sample's length and on
-            infeasible samples.
-        """
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                              False, True)[1]
-
-    def value_and_gradient(self, pred, label, pred_lengths=None, label_lengths=None,
-                           sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one forward-backward sweep.
-
-        Parameters
-        ----------
-        pred, label, pred_lengths, label_lengths, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                              True, True)
-
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                  want_loss, want_grad):
-        call = self._validate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad)
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        call = self._validate(*inputs, *options, out_grad)
         if call.n_samples == 0:
             return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
         return self._compute(call, want_loss, want_grad)
@@ -241,12 +193,8 @@ class CTCLoss(Loss):
     def _compute(self, call, want_loss, want_grad):
         dtype, n_samples, n_frames = call.dtype, call.n_samples, call.n_frames
         pred = _class_contiguous(call.pred, dtype)
-        sample_axis = self._layout.index("N")
-        item = pred.itemsize
-        label = call.kernel_label                       # (N, L) int32, C-contiguous
         frames = (np.full(n_samples, n_frames, np.int64) if call.pred_lengths is None
                   else call.pred_lengths)
-        max_states = 2 * int(np.minimum(call.label_lengths, frames).max()) + 1
         loss_scale = np.full(n_samples, self._scalar_weight())
         if call.sample_weight is not None:
             loss_scale *= call.sample_weight.astype(dtype)
@@ -255,15 +203,11 @@ class CTCLoss(Loss):
         out = np.empty(n_samples, dtype) if want_loss else None
         grad = np.empty(call.pred.shape, dtype) if want_grad else None
         work = pred.size + 8 * int(np.sum(frames * (2 * call.label_lengths + 1)))
-        _ctc.ctc(pred, n_frames, pred.strides[sample_axis] // item,
-                 pred.strides[1 - sample_axis] // item,
-                 label, label.shape[1], 1,
-                 frames, call.label_lengths, max_states, loss_scale,
-                 np.ascontiguousarray(grad_scale, np.float64), self._zero_infinity,
-                 out, grad,
-                 0 if grad is None else grad.strides[sample_axis] // item,
-                 0 if grad is None else grad.strides[1 - sample_axis] // item,
-                 threads_for(work))
+        _ctc.ctc(pred=pred, sample_axis=self._layout.index("N"), label=call.kernel_label,
+                 frames=frames, label_length=call.label_lengths, loss_scale=loss_scale,
+                 grad_scale=np.ascontiguousarray(grad_scale, np.float64),
+                 zero_infinity=self._zero_infinity, out=out, grad=grad,
+                 n_threads=threads_for(work))
         return out, grad
 
 

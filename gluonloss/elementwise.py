@@ -56,77 +56,40 @@ class _ElementwiseLoss(Loss):
     """pred/label losses sharing one kernel driver (see the module docstring)."""
 
     _kind = None   # kernel kind id in gluonloss._elementwise
-
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Predictions, any shape; ``pred.shape[batch_axis]`` is the batch size N.
-        label : array_like
-            Targets with as many elements as ``pred``, read in C order as
-            ``pred``'s shape.
-        sample_weight : array_like, optional
-            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)`` for one weight per
-            sample or the full shape for one per element.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``: ``weight`` times the mean of the weighted
-            elementwise loss over each sample.
-        """
-        return self._evaluate(pred, label, sample_weight, None, None, True, False)[0]
-
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, None, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``, as from :meth:`forward`.
-        grad : numpy.ndarray
-            Shaped like ``pred``, as from :meth:`gradient`.
-        """
-        return self._evaluate(pred, label, sample_weight, None, out_grad, True, True)
+    _has_pos_weight = False
+    _inputs = ("pred", "label")
+    _differentiable = ("pred",)
+    _options = (("sample_weight", None),)
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Predictions, any shape; ``pred.shape[batch_axis]`` is the batch size N."),
+        "label": ("array_like", "Targets with as many elements as ``pred``, read in C order as\n"
+                                "``pred``'s shape."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to ``pred``'s shape, e.g. ``(N, 1)`` for one weight per\n"
+                          "sample or the full shape for one per element."),
+    }
+    _out_doc = ("Shape ``(N,)``: ``weight`` times the mean of the weighted\n"
+                "elementwise loss over each sample.")
 
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, pred, label, sample_weight, pos_weight, out_grad, want_loss, want_grad):
-        call = self._validate(pred, label, sample_weight, pos_weight, out_grad)
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        call = self._validate(inputs, options, out_grad)
         if call.n_rows == 0:
             return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
         return self._compute(call, want_loss, want_grad)
 
-    def _validate(self, pred, label, sample_weight, pos_weight, out_grad):
+    def _validate(self, inputs, options, out_grad):
+        pred, label = inputs
+        sample_weight = options[0]
+        pos_weight = options[1] if self._has_pos_weight else None
+        label_name = self._inputs[1]
         pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, "label")
+        label = as_numeric_array(label, label_name)
         shape = pred.shape
         axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
-        label = reshape_like(label, shape, pred.size, "label")
+        label = reshape_like(label, shape, pred.size, label_name)
         n_rows = shape[axis]
         n_cols = math.prod(shape[:axis] + shape[axis + 1:])
         if n_cols == 0 and n_rows:
@@ -155,9 +118,10 @@ class _ElementwiseLoss(Loss):
         out = np.empty(n_rows, dtype) if want_loss else None
         grad = np.empty((n_rows, n_cols), dtype) if want_grad else None
         p0, p1 = self._kernel_params()
-        _elementwise.elementwise(self._kind, p0, p1, pred, label, aux, elem_weight,
-                                 self._scalar_weight() / n_cols, row_weight, out_grad,
-                                 out, grad, threads_for(n_rows * n_cols))
+        _elementwise.elementwise(
+            kind_id=self._kind, param0=p0, param1=p1, pred=pred, label=label, aux=aux,
+            weight=elem_weight, scale=self._scalar_weight() / n_cols, row_weight=row_weight,
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(n_rows * n_cols))
         return out, (from_rows(grad, shape, axis) if want_grad else None)
 
     def _aux_operand(self, call, n_cols):
@@ -437,69 +401,26 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
     array([[-0.5]])
     """
 
+    _has_pos_weight = True
+    _options = (("sample_weight", None), ("pos_weight", None))
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Logits (or probabilities with ``from_sigmoid=True``), any shape;\n"
+                 "``pred.shape[batch_axis]`` is the batch size N."),
+        "label": ("array_like", "Targets in [0, 1] with as many elements as ``pred``, read in C\n"
+                                "order as ``pred``'s shape."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``."),
+        "pos_weight": ("array_like, optional",
+                       "Weight :math:`q` of the positive term; broadcasts to ``pred``'s\n"
+                       "shape, e.g. ``(1, C)`` for one weight per class."),
+    }
+    _out_doc = "Shape ``(N,)``."
+
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
         super().__init__(weight, batch_axis)
         self._from_sigmoid = bool(from_sigmoid)
         self._kind = _elementwise.PROB_BCE if self._from_sigmoid else _elementwise.LOGIT_BCE
-
-    def forward(self, pred, label, sample_weight=None, pos_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Logits (or probabilities with ``from_sigmoid=True``), any shape;
-            ``pred.shape[batch_axis]`` is the batch size N.
-        label : array_like
-            Targets in [0, 1] with as many elements as ``pred``, read in C
-            order as ``pred``'s shape.
-        sample_weight : array_like, optional
-            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``.
-        pos_weight : array_like, optional
-            Weight :math:`q` of the positive term; broadcasts to ``pred``'s
-            shape, e.g. ``(1, C)`` for one weight per class.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate(pred, label, sample_weight, pos_weight, None, True, False)[0]
-
-    def gradient(self, pred, label, sample_weight=None, pos_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, pos_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, pos_weight=None,
-                           out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, pos_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, True, True)
 
     def _kernel_params(self):
         return 1.0, 0.0     # labels used as given
@@ -560,6 +481,20 @@ class PoissonNLLLoss(_ElementwiseLoss):
     array([[0.5]])
     """
 
+    _inputs = ("pred", "target")
+    _options = (("sample_weight", None), ("epsilon", 1e-08))
+    _parameter_docs = {
+        "pred": ("array_like", "Log-rates (``from_logits=True``) or rates, any shape;\n"
+                               "``pred.shape[batch_axis]`` is the batch size N."),
+        "target": ("array_like", "Counts with as many elements as ``pred``, read in C order as\n"
+                                 "``pred``'s shape."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``."),
+        "epsilon": ("float, default 1e-08", "Added to the rate inside the log; used only when\n"
+                                            "``from_logits=False``."),
+    }
+    _out_doc = "Shape ``(N,)``."
+
     def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False):
         super().__init__(weight, batch_axis)
         self._from_logits = bool(from_logits)
@@ -571,77 +506,14 @@ class PoissonNLLLoss(_ElementwiseLoss):
                           self._from_logits, self._compute_full]
         self._epsilon = 1e-08
 
-    def forward(self, pred, target, sample_weight=None, epsilon=1e-08):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Log-rates (``from_logits=True``) or rates, any shape;
-            ``pred.shape[batch_axis]`` is the batch size N.
-        target : array_like
-            Counts with as many elements as ``pred``, read in C order as
-            ``pred``'s shape.
-        sample_weight : array_like, optional
-            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``.
-        epsilon : float, default 1e-08
-            Added to the rate inside the log; used only when
-            ``from_logits=False``.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate_with(epsilon, pred, target, sample_weight, None, True, False)[0]
-
-    def gradient(self, pred, target, sample_weight=None, epsilon=1e-08, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, target, sample_weight, epsilon
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, target, sample_weight=None, epsilon=1e-08,
-                           out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, target, sample_weight, epsilon, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, True, True)
-
-    def _evaluate_with(self, epsilon, pred, target, sample_weight, out_grad, want_loss,
-                       want_grad):
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
         # epsilon is a call argument: it goes on a private copy of the loss, so
         # calls from several Python threads never see each other's value.
+        sample_weight, epsilon = options
         bound = copy.copy(self)
         bound._epsilon = float(check_real(epsilon, "epsilon"))
-        # Checked here first so that messages name the argument "target".
-        pred = as_numeric_array(pred, "pred")
-        target = reshape_like(as_numeric_array(target, "target"), pred.shape, pred.size,
-                              "target")
-        return bound._evaluate(pred, target, sample_weight, None, out_grad, want_loss,
-                               want_grad)
+        return _ElementwiseLoss._evaluate(bound, inputs, (sample_weight,), out_grad, want_loss,
+                                          want_grad)
 
     def _kernel_params(self):
         return self._epsilon, 0.0

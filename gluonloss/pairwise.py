@@ -105,66 +105,24 @@ class TripletLoss(Loss):
     array([[-2.,  4.]])
     """
 
+    _inputs = ("pred", "positive", "negative")
+    _differentiable = _inputs
+    _options = (("sample_weight", None),)
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Anchors, any shape; ``pred.shape[batch_axis]`` is the batch size N."),
+        "positive": ("array_like", "As many elements as ``pred``, read in C order as its shape."),
+        "negative": ("array_like", "As many elements as ``pred``, read in C order as its shape."),
+        "sample_weight": ("array_like, optional",
+                          "N weights (one per sample, any shape) or a single one."),
+    }
+
     def __init__(self, margin=1, weight=None, batch_axis=0):
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def forward(self, pred, positive, negative, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Anchors, any shape; ``pred.shape[batch_axis]`` is the batch size N.
-        positive, negative : array_like
-            As many elements as ``pred`` each, read in C order as its shape.
-        sample_weight : array_like, optional
-            N weights (one per sample, any shape) or a single one.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate(pred, positive, negative, sample_weight, None, True, False)[0]
-
-    def gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
-        """``(d_pred, d_positive, d_negative)`` of ``sum(out_grad * loss)``.
-
-        Parameters
-        ----------
-        pred, positive, negative, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        d_pred, d_positive, d_negative : numpy.ndarray
-            Each shaped like its input.
-        """
-        return self._evaluate(pred, positive, negative, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, positive, negative, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grads : tuple of numpy.ndarray
-            ``(d_pred, d_positive, d_negative)``.
-        """
-        return self._evaluate(pred, positive, negative, sample_weight, out_grad, True, True)
-
-    def _evaluate(self, pred, positive, negative, sample_weight, out_grad, want_loss,
-                  want_grad):
-        call = self._validate(pred, positive, negative, sample_weight, out_grad)
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        call = self._validate(*inputs, options[0], out_grad)
         if call.n_rows == 0:
             return np.empty(0, call.dtype), tuple(
                 np.zeros(x.shape, call.dtype) for x in (call.pred, call.positive, call.negative))
@@ -192,9 +150,12 @@ class TripletLoss(Loss):
                 for x in (call.pred, call.positive, call.negative)]
         out = np.empty(n_rows, dtype) if want_loss else None
         grads = [np.empty((n_rows, n_cols), dtype) for _ in range(3)] if want_grad else [None] * 3
-        _pairwise.triplet(*rows, float(self._margin), self._scalar_weight(), call.row_weight,
-                          call.out_grad if want_grad else None, out, *grads,
-                          threads_for(3 * n_rows * n_cols))
+        _pairwise.triplet(
+            pred=rows[0], positive=rows[1], negative=rows[2], margin=float(self._margin),
+            weight=self._scalar_weight(), row_weight=call.row_weight,
+            out_grad=call.out_grad if want_grad else None, out=out, grad_pred=grads[0],
+            grad_positive=grads[1], grad_negative=grads[2],
+            n_threads=threads_for(3 * n_rows * n_cols))
         if not want_grad:
             return out, None
         return out, tuple(from_rows(g, shape, axis).reshape(x.shape)
@@ -274,68 +235,29 @@ class CosineEmbeddingLoss(Loss):
     array([ 0., -1.])
     """
 
+    _inputs = ("input1", "input2", "label")
+    _differentiable = ("input1", "input2")
+    _options = (("sample_weight", None),)
+    _parameter_docs = {
+        "input1": ("array_like", "As many elements as ``input2``, read in C order as its shape."),
+        "input2": ("array_like", "Vectors along the last axis; the leading axes index them."),
+        "label": ("array_like",
+                  "One value per vector, each exactly 1 (similar) or -1 (dissimilar)."),
+        "sample_weight": ("array_like, optional",
+                          "One weight per vector (any shape) or a single one."),
+        "out_grad": ("array_like, optional",
+                     "Upstream gradient, broadcasting to ``(number of vectors,)``; None\n"
+                     "means ones."),
+    }
+    _forward_summary = "Per-vector loss."
+    _out_doc = "Shape ``(number of vectors,)``."
+
     def __init__(self, weight=None, batch_axis=0, margin=0):
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def forward(self, input1, input2, label, sample_weight=None):
-        """Per-vector loss.
-
-        Parameters
-        ----------
-        input1 : array_like
-            As many elements as ``input2``, read in C order as its shape.
-        input2 : array_like
-            Vectors along the last axis; the leading axes index them.
-        label : array_like
-            One value per vector, each exactly 1 (similar) or -1 (dissimilar).
-        sample_weight : array_like, optional
-            One weight per vector (any shape) or a single one.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(number of vectors,)``.
-        """
-        return self._evaluate(input1, input2, label, sample_weight, None, True, False)[0]
-
-    def gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
-        """``(d_input1, d_input2)`` of ``sum(out_grad * loss)``.
-
-        Parameters
-        ----------
-        input1, input2, label, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(number of vectors,)``; None
-            means ones.
-
-        Returns
-        -------
-        d_input1, d_input2 : numpy.ndarray
-            Each shaped like its input.
-        """
-        return self._evaluate(input1, input2, label, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        input1, input2, label, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(number of vectors,)``.
-        grads : tuple of numpy.ndarray
-            ``(d_input1, d_input2)``.
-        """
-        return self._evaluate(input1, input2, label, sample_weight, out_grad, True, True)
-
-    def _evaluate(self, input1, input2, label, sample_weight, out_grad, want_loss, want_grad):
-        call = self._validate(input1, input2, label, sample_weight, out_grad)
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        call = self._validate(*inputs, options[0], out_grad)
         if call.n_vectors == 0:
             return np.empty(0, call.dtype), (np.zeros(call.input1.shape, call.dtype),
                                              np.zeros(call.input2.shape, call.dtype))
@@ -368,9 +290,10 @@ class CosineEmbeddingLoss(Loss):
         label = np.ascontiguousarray(call.label, dtype).reshape(n)
         out = np.empty(n, dtype) if want_loss else None
         grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
-        _pairwise.cosine(x, y, label, float(self._margin), self._scalar_weight(),
-                         call.row_weight, call.out_grad if want_grad else None, out, *grads,
-                         threads_for(2 * n * dim))
+        _pairwise.cosine(
+            x=x, y=y, label=label, margin=float(self._margin), weight=self._scalar_weight(),
+            row_weight=call.row_weight, out_grad=call.out_grad if want_grad else None, out=out,
+            grad_x=grads[0], grad_y=grads[1], n_threads=threads_for(2 * n * dim))
         if not want_grad:
             return out, None
         return out, (grads[0].reshape(call.input1.shape), grads[1].reshape(call.input2.shape))
@@ -430,6 +353,15 @@ class SDMLLoss(Loss):
     True
     """
 
+    _inputs = ("x1", "x2")
+    _differentiable = _inputs
+    _parameter_docs = {
+        "x1": ("array_like", "(N, D), N >= 2; ``x1[i]`` and ``x2[i]`` are a positive pair."),
+        "x2": ("array_like", "(N, D), the shape of ``x1``."),
+    }
+    _forward_summary = "Per-row loss."
+    _grad_doc = "Each of shape (N, D)."
+
     def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0):
         super().__init__(weight, batch_axis)
         sp = check_real(smoothing_parameter, "smoothing_parameter")
@@ -437,58 +369,8 @@ class SDMLLoss(Loss):
             raise ValueError(f"smoothing_parameter must be in [0, 1), got {sp!r}")
         self._smoothing_parameter = sp
 
-    def forward(self, x1, x2):
-        """Per-row loss.
-
-        Parameters
-        ----------
-        x1, x2 : array_like
-            Two (N, D) arrays of the same shape, N >= 2; ``x1[i]`` and ``x2[i]``
-            are a positive pair.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate(x1, x2, None, True, False)[0]
-
-    def gradient(self, x1, x2, out_grad=None):
-        """``(d_x1, d_x2)`` of ``sum(out_grad * loss)``.
-
-        Parameters
-        ----------
-        x1, x2
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        d_x1, d_x2 : numpy.ndarray
-            Each of shape (N, D).
-        """
-        return self._evaluate(x1, x2, out_grad, False, True)[1]
-
-    def value_and_gradient(self, x1, x2, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        x1, x2, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grads : tuple of numpy.ndarray
-            ``(d_x1, d_x2)``.
-        """
-        return self._evaluate(x1, x2, out_grad, True, True)
-
-    def _evaluate(self, x1, x2, out_grad, want_loss, want_grad):
-        return self._compute(self._validate(x1, x2, out_grad), want_loss, want_grad)
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        return self._compute(self._validate(*inputs, out_grad), want_loss, want_grad)
 
     def _validate(self, x1, x2, out_grad):
         x1 = as_numeric_array(x1, "x1")
@@ -529,7 +411,10 @@ class SDMLLoss(Loss):
                 .transpose(1, 0, 2)) for r in (a_rows, b_rows))
         out = np.empty(n, dtype) if want_loss else None
         grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
-        _pairwise.sdml(a_rows, b_panels, a_cols, b_cols, n, *self._targets(n),
-                       self._scalar_weight(), call.out_grad if want_grad else None, out,
-                       *grads, threads_for(n * n * max(dim, 1)))
+        y_diag, y_off, entropy = self._targets(n)
+        _pairwise.sdml(
+            a_rows=a_rows, b_panels=b_panels, a_cols=a_cols, b_cols=b_cols, n=n, y_diag=y_diag,
+            y_off=y_off, entropy=entropy, weight=self._scalar_weight(),
+            out_grad=call.out_grad if want_grad else None, out=out, grad_x1=grads[0],
+            grad_x2=grads[1], n_threads=threads_for(n * n * max(dim, 1)))
         return out, (tuple(grads) if want_grad else None)

@@ -129,6 +129,20 @@ class _SoftmaxFamilyLoss(Loss):
     """Shared driver: validation, layout and the kernel call."""
 
     _kind = None            # kernel kind id in gluonloss._softmax
+    _inputs = ("pred", "label")
+    _differentiable = ("pred",)
+    _options = (("sample_weight", None),)
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Logits (or log-probabilities with ``from_logits=True``) with C\n"
+                 "classes along ``axis``; ``pred.shape[batch_axis]`` is N."),
+        "label": ("array_like",
+                  "Class indices (SoftmaxCrossEntropyLoss with ``sparse_label=True``)\n"
+                  "or per-class values with ``pred``'s number of elements; see the\nclass."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to the elementwise loss: ``pred``'s shape with\n"
+                          "``axis`` as size 1 for cross-entropy, ``pred``'s shape for KL."),
+    }
     _elementwise_over_classes = False   # True: the loss keeps the class axis (KL)
 
     def __init__(self, axis, from_logits, weight, batch_axis):
@@ -141,72 +155,10 @@ class _SoftmaxFamilyLoss(Loss):
         """The class axis of ``pred``."""
         return self._axis
 
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Logits (or log-probabilities with ``from_logits=True``) with C
-            classes along ``axis``; ``pred.shape[batch_axis]`` is N.
-        label : array_like
-            Class indices (SoftmaxCrossEntropyLoss with ``sparse_label=True``)
-            or per-class values with ``pred``'s number of elements; see the
-            class.
-        sample_weight : array_like, optional
-            Broadcasts to the elementwise loss: ``pred``'s shape with
-            ``axis`` as size 1 for cross-entropy, ``pred``'s shape for KL.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        call = self._validate(pred, label, sample_weight, None)
-        if call.n_out == 0:
-            return np.empty(0, call.dtype)
-        return self._compute(call, True, False)[0]
-
-    __call__ = forward      # as Loss.__call__, one Python call fewer
-
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, out_grad, True, True)
-
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, pred, label, sample_weight, out_grad, want_loss, want_grad):
-        call = self._validate(pred, label, sample_weight, out_grad)
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        call = self._validate(inputs[0], inputs[1], options[0], out_grad)
         if call.n_out == 0:
             return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
         return self._compute(call, want_loss, want_grad)
@@ -276,10 +228,12 @@ class _SoftmaxFamilyLoss(Loss):
             call.out_grad, call.n_out)
         out = np.empty(call.n_out, dtype) if want_loss else None
         grad = np.empty((n_rows, n_classes), dtype) if want_grad else None
-        _softmax.softmax_loss(self._kind, self._from_logits, pred, label, index, weight,
-                              *strides, n_samples, n_inner,
-                              self._scalar_weight() / call.n_per_sample, sample_factor,
-                              out_grad, out, grad, threads_for(pred.size))
+        _softmax.softmax_loss(
+            kind_id=self._kind, from_logits=self._from_logits, pred=pred, label=label,
+            index=index, weight=weight, w_sample_stride=strides[0], w_row_stride=strides[1],
+            w_class_stride=strides[2], n_samples=n_samples, n_inner=n_inner,
+            scale=self._scalar_weight() / call.n_per_sample, sample_weight=sample_factor,
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size))
         return out, (_from_class_last(grad, shape, axis) if want_grad else None)
 
     def _weight_operand(self, call, n_rows, n_classes):
