@@ -80,7 +80,9 @@ class Loss:
     #: Docstring pieces of the generated methods.
     _forward_summary: ClassVar[str] = "Per-sample loss."
     _out_doc: ClassVar[str] = "Shape ``(N,)``."
-    _grad_doc: ClassVar[str] = ""     # default: "Shaped like ``<input>``." / "Each shaped like its input."
+    #: Returns text of the gradient; empty: "Shaped like ``<input>``." for one
+    #: differentiable input, "Each shaped like its input." for several.
+    _grad_doc: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

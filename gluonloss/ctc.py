@@ -11,13 +11,16 @@ import numpy as np
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
-from gluonloss._layout import row_vector
+from gluonloss._layout import class_contiguous
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
     as_numeric_array,
-    broadcastable_array,
     check_choice,
     compute_dtype,
+    ctc_labels,
+    lengths,
+    out_grad_vector,
+    per_sample_weight,
 )
 
 _ctc = load_kernels("_ctc")
@@ -82,9 +85,11 @@ class CTCLoss(Loss):
     - ``pred_lengths``: None (every sample uses all T frames) or N integers in
       [0, T]; sample b uses frames [0, pred_lengths[b]).
     - ``label_lengths``: None or N integers in [0, L].
-    - ``sample_weight``: None or N per-sample weights :math:`s_b`.
+    - ``sample_weight``: None, N per-sample weights :math:`s_b`, or a single
+      weight shared by every sample (the rule of every loss with one value
+      per sample and no elementwise loss).
 
-    The lengths and ``sample_weight`` may have any shape holding exactly N
+    The lengths and ``sample_weight`` may have any shape holding their N
     elements, e.g. (N,) or (N, 1); lengths may be floats with integral values.
     Returns shape (N,).  NaN (or ``+inf``) in a sample's used frames makes its
     loss NaN and its gradient NaN on all of those frames; frames past
@@ -112,13 +117,14 @@ class CTCLoss(Loss):
     _parameter_docs = {
         "pred": ("array_like", "Unnormalised activations, (N, T, C) for ``layout='NTC'`` or\n"
                                "(T, N, C) for ``'TNC'``; class C-1 is the blank."),
-        "label": ("array_like", "(N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``: integers\n"
-                                "in [0, C-2], rows padded with -1."),
+        "label": ("array_like", "(N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``:\n"
+                                "integers in [0, C-2], rows padded with -1."),
         "pred_lengths": ("array_like, optional",
                          "N frame counts in [0, T]; None means T for every sample."),
         "label_lengths": ("array_like, optional",
                           "N label lengths in [0, L]; None means up to the first -1."),
-        "sample_weight": ("array_like, optional", "N per-sample weights (any shape)."),
+        "sample_weight": ("array_like, optional",
+                          "N per-sample weights (any shape) or a single one."),
     }
     _out_doc = "Shape ``(N,)``: the negative log-likelihood times weights."
     _grad_doc = ("Shaped like ``pred``; 0 on frames past a sample's length and on\n"
@@ -180,26 +186,26 @@ class CTCLoss(Loss):
                              f"samples but pred of shape {pred.shape} (layout "
                              f"{self._layout!r}) has {n_samples}")
         width = label.shape[1 - label_batch_axis]
-        pred_lengths = _lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
+        pred_lengths = lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
                                 "the number of frames T")
-        given = _lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
-        label_lengths, kernel_label = _check_labels(label, self._label_layout, given,
-                                                    n_classes)
-        sample_weight = _per_sample(sample_weight, "sample_weight", n_samples)
-        out_grad = broadcastable_array(out_grad, "out_grad", (n_samples,), "the loss output")
+        given = lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
+        label_lengths, kernel_label = ctc_labels(label, self._label_layout, given, n_classes,
+                                                 _ctc.resolve_labels)
+        dtype = compute_dtype(pred)
+        sample_weight = per_sample_weight(sample_weight, n_samples, dtype)
+        out_grad = out_grad_vector(out_grad, n_samples)
         return _Call(pred, label, pred_lengths, label_lengths, kernel_label, sample_weight,
-                     out_grad, compute_dtype(pred), n_samples, n_frames, n_classes)
+                     out_grad, dtype, n_samples, n_frames, n_classes)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n_samples, n_frames = call.dtype, call.n_samples, call.n_frames
-        pred = _class_contiguous(call.pred, dtype)
+        pred = class_contiguous(call.pred, dtype)
         frames = (np.full(n_samples, n_frames, np.int64) if call.pred_lengths is None
                   else call.pred_lengths)
         loss_scale = np.full(n_samples, self._scalar_weight())
         if call.sample_weight is not None:
-            loss_scale *= call.sample_weight.astype(dtype)
-        grad_scale = loss_scale if call.out_grad is None else (
-            loss_scale * row_vector(call.out_grad, n_samples))
+            loss_scale *= call.sample_weight
+        grad_scale = loss_scale if call.out_grad is None else loss_scale * call.out_grad
         out = np.empty(n_samples, dtype) if want_loss else None
         grad = np.empty(call.pred.shape, dtype) if want_grad else None
         work = pred.size + 8 * int(np.sum(frames * (2 * call.label_lengths + 1)))
@@ -209,95 +215,3 @@ class CTCLoss(Loss):
                  zero_infinity=self._zero_infinity, out=out, grad=grad,
                  n_threads=threads_for(work))
         return out, grad
-
-
-# -- validation helpers ---------------------------------------------------------
-
-def _element(name, i, shape):
-    """``name[...]`` for the element at flat C-order index ``i`` of ``shape``."""
-    return f"{name}[{', '.join(map(str, np.unravel_index(i, shape)))}]" if shape else name
-
-
-def _integral(a):
-    """Boolean mask of the entries of ``a`` that are (finite) integers."""
-    if a.dtype.kind in "biu":
-        return np.ones(a.shape, bool)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(a) & (a == np.floor(a))
-
-
-def _per_sample(x, name, n):
-    """None, or ``x`` (any shape with exactly ``n`` elements) as a flat array."""
-    if x is None:
-        return None
-    a = as_numeric_array(x, name)
-    if a.size != n:
-        raise ValueError(f"{name} must hold one value per sample ({n}), got shape {a.shape} "
-                         f"({a.size} element{'s' if a.size != 1 else ''})")
-    return a.reshape(-1)
-
-
-def _lengths(x, name, n, limit, limit_name):
-    """None, or ``n`` integers in [0, limit] as a contiguous int64 array."""
-    a = _per_sample(x, name, n)
-    if a is None:
-        return None
-    shape = np.shape(x)
-    bad = ~_integral(a)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"{_element(name, i, shape)} = {a[i].item()!r} is not an integer")
-    for mask, what in ((a < 0, "is negative"), (a > limit, f"exceeds {limit_name} = {limit}")):
-        if mask.any():
-            i = int(np.argmax(mask))
-            raise ValueError(f"{_element(name, i, shape)} = {a[i].item()!r} {what}")
-    return np.ascontiguousarray(a, np.int64)
-
-
-def _check_labels(label, label_layout, given_lengths, n_classes):
-    """Resolve every sample's label length and check the labels inside it.
-
-    Returns the lengths (int64) and the used labels as a C-contiguous int32
-    ``(N, L)`` array (-1 past each length) for the kernel.
-    """
-    rows = label if label_layout == "NT" else label.T           # (N, L) view
-    kind, itemsize = rows.dtype.kind, rows.dtype.itemsize
-    if kind in "bi" or (kind == "u" and itemsize < 8):
-        values = rows.astype(np.int64, copy=False)
-    elif itemsize <= 8:
-        # float32/64, and uint64, whose values past int64 must not wrap around
-        # to -1 (padding): as float64 they stay huge and out of range.
-        values = rows.astype(np.float64, copy=False)
-    else:
-        # long double: a value float64 cannot hold exactly is not a valid label.
-        values = rows.astype(np.float64)
-        values[values != rows] = np.nan
-    n, width = rows.shape
-    lengths = np.empty(n, np.int64)
-    kernel_label = np.empty((n, width), np.int32)
-    bad = _ctc.resolve_labels(values, given_lengths, n_classes, kernel_label, lengths)
-    if bad >= 0:
-        b, j = divmod(bad, width)
-        where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
-        value = rows[b, j].item()
-        last = n_classes - 2
-        if value == -1:
-            # only possible with label_lengths: otherwise the first -1 ends the label
-            raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
-                             f"{given_lengths[b]}")
-        if last < 0:
-            raise ValueError(f"{where} = {value!r}: pred has only the blank class "
-                             f"(C = {n_classes}), so every label must be empty")
-        raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
-                         f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
-                         f"padded with -1")
-    return lengths, kernel_label
-
-
-def _class_contiguous(pred, dtype):
-    """pred as ``dtype`` with contiguous classes: a view when it already is."""
-    item = np.dtype(dtype).itemsize
-    if (pred.dtype == dtype and pred.dtype.isnative and pred.strides[2] == item
-            and all(s % item == 0 for s in pred.strides) and pred.flags.aligned):
-        return pred
-    return np.ascontiguousarray(pred, dtype)

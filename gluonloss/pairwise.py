@@ -14,42 +14,22 @@ import numpy as np
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
-from gluonloss._layout import from_rows, row_vector, to_rows
+from gluonloss._layout import from_rows, sdml_panels, to_rows
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
     as_numeric_array,
-    broadcastable_array,
     check_real,
+    check_signed_labels,
     compute_dtype,
     normalize_axis,
+    out_grad_vector,
+    per_sample_weight,
     reshape_like,
 )
 
 _pairwise = load_kernels("_pairwise")
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
-
-
-def per_sample_weight(sample_weight, n, dtype):
-    """None, or ``sample_weight`` as one float64 factor per sample, shape ``(n,)``.
-
-    For losses with one value per sample: any array of exactly ``n``
-    elements (``(n,)``, ``(n, 1)``, ...) is one weight per sample, and a
-    single element is shared by all; anything else is a ValueError.
-    Weights are cast to the compute dtype first, as every weight is.
-    """
-    if sample_weight is None:
-        return None
-    sw = as_numeric_array(sample_weight, "sample_weight")
-    if sw.size not in (1, n):
-        raise ValueError(f"sample_weight of shape {sw.shape} has {sw.size} elements; the loss "
-                         f"has one value per sample, so it needs {n} (one per sample) or 1")
-    return row_vector(sw.reshape(-1).astype(dtype, copy=False), n)
-
-
-def _out_grad_vector(out_grad, n):
-    og = broadcastable_array(out_grad, "out_grad", (n,), "the loss output")
-    return None if og is None else row_vector(og, n)
 
 
 # ---------------------------------------------------------------------------
@@ -141,7 +121,7 @@ class TripletLoss(Loss):
         dtype = compute_dtype(pred, positive, negative)
         return _TripletCall(pred, positive, negative,
                             per_sample_weight(sample_weight, n_rows, dtype),
-                            _out_grad_vector(out_grad, n_rows), dtype, axis, n_rows, n_cols)
+                            out_grad_vector(out_grad, n_rows), dtype, axis, n_rows, n_cols)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, n_rows, n_cols = call.dtype, call.axis, call.n_rows, call.n_cols
@@ -166,17 +146,6 @@ class TripletLoss(Loss):
 
 _CosineCall = namedtuple("_CosineCall", "input1 input2 label row_weight out_grad dtype "
                                         "n_vectors dim")
-
-
-def check_signed_labels(label):
-    """Every label exactly 1 or -1, else ValueError naming the first bad one."""
-    bad = ~((label == 1) | (label == -1))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        where = np.unravel_index(first, label.shape) if label.ndim else ()
-        value = label.reshape(-1)[first].item()
-        raise ValueError(f"label must be 1 or -1, got {value!r} at index "
-                         f"{tuple(int(i) for i in where)}")
 
 
 class CosineEmbeddingLoss(Loss):
@@ -281,7 +250,7 @@ class CosineEmbeddingLoss(Loss):
         dtype = compute_dtype(input1, input2)
         return _CosineCall(input1, input2, label, per_sample_weight(sample_weight, n_vectors,
                                                                     dtype),
-                           _out_grad_vector(out_grad, n_vectors), dtype, n_vectors, shape[-1])
+                           out_grad_vector(out_grad, n_vectors), dtype, n_vectors, shape[-1])
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n_vectors, call.dim
@@ -383,7 +352,7 @@ class SDMLLoss(Loss):
         if n < 2:
             raise ValueError(f"x1 and x2 need a batch of at least 2 rows (each row's "
                              f"negatives are the other rows), got {n}")
-        return _SdmlCall(x1, x2, _out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
+        return _SdmlCall(x1, x2, out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
 
     def _targets(self, n):
         """(Y_ii, Y_ij for i != j, sum_j Y_ij log(Y_ij + 1e-12))."""
@@ -394,21 +363,8 @@ class SDMLLoss(Loss):
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n, call.dim
-        panel = _pairwise.SDML_PANEL
-        padded = -(-n // panel) * panel
-        a_rows = np.zeros((padded, dim), dtype)
-        a_rows[:n] = call.x1
-        b_rows = np.zeros((padded, dim), dtype)
-        b_rows[:n] = call.x2
-        # Panels of x2 transposed: b_panels[p, k, c] = x2[p * panel + c, k].
-        b_panels = np.ascontiguousarray(
-            b_rows.reshape(padded // panel, panel, dim).transpose(0, 2, 1))
-        a_cols = b_cols = None
-        if want_grad:
-            wide = -(-dim // panel) * panel
-            a_cols, b_cols = (np.ascontiguousarray(
-                np.pad(r, ((0, 0), (0, wide - dim))).reshape(padded, wide // panel, panel)
-                .transpose(1, 0, 2)) for r in (a_rows, b_rows))
+        a_rows, b_panels, a_cols, b_cols = sdml_panels(call.x1, call.x2, dtype,
+                                                       _pairwise.SDML_PANEL, want_grad)
         out = np.empty(n, dtype) if want_loss else None
         grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
         y_diag, y_off, entropy = self._targets(n)

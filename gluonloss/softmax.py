@@ -35,12 +35,19 @@ import numpy as np
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
-from gluonloss._layout import row_vector, split_sample_weight
+from gluonloss._layout import (
+    class_rows_layout,
+    from_class_rows,
+    row_vector,
+    split_sample_weight,
+    to_class_rows,
+)
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
     as_numeric_array,
     broadcastable_array,
     check_int,
+    class_indices,
     compute_dtype,
     normalize_axis,
     reshape_like,
@@ -56,74 +63,6 @@ __all__ = ["SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss"]
 # number of samples, ``n_per_sample`` the elements of the loss per sample.
 _Call = namedtuple("_Call", "pred label sample_weight out_grad dtype axis batch_axis "
                             "loss_shape n_out n_per_sample")
-
-# Label dtypes the index conversion reads directly (native byte order); others
-# are cast first.
-_INDEX_SOURCE_DTYPES = frozenset(np.dtype(t) for t in (
-    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-    np.float32, np.float64))
-
-
-def _class_indices(label, rows_shape, n_rows, n_classes, axis):
-    """Sparse labels as an intp array of ``rows_shape``, each checked to be an
-    integer in [0, n_classes); ValueError naming the first bad one."""
-    if label.size != n_rows:
-        raise ValueError(
-            f"label has {label.size} elements (shape {label.shape}) but sparse labels need one "
-            f"class index per row of pred: pred's shape without axis {axis} is {rows_shape} "
-            f"({n_rows} elements)")
-    flat = label if label.ndim == 1 else label.reshape(-1)
-    dtype = flat.dtype
-    if dtype not in _INDEX_SOURCE_DTYPES:
-        flat = flat.astype(np.float64 if dtype.kind == "f" else np.int64)
-    if not flat.flags.c_contiguous:
-        flat = np.ascontiguousarray(flat)
-    index, bad = _softmax.class_indices(flat, n_classes)
-    if bad >= 0:
-        where = np.unravel_index(bad, label.shape) if label.ndim else ()
-        value = label.reshape(-1)[bad].item()
-        if value != value:
-            what = "is NaN"
-        elif math.isfinite(value) and value != math.floor(value):
-            what = "is not an integer"
-        else:
-            what = f"is outside [0, {n_classes})"
-        raise ValueError(
-            f"label[{', '.join(map(str, where))}] = {value!r} {what}: sparse labels must be "
-            f"integer class indices in [0, {n_classes}) (pred has {n_classes} classes along "
-            f"axis {axis})")
-    return index if len(rows_shape) == 1 else index.reshape(rows_shape)
-
-
-def _rows_layout(shape, axis, batch_axis):
-    """(n_samples, n_inner) of the rows of pred with ``axis`` moved last.
-
-    Row r belongs to sample (r // n_inner) % n_samples; when ``axis`` is the
-    batch axis there is one sample holding every row.
-    """
-    if axis == batch_axis:
-        return 1, math.prod(shape) // shape[axis] if shape[axis] else 0
-    inner = shape[batch_axis + 1:]
-    inner_count = math.prod(inner) // shape[axis] if axis > batch_axis else math.prod(inner)
-    return shape[batch_axis], inner_count
-
-
-def _class_last(a, axis, dtype):
-    """C-contiguous ``(R, C)`` copy (or view) of ``a`` with ``axis`` last."""
-    if axis != a.ndim - 1:
-        a = np.moveaxis(a, axis, -1)
-    elif a.ndim == 2 and a.dtype == dtype and a.flags.c_contiguous:
-        return a
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, a.shape[-1])
-
-
-def _from_class_last(rows, shape, axis):
-    """Inverse of :func:`_class_last`: a C-contiguous array of ``shape``."""
-    if axis == len(shape) - 1:
-        return rows.reshape(shape)
-    moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)
-    return np.ascontiguousarray(np.moveaxis(rows.reshape(moved), -1, axis))
-
 
 class _SoftmaxFamilyLoss(Loss):
     """Shared driver: validation, layout and the kernel call."""
@@ -194,7 +133,8 @@ class _SoftmaxFamilyLoss(Loss):
                                  f"batch_axis={self._batch_axis}); the per-sample mean is "
                                  f"undefined")
         if self._sparse:
-            label = _class_indices(label, rows_shape, n_rows, n_classes, axis)
+            label = class_indices(label, rows_shape, n_rows, n_classes, axis,
+                                  _softmax.class_indices)
         else:
             label = reshape_like(label, shape, pred.size, "label")
         if sample_weight is not None:
@@ -209,17 +149,17 @@ class _SoftmaxFamilyLoss(Loss):
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape
-        pred = _class_last(call.pred, axis, dtype)
+        pred = to_class_rows(call.pred, axis, dtype)
         n_rows, n_classes = pred.shape
         if n_rows == call.n_out:       # one row per sample (covers the usual (N, C))
             n_samples, n_inner = n_rows, 1
         else:
-            n_samples, n_inner = _rows_layout(shape, axis, call.batch_axis)
+            n_samples, n_inner = class_rows_layout(shape, axis, call.batch_axis)
         if self._sparse:
             label = None
             index = call.label if call.label.ndim == 1 else call.label.reshape(-1)
         else:
-            label, index = _class_last(call.label, axis, dtype), None
+            label, index = to_class_rows(call.label, axis, dtype), None
         if call.sample_weight is None:
             weight, strides, sample_factor = None, (0, 0, 0), None
         else:
@@ -234,7 +174,7 @@ class _SoftmaxFamilyLoss(Loss):
             w_class_stride=strides[2], n_samples=n_samples, n_inner=n_inner,
             scale=self._scalar_weight() / call.n_per_sample, sample_weight=sample_factor,
             out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size))
-        return out, (_from_class_last(grad, shape, axis) if want_grad else None)
+        return out, (from_class_rows(grad, shape, axis) if want_grad else None)
 
     def _weight_operand(self, call, n_rows, n_classes):
         """(operand, (sample, row, class) strides, per-sample factor) for the kernel."""

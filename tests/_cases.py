@@ -120,3 +120,15 @@ CASE_IDS = [c.id for c in CASES]
 def tolerances(dtype):
     """(rtol, atol) for compiled vs reference (float64 oracle)."""
     return (2e-5, 2e-6) if np.dtype(dtype) == np.float32 else (1e-11, 1e-13)
+
+
+def ulp_distance(a, b, dtype):
+    """|a - b| in units in the last place of ``dtype`` (both rounded to it)."""
+    itype = np.int32 if np.dtype(dtype) == np.float32 else np.int64
+    with np.errstate(over="ignore"):     # float64 oracles beyond float32's range
+        a = np.asarray(a, dtype).view(itype).astype(np.int64)
+        b = np.asarray(b, dtype).view(itype).astype(np.int64)
+    sign = np.int64(np.iinfo(itype).max)
+    a = np.where(a < 0, -(a & sign), a)
+    b = np.where(b < 0, -(b & sign), b)
+    return np.abs(a - b)
