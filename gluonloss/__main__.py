@@ -118,7 +118,7 @@ def main():
     return 0
 
 
-# -- losses with several differentiable inputs (issue 4) -----------------------------
+# -- losses with several differentiable inputs ---------------------------------------
 # The check_grad column is the worst input's; the throughput counts every input element.
 
 def _triplet_inputs(rng, shape, dtype):
@@ -192,7 +192,7 @@ class _OneInput:
         return self._loss.gradient(*self._call_with(x), out_grad=out_grad)[self._k]
 
 
-# -- CTCLoss (issue 5) ------------------------------------------------------------
+# -- CTCLoss ----------------------------------------------------------------------
 # Sample batch and throughput batch as (N, T, C, label length); the throughput
 # counts pred's elements.
 

@@ -53,8 +53,13 @@ class Loss:
       layout; they are never modified, and outputs never alias them.
     - Computation is float32 when every differentiable input is float32,
       else float64.
-    - ``sample_weight`` multiplies the elementwise loss before the
-      per-sample reduction and must broadcast to it without enlarging it.
+    - ``sample_weight`` follows one of two rules.  Where there is an
+      elementwise loss (the elementwise and softmax families) it multiplies
+      that loss before the per-sample reduction, so it may vary inside a
+      sample and must broadcast to the elementwise loss without enlarging
+      it.  The losses with one value per sample and nothing elementwise
+      (TripletLoss, CosineEmbeddingLoss, CTCLoss) take one weight per
+      sample (any shape with N elements) or a single shared one.
     - ``out_grad`` (ones when None) must broadcast to the output's shape.
     - Bad input raises ValueError or TypeError naming the argument.
 

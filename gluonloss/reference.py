@@ -199,7 +199,7 @@ class KLDivLoss(_SoftmaxFamily, _gl.KLDivLoss):
 
 
 # ---------------------------------------------------------------------------
-# PoissonNLLLoss (issue 4)
+# PoissonNLLLoss
 
 
 def _stirling_or_zero(t):
@@ -225,7 +225,7 @@ class PoissonNLLLoss(_Elementwise, _gl.PoissonNLLLoss):
 
 
 # ---------------------------------------------------------------------------
-# TripletLoss, CosineEmbeddingLoss, SDMLLoss (issue 4): brute force, float64.
+# TripletLoss, CosineEmbeddingLoss, SDMLLoss: brute force, float64.
 
 
 def _per_sample(values, n):

@@ -288,7 +288,7 @@ class KLDivLoss(_SoftmaxFamilyLoss):
 
     elementwise, with :math:`u = w\,s\,g_b/M` per element; ``out[b]`` is the
     **mean** of :math:`\ell \cdot s \cdot w` over the :math:`M` elements of
-    sample b (SPEC decision, as the MXNet docs say "averaged"; MXNet 1.9.1
+    sample b (as the MXNet documentation says, "averaged"; MXNet 1.9.1's code
     sums over the class axis instead: multiply by C to compare).  A term with
     :math:`y = 0` is 0 even where :math:`\mathrm{lp} = -\infty`.
 
