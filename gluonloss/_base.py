@@ -12,9 +12,15 @@ arguments are seen before validation.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from gluonloss._validation import check_int, check_real
+
+#: What ``gradient`` returns: one array, or one per differentiable input.
+Gradient = Union[np.ndarray, tuple[np.ndarray, ...]]
 
 _SUMMARY_ONE_PASS = "``(forward(...), gradient(...))`` from one pass over the data."
 _OUT_GRAD_DOC = ("array_like, optional",
@@ -23,7 +29,7 @@ _OUT_GRAD_DOC = ("array_like, optional",
 # The source of a generated method: a plain function with the real signature,
 # so a call costs what a hand-written method costs.
 _METHOD_SOURCE = """\
-def {name}(self, {parameters}):
+def {name}(self, {parameters}) -> {returns!r}:
     return self._call(({inputs}), ({options}), {out_grad}, {want_loss}, {want_grad}){pick}
 """
 
@@ -100,29 +106,30 @@ class Loss:
                 if name not in cls.__dict__:
                     setattr(cls, name, _make_method(cls, name))
             if "__call__" not in cls.__dict__:
-                cls.__call__ = cls.forward      # as Loss.__call__, one Python call fewer
+                # As Loss.__call__, one Python call fewer.
+                setattr(cls, "__call__", cls.forward)  # noqa: B010 (a method, not an attribute)
 
-    def __init__(self, weight=None, batch_axis=0):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0) -> None:
         self._weight = check_real(weight, "weight", allow_none=True)
         self._batch_axis = check_int(batch_axis, "batch_axis")
 
     @property
-    def weight(self):
+    def weight(self) -> float | None:
         """The global scalar weight (None means 1)."""
         return self._weight
 
     @property
-    def batch_axis(self):
+    def batch_axis(self) -> int:
         """The axis of the prediction that indexes samples."""
         return self._batch_axis
 
     def _scalar_weight(self):
         return 1.0 if self._weight is None else float(self._weight)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_axis={self._batch_axis}, w={self._weight})"
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         return self.forward(*args, **kwargs)
 
     def _call(self, inputs, options, out_grad, want_loss, want_grad):
@@ -135,10 +142,28 @@ class Loss:
         """
         return self._evaluate(inputs, options, out_grad, want_loss, want_grad)
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        raise NotImplementedError(f"{type(self).__name__} does not define _evaluate")
+    #: The field of a validated call record that holds the number of samples.
+    _count: ClassVar[str] = "n_samples"
 
-    def forward(self, *inputs, **options):
+    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+        """Validate (``_validate``), then compute (``_compute``) unless the batch is empty."""
+        call = self._validate(inputs, options, out_grad)
+        if getattr(call, self._count) == 0:
+            grads = tuple(np.zeros(getattr(call, x).shape, call.dtype)
+                          for x in self._differentiable)
+            return np.empty(0, call.dtype), grads if len(grads) > 1 else grads[0]
+        return self._compute(call, want_loss, want_grad)
+
+    def _validate(self, inputs, options, out_grad):
+        """The call's arguments, checked, as a record (a namedtuple with ``dtype``,
+        the number of samples in ``_count`` and each input by name)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _validate")
+
+    def _compute(self, call, want_loss, want_grad):
+        """``(out, grad)`` of a validated, non-empty call (None where not wanted)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _compute")
+
+    def forward(self, *inputs: ArrayLike, **options: Any) -> np.ndarray:
         """Per-sample loss (each loss documents its own arguments).
 
         Parameters
@@ -155,7 +180,7 @@ class Loss:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def gradient(self, *inputs, **options):
+    def gradient(self, *inputs: ArrayLike, **options: Any) -> Gradient:
         """Analytic gradient of ``sum(out_grad * forward(...))``.
 
         Parameters
@@ -175,7 +200,8 @@ class Loss:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define gradient")
 
-    def value_and_gradient(self, *inputs, **options):
+    def value_and_gradient(self, *inputs: ArrayLike,
+                           **options: Any) -> tuple[np.ndarray, Gradient]:
         """``(forward(...), gradient(...))`` from one fused pass.
 
         Parameters
@@ -200,16 +226,18 @@ def _make_method(cls, name):
     """``forward``, ``gradient`` or ``value_and_gradient`` for ``cls``, from its data."""
     with_grad = name != "forward"
     namespace = {f"_default{i}": default for i, (_, default) in enumerate(cls._options)}
-    parameters = list(cls._inputs) + [f"{option}=_default{i}"
-                                      for i, (option, _) in enumerate(cls._options)]
+    parameters = [f"{x}: 'ArrayLike'" for x in cls._inputs] + [
+        f"{option}: 'Any' = _default{i}" for i, (option, _) in enumerate(cls._options)]
     if with_grad:
-        parameters.append("out_grad=None")
+        parameters.append("out_grad: 'ArrayLike | None' = None")
     source = _METHOD_SOURCE.format(
         name=name, parameters=", ".join(parameters),
         inputs="".join(f"{x}, " for x in cls._inputs),
         options="".join(f"{option}, " for option, _ in cls._options),
         out_grad="out_grad" if with_grad else "None",
         want_loss=name != "gradient", want_grad=with_grad,
+        returns={"forward": "np.ndarray", "gradient": "Gradient",
+                 "value_and_gradient": "tuple[np.ndarray, Gradient]"}[name],
         pick={"forward": "[0]", "gradient": "[1]", "value_and_gradient": ""}[name])
     exec(source, namespace)
     method = namespace[name]

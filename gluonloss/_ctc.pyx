@@ -239,8 +239,8 @@ cdef inline void _buffers(const Job* job, floating* base, Buffers* buf) noexcept
     buf.class_work = base + at
 
 
-cdef Py_ssize_t _scratch_pitch(Py_ssize_t alpha_rows, Py_ssize_t row_width, Py_ssize_t n_frames,
-                   Py_ssize_t n_classes) noexcept:
+cdef Py_ssize_t _scratch_pitch(Py_ssize_t alpha_rows, Py_ssize_t row_width,
+                               Py_ssize_t n_frames, Py_ssize_t n_classes) noexcept:
     """Elements of one thread's scratch block (see _buffers), rounded up."""
     cdef Py_ssize_t n = alpha_rows * row_width + n_frames + 1 + 5 * row_width + 2 * n_classes
     return (n + ALIGN - 1) // ALIGN * ALIGN
@@ -496,7 +496,7 @@ def ctc(*, pred, int sample_axis, label, frames, label_length, loss_scale, grad_
     """
     cdef int typenum = float_typenum(pred, "ctc", "pred")
     cdef Job job
-    cdef Py_ssize_t n_samples, n_frames, width, b, bad_sample, bad_position
+    cdef Py_ssize_t n_samples, n_frames, width, bad_sample, bad_position
     cdef Py_ssize_t max_states = 1
     cdef cnp.ndarray scratch, classes
     if sample_axis not in (0, 1):

@@ -602,7 +602,8 @@ def class_indices(cnp.ndarray labels not None, Py_ssize_t n_classes):
     if cnp.PyArray_NDIM(labels) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(labels) or not (
             cnp.PyArray_ISNOTSWAPPED(labels) and cnp.PyArray_ISALIGNED(labels)):
         raise ValueError(f"class_indices: labels must be 1-D, C-contiguous, aligned and in "
-                         f"native byte order, got shape {(<object>labels).shape}, dtype {labels.dtype}")
+                         f"native byte order, got shape {(<object>labels).shape}, "
+                         f"dtype {labels.dtype}")
     src = cnp.PyArray_DATA(labels)
     n = cnp.PyArray_DIM(labels, 0)
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INTP, 0)

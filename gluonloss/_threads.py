@@ -6,6 +6,10 @@ and ``threadpoolctl.threadpool_limits(n, user_api="openmp")`` both apply.
 :class:`num_threads` does so for a ``with`` block.  Results never depend on
 the thread count: work is split by the data's shape alone.
 """
+from __future__ import annotations
+
+from typing import Literal
+
 from gluonloss import _openmp
 from gluonloss._validation import check_int
 
@@ -15,7 +19,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 15
 _explicit = None
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> None:
     """Use ``n`` threads in every kernel, for the whole process.
 
     Parameters
@@ -57,7 +61,7 @@ def set_num_threads(n):
     _explicit = n
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads a large call will use.
 
     Returns
@@ -98,20 +102,20 @@ class num_threads:
     array([1., 1., 1., 1.])
     """
 
-    def __init__(self, n):
+    def __init__(self, n: int | None) -> None:
         self._n = n
-        self._saved = None
+        self._saved: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> num_threads:
         self._saved = _explicit
         set_num_threads(self._n)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         set_num_threads(self._saved)
         return False
 
 
-def threads_for(n_elements):
+def threads_for(n_elements: int) -> int:
     """Threads for a kernel call over ``n_elements`` elements."""
     return 1 if n_elements < PARALLEL_MIN_ELEMENTS else get_num_threads()

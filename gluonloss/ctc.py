@@ -5,6 +5,8 @@ one sample per thread; this module validates the arguments, resolves the
 label and frame lengths and hands strided views to it (no transposed
 copies for the ``'TNC'`` / ``'TN'`` layouts).
 """
+from __future__ import annotations
+
 from collections import namedtuple
 
 import numpy as np
@@ -130,7 +132,8 @@ class CTCLoss(Loss):
     _grad_doc = ("Shaped like ``pred``; 0 on frames past a sample's length and on\n"
                  "infeasible samples.")
 
-    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True):
+    def __init__(self, layout: str = "NTC", label_layout: str = "NT",
+                 weight: float | None = None, zero_infinity: bool = True) -> None:
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
         self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
         # batch_axis as MXNet defines it for CTCLoss: the label's batch axis.
@@ -138,33 +141,29 @@ class CTCLoss(Loss):
         self._zero_infinity = bool(zero_infinity)
 
     @property
-    def layout(self):
+    def layout(self) -> str:
         """The layout of ``pred``: 'NTC' or 'TNC'."""
         return self._layout
 
     @property
-    def label_layout(self):
+    def label_layout(self) -> str:
         """The layout of ``label``: 'NT' or 'TN'."""
         return self._label_layout
 
     @property
-    def zero_infinity(self):
+    def zero_infinity(self) -> bool:
         """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
         return self._zero_infinity
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
                 f"w={self._weight}, zero_infinity={self._zero_infinity})")
 
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        call = self._validate(*inputs, *options, out_grad)
-        if call.n_samples == 0:
-            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, label, pred_lengths, label_lengths, sample_weight, out_grad):
+    def _validate(self, inputs, options, out_grad):
+        pred, label = inputs
+        pred_lengths, label_lengths, sample_weight = options
         pred = as_numeric_array(pred, "pred")
         label = as_numeric_array(label, "label")
         if pred.ndim != 3:

@@ -13,9 +13,12 @@ order with pred's shape, :math:`s` = sample_weight broadcast to pred,
 
 where :math:`g` is ``out_grad`` (ones by default).
 """
+from __future__ import annotations
+
 import copy
 import math
 from collections import namedtuple
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,7 +62,7 @@ class _ElementwiseLoss(Loss):
     _has_pos_weight = False
     _inputs = ("pred", "label")
     _differentiable = ("pred",)
-    _options = (("sample_weight", None),)
+    _options: ClassVar[tuple[tuple[str, Any], ...]] = (("sample_weight", None),)
     _parameter_docs = {
         "pred": ("array_like",
                  "Predictions, any shape; ``pred.shape[batch_axis]`` is the batch size N."),
@@ -72,13 +75,9 @@ class _ElementwiseLoss(Loss):
     _out_doc = ("Shape ``(N,)``: ``weight`` times the mean of the weighted\n"
                 "elementwise loss over each sample.")
 
-    # -- the two halves of a call -------------------------------------------
+    _count = "n_rows"
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        call = self._validate(inputs, options, out_grad)
-        if call.n_rows == 0:
-            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
-        return self._compute(call, want_loss, want_grad)
+    # -- the two halves of a call -------------------------------------------
 
     def _validate(self, inputs, options, out_grad):
         pred, label = inputs
@@ -160,7 +159,7 @@ class L2Loss(_ElementwiseLoss):
 
     _kind = _elementwise.L2
 
-    def __init__(self, weight=1., batch_axis=0):
+    def __init__(self, weight: float | None = 1., batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
 
 
@@ -193,7 +192,7 @@ class L1Loss(_ElementwiseLoss):
 
     _kind = _elementwise.L1
 
-    def __init__(self, weight=None, batch_axis=0):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
 
 
@@ -231,7 +230,8 @@ class HuberLoss(_ElementwiseLoss):
 
     _kind = _elementwise.HUBER
 
-    def __init__(self, rho=1, weight=None, batch_axis=0):
+    def __init__(self, rho: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._rho = check_positive(check_real(rho, "rho"), "rho")
 
@@ -270,7 +270,8 @@ class HingeLoss(_ElementwiseLoss):
 
     _kind = _elementwise.HINGE
 
-    def __init__(self, margin=1, weight=None, batch_axis=0):
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
@@ -307,7 +308,8 @@ class SquaredHingeLoss(_ElementwiseLoss):
 
     _kind = _elementwise.SQUARED_HINGE
 
-    def __init__(self, margin=1, weight=None, batch_axis=0):
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
@@ -348,7 +350,8 @@ class LogisticLoss(_ElementwiseLoss):
 
     _kind = _elementwise.LOGIT_BCE
 
-    def __init__(self, weight=None, batch_axis=0, label_format="signed"):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0,
+                 label_format: str = "signed") -> None:
         super().__init__(weight, batch_axis)
         self._label_format = check_choice(label_format, "label_format", ("signed", "binary"))
 
@@ -417,7 +420,8 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
     }
     _out_doc = "Shape ``(N,)``."
 
-    def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
+    def __init__(self, from_sigmoid: bool = False, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._from_sigmoid = bool(from_sigmoid)
         self._kind = _elementwise.PROB_BCE if self._from_sigmoid else _elementwise.LOGIT_BCE
@@ -495,7 +499,8 @@ class PoissonNLLLoss(_ElementwiseLoss):
     }
     _out_doc = "Shape ``(N,)``."
 
-    def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False):
+    def __init__(self, weight: float | None = None, from_logits: bool = True,
+                 batch_axis: int = 0, compute_full: bool = False) -> None:
         super().__init__(weight, batch_axis)
         self._from_logits = bool(from_logits)
         self._compute_full = bool(compute_full)
@@ -512,8 +517,7 @@ class PoissonNLLLoss(_ElementwiseLoss):
         sample_weight, epsilon = options
         bound = copy.copy(self)
         bound._epsilon = float(check_real(epsilon, "epsilon"))
-        return _ElementwiseLoss._evaluate(bound, inputs, (sample_weight,), out_grad, want_loss,
-                                          want_grad)
+        return Loss._evaluate(bound, inputs, (sample_weight,), out_grad, want_loss, want_grad)
 
     def _kernel_params(self):
         return self._epsilon, 0.0

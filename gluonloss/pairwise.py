@@ -7,8 +7,11 @@ weights the per-sample losses: the gradient is that of
 :math:`\sum_b g_b\,\mathrm{out}_b`.  Computation is float32 when every
 differentiable input is float32, else float64.
 """
+from __future__ import annotations
+
 import math
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +91,7 @@ class TripletLoss(Loss):
     _inputs = ("pred", "positive", "negative")
     _differentiable = _inputs
     _options = (("sample_weight", None),)
+    _count = "n_rows"
     _parameter_docs = {
         "pred": ("array_like",
                  "Anchors, any shape; ``pred.shape[batch_axis]`` is the batch size N."),
@@ -97,18 +101,14 @@ class TripletLoss(Loss):
                           "N weights (one per sample, any shape) or a single one."),
     }
 
-    def __init__(self, margin=1, weight=None, batch_axis=0):
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        call = self._validate(*inputs, options[0], out_grad)
-        if call.n_rows == 0:
-            return np.empty(0, call.dtype), tuple(
-                np.zeros(x.shape, call.dtype) for x in (call.pred, call.positive, call.negative))
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, positive, negative, sample_weight, out_grad):
+    def _validate(self, inputs, options, out_grad):
+        pred, positive, negative = inputs
+        sample_weight = options[0]
         pred = as_numeric_array(pred, "pred")
         positive = as_numeric_array(positive, "positive")
         negative = as_numeric_array(negative, "negative")
@@ -207,6 +207,7 @@ class CosineEmbeddingLoss(Loss):
     _inputs = ("input1", "input2", "label")
     _differentiable = ("input1", "input2")
     _options = (("sample_weight", None),)
+    _count = "n_vectors"
     _parameter_docs = {
         "input1": ("array_like", "As many elements as ``input2``, read in C order as its shape."),
         "input2": ("array_like", "Vectors along the last axis; the leading axes index them."),
@@ -221,18 +222,14 @@ class CosineEmbeddingLoss(Loss):
     _forward_summary = "Per-vector loss."
     _out_doc = "Shape ``(number of vectors,)``."
 
-    def __init__(self, weight=None, batch_axis=0, margin=0):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0,
+                 margin: float = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        call = self._validate(*inputs, options[0], out_grad)
-        if call.n_vectors == 0:
-            return np.empty(0, call.dtype), (np.zeros(call.input1.shape, call.dtype),
-                                             np.zeros(call.input2.shape, call.dtype))
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, input1, input2, label, sample_weight, out_grad):
+    def _validate(self, inputs, options, out_grad):
+        input1, input2, label = inputs
+        sample_weight = options[0]
         input2 = as_numeric_array(input2, "input2")
         input1 = as_numeric_array(input1, "input1")
         if input2.ndim == 0:
@@ -258,7 +255,8 @@ class CosineEmbeddingLoss(Loss):
         y = np.ascontiguousarray(call.input2, dtype).reshape(n, dim)
         label = np.ascontiguousarray(call.label, dtype).reshape(n)
         out = np.empty(n, dtype) if want_loss else None
-        grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
+        grads: list[Any] = ([np.empty((n, dim), dtype) for _ in range(2)] if want_grad
+                            else [None] * 2)
         _pairwise.cosine(
             x=x, y=y, label=label, margin=float(self._margin), weight=self._scalar_weight(),
             row_weight=call.row_weight, out_grad=call.out_grad if want_grad else None, out=out,
@@ -331,17 +329,18 @@ class SDMLLoss(Loss):
     _forward_summary = "Per-row loss."
     _grad_doc = "Each of shape (N, D)."
 
-    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0):
+    def __init__(self, smoothing_parameter: float = 0.3, weight: float | None = 1.,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         sp = check_real(smoothing_parameter, "smoothing_parameter")
         if not 0 <= sp < 1:
             raise ValueError(f"smoothing_parameter must be in [0, 1), got {sp!r}")
         self._smoothing_parameter = sp
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        return self._compute(self._validate(*inputs, out_grad), want_loss, want_grad)
+    _count = "n"      # never 0: a batch needs two rows
 
-    def _validate(self, x1, x2, out_grad):
+    def _validate(self, inputs, options, out_grad):
+        x1, x2 = inputs
         x1 = as_numeric_array(x1, "x1")
         x2 = as_numeric_array(x2, "x2")
         if x1.ndim != 2:

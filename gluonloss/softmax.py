@@ -28,6 +28,8 @@ logits is scored).  KLDivLoss refuses that combination with a ValueError: its
 "samples" would be the classes themselves (MXNet returns one mean per class),
 which is not a per-sample loss.
 """
+from __future__ import annotations
+
 import math
 from collections import namedtuple
 
@@ -83,6 +85,7 @@ class _SoftmaxFamilyLoss(Loss):
                           "``axis`` as size 1 for cross-entropy, ``pred``'s shape for KL."),
     }
     _elementwise_over_classes = False   # True: the loss keeps the class axis (KL)
+    _sparse = False                     # True: class-index labels
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -90,19 +93,17 @@ class _SoftmaxFamilyLoss(Loss):
         self._from_logits = bool(from_logits)
 
     @property
-    def axis(self):
+    def axis(self) -> int:
         """The class axis of ``pred``."""
         return self._axis
 
+    _count = "n_out"
+
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        call = self._validate(inputs[0], inputs[1], options[0], out_grad)
-        if call.n_out == 0:
-            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, label, sample_weight, out_grad):
+    def _validate(self, inputs, options, out_grad):
+        pred, label = inputs
+        sample_weight = options[0]
         pred = as_numeric_array(pred, "pred")
         label = as_numeric_array(label, "label")
         shape = pred.shape
@@ -263,8 +264,8 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
 
     _kind = _softmax.SPARSE_CE
 
-    def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
-                 batch_axis=0):
+    def __init__(self, axis: int = -1, sparse_label: bool = True, from_logits: bool = False,
+                 weight: float | None = None, batch_axis: int = 0) -> None:
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
@@ -301,7 +302,8 @@ class KLDivLoss(_SoftmaxFamilyLoss):
     weight : float or None
         Global scalar weight; None means 1.
     batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+        The axis of ``pred`` that indexes samples; never the class ``axis``
+        (a ValueError at the call).
 
     Notes
     -----
@@ -324,5 +326,6 @@ class KLDivLoss(_SoftmaxFamilyLoss):
     _elementwise_over_classes = True
     _sparse = False
 
-    def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0):
+    def __init__(self, from_logits: bool = True, axis: int = -1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(axis, from_logits, weight, batch_axis)
