@@ -41,7 +41,7 @@ import numpy as np
 
 from gluonloss._kernel cimport (
     ANY, OPTIONAL, STRIDED, WRITABLE, array_data, element_stride, float_typenum, lanes_fill,
-    lanes_sum_same,
+    lanes_sum,
 )
 from gluonloss._math cimport log_normal, vexp, vexp_nonpositive, vlog
 
@@ -129,7 +129,7 @@ cdef inline floating sum_exp(const floating* v, floating shift, floating* w,
         for j in range(LANES):
             w[i + j] = vexp_nonpositive(v[i + j] - shift)
             acc[j] += w[i + j]
-    total = lanes_sum_same(acc, LANES)
+    total = lanes_sum(acc, LANES, <floating>0)
     for i in range(n_vec, n):
         w[i] = vexp_nonpositive(v[i] - shift)
         total += w[i]
@@ -166,7 +166,7 @@ cdef inline floating even_sum(const floating* v, Py_ssize_t start,
         i = first + 2 * c * LANES
         for j in range(LANES):
             acc[j] += v[i + 2 * j]
-    total = lanes_sum_same(acc, LANES)
+    total = lanes_sum(acc, LANES, <floating>0)
     for i in range(n_vec, n):
         total += v[first + 2 * i]
     return total

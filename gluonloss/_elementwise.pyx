@@ -262,7 +262,7 @@ cdef inline double _block_loss(Kind kind, const floating* p, const floating* y,
         i = c * LANES
         for j in range(LANES):
             acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &unused) * w[i + j]
-    total = lanes_sum(acc, LANES)
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         total += closs_grad(kind, p[i], y[i], q[i], &unused) * w[i]
     return total
@@ -282,7 +282,7 @@ cdef inline double _block_loss_grad(Kind kind, const floating* p, const floating
         for j in range(LANES):
             acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &d) * w[i + j]
             g[i + j] = grad_scale * w[i + j] * d
-    total = lanes_sum(acc, LANES)
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         total += closs_grad(kind, p[i], y[i], q[i], &d) * w[i]
         g[i] = grad_scale * w[i] * d

@@ -113,18 +113,15 @@ cdef inline void lanes_fill(floating* acc, int lanes, floating value) noexcept n
         acc[j] = value
 
 
-cdef inline double lanes_sum(const floating* acc, int lanes) noexcept nogil:
-    """sum of the lanes in lane order, accumulated in double."""
-    cdef double total = 0.0
-    cdef int j
-    for j in range(lanes):
-        total += acc[j]
-    return total
+ctypedef fused total_t:
+    float
+    double
 
 
-cdef inline floating lanes_sum_same(const floating* acc, int lanes) noexcept nogil:
-    """sum of the lanes in lane order, accumulated in the lanes' own type."""
-    cdef floating total = 0
+cdef inline total_t lanes_sum(const floating* acc, int lanes, total_t start) noexcept nogil:
+    """start + acc[0] + ... + acc[lanes - 1] in that order, accumulated in the
+    type of ``start`` (double, or the lanes' own type)."""
+    cdef total_t total = start
     cdef int j
     for j in range(lanes):
         total += acc[j]

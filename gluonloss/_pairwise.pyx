@@ -99,7 +99,7 @@ cdef inline double _triplet_sum(const floating* p, const floating* pos, const fl
             dp = pos[i + j] - p[i + j]
             dn = neg[i + j] - p[i + j]
             acc[j] += dp * dp - dn * dn
-    total = lanes_sum(acc, LANES)
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         dp = pos[i] - p[i]
         dn = neg[i] - p[i]
@@ -562,8 +562,8 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
             acc_s[lane] += e
             if want_grad:
                 row[j + lane] = e
-    s = lanes_sum(acc_s, LANES)
-    t = lanes_sum(acc_t, LANES)
+    s = lanes_sum(acc_s, LANES, 0.0)
+    t = lanes_sum(acc_t, LANES, 0.0)
     for j in range(n_vec, n):
         d = row[j] - m
         e = vexp(-d)

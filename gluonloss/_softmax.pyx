@@ -185,7 +185,7 @@ cdef inline double label_sum(const floating* y, const floating* cw, bint weighte
         i = c * LANES
         for j in range(LANES):
             acc[j] += y[i + j] * cw[i + j] if weighted else y[i + j]
-    total = lanes_sum(acc, LANES)
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         total += y[i] * cw[i] if weighted else y[i]
     return total
@@ -320,9 +320,7 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
             if g != NULL:
                 g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
         loss += <double>vlog(total) * ysum
-    for j in range(LANES):
-        loss += acc[j]
-    return loss
+    return lanes_sum(acc, LANES, loss)
 
 
 # ---------------------------------------------------------------------------
