@@ -10,6 +10,7 @@ compiled code for speed, but their messages are built here.
 import math
 import numbers
 import operator
+from collections import namedtuple
 
 import numpy as np
 
@@ -288,3 +289,193 @@ def check_signed_labels(label):
         raise element_error("label", unravel(first, label.shape), label.reshape(-1)[first].item(),
                             "is not 1 or -1",
                             "labels must be 1 (similar pair) or -1 (dissimilar pair)")
+
+
+# -- the validated call records --------------------------------------------------
+#
+# A loss's ``_validate`` (one of the validate_* functions below, taking the
+# loss object as its first argument) turns the raw call arguments into one of
+# these records; ``_compute`` then only moves layouts and runs the kernel.
+
+# Elementwise losses: the arguments in the caller's layout.
+ElementwiseCall = namedtuple("ElementwiseCall", "pred label sample_weight pos_weight out_grad "
+                                                "dtype axis n_rows n_cols")
+# Softmax family: ``label`` is the intp class index array in the shape of pred
+# without ``axis`` (sparse) or the label with pred's shape (dense);
+# ``loss_shape`` is the shape of the elementwise loss, ``n_out`` the number of
+# samples, ``n_per_sample`` the elements of the loss per sample.
+SoftmaxCall = namedtuple("SoftmaxCall", "pred label sample_weight out_grad dtype axis "
+                                        "batch_axis loss_shape n_out n_per_sample")
+TripletCall = namedtuple("TripletCall", "pred positive negative row_weight out_grad dtype "
+                                        "axis n_rows n_cols")
+CosineCall = namedtuple("CosineCall", "input1 input2 label row_weight out_grad dtype "
+                                      "n_vectors dim")
+SdmlCall = namedtuple("SdmlCall", "x1 x2 out_grad dtype n dim")
+# CTC: pred and label in the caller's layout; label_lengths always resolved
+# (kernel_label: the used labels as C-contiguous int32 (N, L), -1 past each
+# length); pred_lengths may be None (all T).
+CtcCall = namedtuple("CtcCall", "pred label pred_lengths label_lengths kernel_label "
+                                "sample_weight out_grad dtype n_samples n_frames n_classes")
+
+
+# -- one validator per family ----------------------------------------------------
+
+def validate_elementwise(loss, inputs, options, out_grad):
+    pred, label = inputs
+    sample_weight = options[0]
+    pos_weight = options[1] if loss._has_pos_weight else None
+    label_name = loss._inputs[1]
+    pred = as_numeric_array(pred, "pred")
+    label = as_numeric_array(label, label_name)
+    shape = pred.shape
+    axis = normalize_axis(loss._batch_axis, pred.ndim, "batch_axis")
+    label = reshape_like(label, shape, pred.size, label_name)
+    n_rows = shape[axis]
+    n_cols = math.prod(shape[:axis] + shape[axis + 1:])
+    if n_cols == 0 and n_rows:
+        raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
+                         f"batch_axis={loss._batch_axis}); the per-sample mean is undefined")
+    sample_weight = broadcastable_array(sample_weight, "sample_weight", shape,
+                                        "the elementwise loss")
+    pos_weight = broadcastable_array(pos_weight, "pos_weight", shape, "pred")
+    out_grad = broadcastable_array(out_grad, "out_grad", (n_rows,), "the loss output")
+    return ElementwiseCall(pred, label, sample_weight, pos_weight, out_grad, compute_dtype(pred),
+                           axis, n_rows, n_cols)
+
+
+def validate_softmax(loss, inputs, options, out_grad):
+    pred, label = inputs
+    sample_weight = options[0]
+    pred = as_numeric_array(pred, "pred")
+    label = as_numeric_array(label, "label")
+    shape = pred.shape
+    ndim = len(shape)
+    axis = normalize_axis(loss._axis, ndim, "axis")
+    batch_axis = normalize_axis(loss._batch_axis, ndim, "batch_axis")
+    n_classes = shape[axis]
+    rows_shape = shape[:axis] + shape[axis + 1:]
+    class_loss_shape = shape[:axis] + (1,) + shape[axis + 1:]
+    if loss._elementwise_over_classes:
+        if axis == batch_axis:
+            raise ValueError(
+                f"{type(loss).__name__}: axis={loss._axis} and batch_axis="
+                f"{loss._batch_axis} are the same axis of pred (shape {shape}); the "
+                f"class axis cannot also index the samples")
+        loss_shape = shape
+    else:
+        loss_shape = class_loss_shape
+    n_out = loss_shape[batch_axis]
+    n_rows = pred.size // n_classes if n_classes else math.prod(rows_shape)
+    n_loss = n_rows if loss_shape is class_loss_shape else pred.size
+    if n_out:
+        if n_classes == 0:
+            raise ValueError(f"pred has no classes: its axis {axis} (axis={loss._axis}) "
+                             f"has length 0 (pred shape {shape})")
+        if n_loss == 0:
+            raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
+                             f"batch_axis={loss._batch_axis}); the per-sample mean is "
+                             f"undefined")
+    if loss._sparse:
+        label = class_indices(label, rows_shape, n_rows, n_classes, axis,
+                              loss._kernels.class_indices)
+    else:
+        label = reshape_like(label, shape, pred.size, "label")
+    if sample_weight is not None:
+        sample_weight = broadcastable_array(
+            sample_weight, "sample_weight", loss_shape,
+            "the elementwise loss (pred's shape with the class axis kept as size 1)"
+            if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
+    if out_grad is not None:
+        out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
+    return SoftmaxCall(pred, label, sample_weight, out_grad, compute_dtype(pred), axis, batch_axis,
+                       loss_shape, n_out, n_loss // n_out if n_out else 0)
+
+
+def validate_triplet(loss, inputs, options, out_grad):
+    pred, positive, negative = inputs
+    sample_weight = options[0]
+    pred = as_numeric_array(pred, "pred")
+    positive = as_numeric_array(positive, "positive")
+    negative = as_numeric_array(negative, "negative")
+    shape = pred.shape
+    axis = normalize_axis(loss._batch_axis, pred.ndim, "batch_axis")
+    reshape_like(positive, shape, pred.size, "positive")
+    reshape_like(negative, shape, pred.size, "negative")
+    n_rows = shape[axis]
+    n_cols = math.prod(shape[:axis] + shape[axis + 1:])
+    dtype = compute_dtype(pred, positive, negative)
+    return TripletCall(pred, positive, negative, per_sample_weight(sample_weight, n_rows, dtype),
+                       out_grad_vector(out_grad, n_rows), dtype, axis, n_rows, n_cols)
+
+
+def validate_cosine(loss, inputs, options, out_grad):
+    input1, input2, label = inputs
+    sample_weight = options[0]
+    input2 = as_numeric_array(input2, "input2")
+    input1 = as_numeric_array(input1, "input1")
+    if input2.ndim == 0:
+        raise ValueError("input2 must have at least one axis (the vectors lie along the "
+                         "last axis), got a scalar")
+    shape = input2.shape
+    reshape_like(input1, shape, input2.size, "input1", like="input2")
+    n_vectors = math.prod(shape[:-1])
+    label = as_numeric_array(label, "label")
+    if label.size != n_vectors:
+        raise ValueError(f"label has {label.size} elements (shape {label.shape}) but the "
+                         f"inputs hold {n_vectors} vectors (shape {shape}, vectors along "
+                         f"the last axis); it needs one label per vector")
+    check_signed_labels(label)
+    dtype = compute_dtype(input1, input2)
+    return CosineCall(input1, input2, label, per_sample_weight(sample_weight, n_vectors, dtype),
+                      out_grad_vector(out_grad, n_vectors), dtype, n_vectors, shape[-1])
+
+
+def validate_sdml(loss, inputs, options, out_grad):
+    x1, x2 = inputs
+    x1 = as_numeric_array(x1, "x1")
+    x2 = as_numeric_array(x2, "x2")
+    if x1.ndim != 2:
+        raise ValueError(f"x1 must be 2-D (batch, dim), got shape {x1.shape}")
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2 must have the shape of x1 {x1.shape}, got {x2.shape}")
+    n, dim = x1.shape
+    if n < 2:
+        raise ValueError(f"x1 and x2 need a batch of at least 2 rows (each row's "
+                         f"negatives are the other rows), got {n}")
+    return SdmlCall(x1, x2, out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
+
+
+def validate_ctc(loss, inputs, options, out_grad):
+    pred, label = inputs
+    pred_lengths, label_lengths, sample_weight = options
+    pred = as_numeric_array(pred, "pred")
+    label = as_numeric_array(label, "label")
+    if pred.ndim != 3:
+        raise ValueError(f"pred must have 3 dimensions (layout {loss._layout!r}), "
+                         f"got shape {pred.shape}")
+    batch_axis = loss._layout.index("N")
+    n_samples, n_frames, n_classes = (pred.shape[batch_axis], pred.shape[1 - batch_axis],
+                                      pred.shape[2])
+    if n_classes == 0:
+        raise ValueError(f"pred has 0 classes (shape {pred.shape}); CTC needs at least "
+                         "the blank class C-1")
+    if label.ndim != 2:
+        raise ValueError(f"label must have 2 dimensions (label_layout "
+                         f"{loss._label_layout!r}), got shape {label.shape}")
+    label_batch_axis = loss._label_layout.index("N")
+    if label.shape[label_batch_axis] != n_samples:
+        raise ValueError(f"label of shape {label.shape} (label_layout "
+                         f"{loss._label_layout!r}) has {label.shape[label_batch_axis]} "
+                         f"samples but pred of shape {pred.shape} (layout "
+                         f"{loss._layout!r}) has {n_samples}")
+    width = label.shape[1 - label_batch_axis]
+    pred_lengths = lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
+                            "the number of frames T")
+    given = lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
+    label_lengths, kernel_label = ctc_labels(label, loss._label_layout, given, n_classes,
+                                             loss._kernels.resolve_labels)
+    dtype = compute_dtype(pred)
+    sample_weight = per_sample_weight(sample_weight, n_samples, dtype)
+    out_grad = out_grad_vector(out_grad, n_samples)
+    return CtcCall(pred, label, pred_lengths, label_lengths, kernel_label, sample_weight, out_grad,
+                   dtype, n_samples, n_frames, n_classes)

@@ -7,8 +7,6 @@ copies for the ``'TNC'`` / ``'TN'`` layouts).
 """
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 
 from gluonloss._base import Loss
@@ -16,25 +14,14 @@ from gluonloss._dispatch import load_kernels
 from gluonloss._layout import class_contiguous
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
-    as_numeric_array,
     check_choice,
-    compute_dtype,
-    ctc_labels,
-    lengths,
-    out_grad_vector,
-    per_sample_weight,
+    validate_ctc,
 )
 
 _ctc = load_kernels("_ctc")
 
 __all__ = ["CTCLoss"]
 
-# Validated arguments of one call.  pred and label are in the caller's
-# layout; label_lengths is always resolved (kernel_label: the used labels as
-# C-contiguous int32 (N, L), -1 past each length), pred_lengths may be None
-# (all T).
-_Call = namedtuple("_Call", "pred label pred_lengths label_lengths kernel_label sample_weight "
-                            "out_grad dtype n_samples n_frames n_classes")
 
 
 class CTCLoss(Loss):
@@ -113,6 +100,7 @@ class CTCLoss(Loss):
     ((3, 6, 4), True)
     """
 
+    _kernels = _ctc
     _inputs = ("pred", "label")
     _differentiable = ("pred",)
     _options = (("pred_lengths", None), ("label_lengths", None), ("sample_weight", None))
@@ -161,40 +149,7 @@ class CTCLoss(Loss):
 
     # -- the two halves of a call -------------------------------------------
 
-    def _validate(self, inputs, options, out_grad):
-        pred, label = inputs
-        pred_lengths, label_lengths, sample_weight = options
-        pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, "label")
-        if pred.ndim != 3:
-            raise ValueError(f"pred must have 3 dimensions (layout {self._layout!r}), "
-                             f"got shape {pred.shape}")
-        batch_axis = self._layout.index("N")
-        n_samples, n_frames, n_classes = (pred.shape[batch_axis], pred.shape[1 - batch_axis],
-                                          pred.shape[2])
-        if n_classes == 0:
-            raise ValueError(f"pred has 0 classes (shape {pred.shape}); CTC needs at least "
-                             "the blank class C-1")
-        if label.ndim != 2:
-            raise ValueError(f"label must have 2 dimensions (label_layout "
-                             f"{self._label_layout!r}), got shape {label.shape}")
-        label_batch_axis = self._label_layout.index("N")
-        if label.shape[label_batch_axis] != n_samples:
-            raise ValueError(f"label of shape {label.shape} (label_layout "
-                             f"{self._label_layout!r}) has {label.shape[label_batch_axis]} "
-                             f"samples but pred of shape {pred.shape} (layout "
-                             f"{self._layout!r}) has {n_samples}")
-        width = label.shape[1 - label_batch_axis]
-        pred_lengths = lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
-                                "the number of frames T")
-        given = lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
-        label_lengths, kernel_label = ctc_labels(label, self._label_layout, given, n_classes,
-                                                 _ctc.resolve_labels)
-        dtype = compute_dtype(pred)
-        sample_weight = per_sample_weight(sample_weight, n_samples, dtype)
-        out_grad = out_grad_vector(out_grad, n_samples)
-        return _Call(pred, label, pred_lengths, label_lengths, kernel_label, sample_weight,
-                     out_grad, dtype, n_samples, n_frames, n_classes)
+    _validate = validate_ctc
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n_samples, n_frames = call.dtype, call.n_samples, call.n_frames

@@ -16,8 +16,6 @@ where :math:`g` is ``out_grad`` (ones by default).
 from __future__ import annotations
 
 import copy
-import math
-from collections import namedtuple
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,14 +31,10 @@ from gluonloss._layout import (
 )
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
-    as_numeric_array,
-    broadcastable_array,
     check_choice,
     check_positive,
     check_real,
-    compute_dtype,
-    normalize_axis,
-    reshape_like,
+    validate_elementwise,
 )
 
 _elementwise = load_kernels("_elementwise")
@@ -50,9 +44,6 @@ __all__ = [
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "PoissonNLLLoss",
 ]
 
-# Validated arguments of one call, in the caller's layout.
-_Call = namedtuple("_Call", "pred label sample_weight pos_weight out_grad dtype axis "
-                            "n_rows n_cols")
 
 
 class _ElementwiseLoss(Loss):
@@ -79,27 +70,7 @@ class _ElementwiseLoss(Loss):
 
     # -- the two halves of a call -------------------------------------------
 
-    def _validate(self, inputs, options, out_grad):
-        pred, label = inputs
-        sample_weight = options[0]
-        pos_weight = options[1] if self._has_pos_weight else None
-        label_name = self._inputs[1]
-        pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, label_name)
-        shape = pred.shape
-        axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
-        label = reshape_like(label, shape, pred.size, label_name)
-        n_rows = shape[axis]
-        n_cols = math.prod(shape[:axis] + shape[axis + 1:])
-        if n_cols == 0 and n_rows:
-            raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
-                             f"batch_axis={self._batch_axis}); the per-sample mean is undefined")
-        sample_weight = broadcastable_array(sample_weight, "sample_weight", shape,
-                                            "the elementwise loss")
-        pos_weight = broadcastable_array(pos_weight, "pos_weight", shape, "pred")
-        out_grad = broadcastable_array(out_grad, "out_grad", (n_rows,), "the loss output")
-        return _Call(pred, label, sample_weight, pos_weight, out_grad,
-                     compute_dtype(pred), axis, n_rows, n_cols)
+    _validate = validate_elementwise
 
     def _kernel_params(self):
         return 0.0, 0.0

@@ -10,7 +10,6 @@ differentiable input is float32, else float64.
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 from typing import Any
 
 import numpy as np
@@ -20,14 +19,10 @@ from gluonloss._dispatch import load_kernels
 from gluonloss._layout import from_rows, sdml_panels, to_rows
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
-    as_numeric_array,
     check_real,
-    check_signed_labels,
-    compute_dtype,
-    normalize_axis,
-    out_grad_vector,
-    per_sample_weight,
-    reshape_like,
+    validate_cosine,
+    validate_sdml,
+    validate_triplet,
 )
 
 _pairwise = load_kernels("_pairwise")
@@ -37,8 +32,6 @@ __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
 
 # ---------------------------------------------------------------------------
 
-_TripletCall = namedtuple("_TripletCall", "pred positive negative row_weight out_grad dtype "
-                                          "axis n_rows n_cols")
 
 
 class TripletLoss(Loss):
@@ -106,22 +99,7 @@ class TripletLoss(Loss):
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def _validate(self, inputs, options, out_grad):
-        pred, positive, negative = inputs
-        sample_weight = options[0]
-        pred = as_numeric_array(pred, "pred")
-        positive = as_numeric_array(positive, "positive")
-        negative = as_numeric_array(negative, "negative")
-        shape = pred.shape
-        axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
-        reshape_like(positive, shape, pred.size, "positive")
-        reshape_like(negative, shape, pred.size, "negative")
-        n_rows = shape[axis]
-        n_cols = math.prod(shape[:axis] + shape[axis + 1:])
-        dtype = compute_dtype(pred, positive, negative)
-        return _TripletCall(pred, positive, negative,
-                            per_sample_weight(sample_weight, n_rows, dtype),
-                            out_grad_vector(out_grad, n_rows), dtype, axis, n_rows, n_cols)
+    _validate = validate_triplet
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, n_rows, n_cols = call.dtype, call.axis, call.n_rows, call.n_cols
@@ -144,8 +122,6 @@ class TripletLoss(Loss):
 
 # ---------------------------------------------------------------------------
 
-_CosineCall = namedtuple("_CosineCall", "input1 input2 label row_weight out_grad dtype "
-                                        "n_vectors dim")
 
 
 class CosineEmbeddingLoss(Loss):
@@ -227,27 +203,7 @@ class CosineEmbeddingLoss(Loss):
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def _validate(self, inputs, options, out_grad):
-        input1, input2, label = inputs
-        sample_weight = options[0]
-        input2 = as_numeric_array(input2, "input2")
-        input1 = as_numeric_array(input1, "input1")
-        if input2.ndim == 0:
-            raise ValueError("input2 must have at least one axis (the vectors lie along the "
-                             "last axis), got a scalar")
-        shape = input2.shape
-        reshape_like(input1, shape, input2.size, "input1", like="input2")
-        n_vectors = math.prod(shape[:-1])
-        label = as_numeric_array(label, "label")
-        if label.size != n_vectors:
-            raise ValueError(f"label has {label.size} elements (shape {label.shape}) but the "
-                             f"inputs hold {n_vectors} vectors (shape {shape}, vectors along "
-                             f"the last axis); it needs one label per vector")
-        check_signed_labels(label)
-        dtype = compute_dtype(input1, input2)
-        return _CosineCall(input1, input2, label, per_sample_weight(sample_weight, n_vectors,
-                                                                    dtype),
-                           out_grad_vector(out_grad, n_vectors), dtype, n_vectors, shape[-1])
+    _validate = validate_cosine
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n_vectors, call.dim
@@ -268,7 +224,6 @@ class CosineEmbeddingLoss(Loss):
 
 # ---------------------------------------------------------------------------
 
-_SdmlCall = namedtuple("_SdmlCall", "x1 x2 out_grad dtype n dim")
 
 
 class SDMLLoss(Loss):
@@ -339,19 +294,7 @@ class SDMLLoss(Loss):
 
     _count = "n"      # never 0: a batch needs two rows
 
-    def _validate(self, inputs, options, out_grad):
-        x1, x2 = inputs
-        x1 = as_numeric_array(x1, "x1")
-        x2 = as_numeric_array(x2, "x2")
-        if x1.ndim != 2:
-            raise ValueError(f"x1 must be 2-D (batch, dim), got shape {x1.shape}")
-        if x2.shape != x1.shape:
-            raise ValueError(f"x2 must have the shape of x1 {x1.shape}, got {x2.shape}")
-        n, dim = x1.shape
-        if n < 2:
-            raise ValueError(f"x1 and x2 need a batch of at least 2 rows (each row's "
-                             f"negatives are the other rows), got {n}")
-        return _SdmlCall(x1, x2, out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
+    _validate = validate_sdml
 
     def _targets(self, n):
         """(Y_ii, Y_ij for i != j, sum_j Y_ij log(Y_ij + 1e-12))."""

@@ -30,9 +30,6 @@ which is not a per-sample loss.
 """
 from __future__ import annotations
 
-import math
-from collections import namedtuple
-
 import numpy as np
 
 from gluonloss._base import Loss
@@ -46,25 +43,14 @@ from gluonloss._layout import (
 )
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
-    as_numeric_array,
-    broadcastable_array,
     check_int,
-    class_indices,
-    compute_dtype,
-    normalize_axis,
-    reshape_like,
+    validate_softmax,
 )
 
 _softmax = load_kernels("_softmax")
 
 __all__ = ["SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss"]
 
-# Validated arguments of one call.  ``label`` is the intp class index array in
-# the shape of pred without ``axis`` (sparse) or the label with pred's shape
-# (dense); ``loss_shape`` is the shape of the elementwise loss, ``n_out`` the
-# number of samples, ``n_per_sample`` the elements of the loss per sample.
-_Call = namedtuple("_Call", "pred label sample_weight out_grad dtype axis batch_axis "
-                            "loss_shape n_out n_per_sample")
 
 class _SoftmaxFamilyLoss(Loss):
     """Shared driver: validation, layout and the kernel call."""
@@ -86,6 +72,7 @@ class _SoftmaxFamilyLoss(Loss):
     }
     _elementwise_over_classes = False   # True: the loss keeps the class axis (KL)
     _sparse = False                     # True: class-index labels
+    _kernels = _softmax
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -101,52 +88,7 @@ class _SoftmaxFamilyLoss(Loss):
 
     # -- the two halves of a call -------------------------------------------
 
-    def _validate(self, inputs, options, out_grad):
-        pred, label = inputs
-        sample_weight = options[0]
-        pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, "label")
-        shape = pred.shape
-        ndim = len(shape)
-        axis = normalize_axis(self._axis, ndim, "axis")
-        batch_axis = normalize_axis(self._batch_axis, ndim, "batch_axis")
-        n_classes = shape[axis]
-        rows_shape = shape[:axis] + shape[axis + 1:]
-        class_loss_shape = shape[:axis] + (1,) + shape[axis + 1:]
-        if self._elementwise_over_classes:
-            if axis == batch_axis:
-                raise ValueError(
-                    f"{type(self).__name__}: axis={self._axis} and batch_axis="
-                    f"{self._batch_axis} are the same axis of pred (shape {shape}); the "
-                    f"class axis cannot also index the samples")
-            loss_shape = shape
-        else:
-            loss_shape = class_loss_shape
-        n_out = loss_shape[batch_axis]
-        n_rows = pred.size // n_classes if n_classes else math.prod(rows_shape)
-        n_loss = n_rows if loss_shape is class_loss_shape else pred.size
-        if n_out:
-            if n_classes == 0:
-                raise ValueError(f"pred has no classes: its axis {axis} (axis={self._axis}) "
-                                 f"has length 0 (pred shape {shape})")
-            if n_loss == 0:
-                raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
-                                 f"batch_axis={self._batch_axis}); the per-sample mean is "
-                                 f"undefined")
-        if self._sparse:
-            label = class_indices(label, rows_shape, n_rows, n_classes, axis,
-                                  _softmax.class_indices)
-        else:
-            label = reshape_like(label, shape, pred.size, "label")
-        if sample_weight is not None:
-            sample_weight = broadcastable_array(
-                sample_weight, "sample_weight", loss_shape,
-                "the elementwise loss (pred's shape with the class axis kept as size 1)"
-                if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
-        if out_grad is not None:
-            out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
-        return _Call(pred, label, sample_weight, out_grad, compute_dtype(pred), axis,
-                     batch_axis, loss_shape, n_out, n_loss // n_out if n_out else 0)
+    _validate = validate_softmax
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape
