@@ -13,10 +13,7 @@ from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
 from gluonloss._layout import class_contiguous
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    check_choice,
-    validate_ctc,
-)
+from gluonloss._validation import check_choice, validate_ctc
 
 _ctc = load_kernels("_ctc")
 

@@ -30,12 +30,7 @@ from gluonloss._layout import (
     to_rows,
 )
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    check_choice,
-    check_positive,
-    check_real,
-    validate_elementwise,
-)
+from gluonloss._validation import check_choice, check_positive, check_real, validate_elementwise
 
 _elementwise = load_kernels("_elementwise")
 

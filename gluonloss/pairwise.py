@@ -18,20 +18,11 @@ from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
 from gluonloss._layout import from_rows, sdml_panels, to_rows
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    check_real,
-    validate_cosine,
-    validate_sdml,
-    validate_triplet,
-)
+from gluonloss._validation import check_real, validate_cosine, validate_sdml, validate_triplet
 
 _pairwise = load_kernels("_pairwise")
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
-
-
-# ---------------------------------------------------------------------------
-
 
 
 class TripletLoss(Loss):
@@ -118,10 +109,6 @@ class TripletLoss(Loss):
             return out, None
         return out, tuple(from_rows(g, shape, axis).reshape(x.shape)
                           for g, x in zip(grads, (call.pred, call.positive, call.negative)))
-
-
-# ---------------------------------------------------------------------------
-
 
 
 class CosineEmbeddingLoss(Loss):
@@ -220,10 +207,6 @@ class CosineEmbeddingLoss(Loss):
         if not want_grad:
             return out, None
         return out, (grads[0].reshape(call.input1.shape), grads[1].reshape(call.input2.shape))
-
-
-# ---------------------------------------------------------------------------
-
 
 
 class SDMLLoss(Loss):

@@ -42,10 +42,7 @@ from gluonloss._layout import (
     to_class_rows,
 )
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    check_int,
-    validate_softmax,
-)
+from gluonloss._validation import check_int, validate_softmax
 
 _softmax = load_kernels("_softmax")
 
