@@ -413,17 +413,21 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
         (<floating*>job.out)[sample] = <floating>(factor * total)
 
 
+# The kinds carry no parameters: one zero-initialised tag each selects _run's
+# specialisation.
+cdef SparseCEKind _SPARSE_CE_TAG
+cdef DenseCEKind _DENSE_CE_TAG
+cdef KLDivKind _KL_DIV_TAG
+
+
 cdef void _dispatch(int kind_id, const floating* pred, const Job* job,
                     int n_threads) noexcept nogil:
-    cdef SparseCEKind sparse
-    cdef DenseCEKind dense
-    cdef KLDivKind kl
     if kind_id == KIND_SPARSE_CE:
-        _run(sparse, pred, job, n_threads)
+        _run(_SPARSE_CE_TAG, pred, job, n_threads)
     elif kind_id == KIND_DENSE_CE:
-        _run(dense, pred, job, n_threads)
+        _run(_DENSE_CE_TAG, pred, job, n_threads)
     else:
-        _run(kl, pred, job, n_threads)
+        _run(_KL_DIV_TAG, pred, job, n_threads)
 
 
 def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
