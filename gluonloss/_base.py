@@ -3,7 +3,7 @@
 A loss class states its call signature as data -- ``_inputs`` (the arrays,
 in MXNet's positional order), ``_differentiable`` (those with a gradient),
 ``_options`` (the keyword arguments after the inputs, with defaults) and
-``_parameter_docs`` -- and implements ``_evaluate``.  ``forward``,
+``_parameter_docs`` -- and implements ``_validate`` and ``_compute``.  ``forward``,
 ``gradient`` and ``value_and_gradient`` are then generated for it, with
 that signature and a numpydoc docstring built from the same data, so that
 ``help()`` and the API pages show each loss's real arguments.  Every one of
@@ -138,21 +138,18 @@ class Loss:
         Receives the raw call arguments, before any validation: ``inputs``
         and ``options`` are tuples in the order of ``_inputs`` and
         ``_options``, ``out_grad`` is None for ``forward``.  Returns
-        ``(out, grad)``, each None when not wanted.
+        ``(out, grad)``, each None when not wanted: validates (``_validate``),
+        then computes (``_compute``) unless the batch is empty.
         """
-        return self._evaluate(inputs, options, out_grad, want_loss, want_grad)
-
-    #: The field of a validated call record that holds the number of samples.
-    _count: ClassVar[str] = "n_samples"
-
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
-        """Validate (``_validate``), then compute (``_compute``) unless the batch is empty."""
         call = self._validate(inputs, options, out_grad)
         if getattr(call, self._count) == 0:
             grads = tuple(np.zeros(getattr(call, x).shape, call.dtype)
                           for x in self._differentiable)
             return np.empty(0, call.dtype), grads if len(grads) > 1 else grads[0]
         return self._compute(call, want_loss, want_grad)
+
+    #: The field of a validated call record that holds the number of samples.
+    _count: ClassVar[str] = "n_samples"
 
     def _validate(self, inputs, options, out_grad):
         """The call's arguments, checked, as a record (a namedtuple with ``dtype``,

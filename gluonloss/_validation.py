@@ -298,8 +298,10 @@ def check_signed_labels(label):
 # these records; ``_compute`` then only moves layouts and runs the kernel.
 
 # Elementwise losses: the arguments in the caller's layout.
+# ``loss`` is the loss with its per-call options applied (PoissonNLLLoss's
+# epsilon), a copy when they change it, so that concurrent calls never share one.
 ElementwiseCall = namedtuple("ElementwiseCall", "pred label sample_weight pos_weight out_grad "
-                                                "dtype axis n_rows n_cols")
+                                                "dtype axis n_rows n_cols loss")
 # Softmax family: ``label`` is the intp class index array in the shape of pred
 # without ``axis`` (sparse) or the label with pred's shape (dense);
 # ``loss_shape`` is the shape of the elementwise loss, ``n_out`` the number of
@@ -321,6 +323,7 @@ CtcCall = namedtuple("CtcCall", "pred label pred_lengths label_lengths kernel_la
 # -- one validator per family ----------------------------------------------------
 
 def validate_elementwise(loss, inputs, options, out_grad):
+    bound = loss._with_options(options)
     pred, label = inputs
     sample_weight = options[0]
     pos_weight = options[1] if loss._has_pos_weight else None
@@ -340,7 +343,7 @@ def validate_elementwise(loss, inputs, options, out_grad):
     pos_weight = broadcastable_array(pos_weight, "pos_weight", shape, "pred")
     out_grad = broadcastable_array(out_grad, "out_grad", (n_rows,), "the loss output")
     return ElementwiseCall(pred, label, sample_weight, pos_weight, out_grad, compute_dtype(pred),
-                           axis, n_rows, n_cols)
+                           axis, n_rows, n_cols, bound)
 
 
 def validate_softmax(loss, inputs, options, out_grad):

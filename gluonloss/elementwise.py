@@ -67,6 +67,10 @@ class _ElementwiseLoss(Loss):
 
     _validate = validate_elementwise
 
+    def _with_options(self, options):
+        """The loss with this call's options applied (itself: none change it)."""
+        return self
+
     def _kernel_params(self):
         return 0.0, 0.0
 
@@ -82,7 +86,7 @@ class _ElementwiseLoss(Loss):
             call.out_grad, n_rows)
         out = np.empty(n_rows, dtype) if want_loss else None
         grad = np.empty((n_rows, n_cols), dtype) if want_grad else None
-        p0, p1 = self._kernel_params()
+        p0, p1 = call.loss._kernel_params()
         _elementwise.elementwise(
             kind_id=self._kind, param0=p0, param1=p1, pred=pred, label=label, aux=aux,
             weight=elem_weight, scale=self._scalar_weight() / n_cols, row_weight=row_weight,
@@ -477,13 +481,12 @@ class PoissonNLLLoss(_ElementwiseLoss):
                           self._from_logits, self._compute_full]
         self._epsilon = 1e-08
 
-    def _evaluate(self, inputs, options, out_grad, want_loss, want_grad):
+    def _with_options(self, options):
         # epsilon is a call argument: it goes on a private copy of the loss, so
         # calls from several Python threads never see each other's value.
-        sample_weight, epsilon = options
         bound = copy.copy(self)
-        bound._epsilon = float(check_real(epsilon, "epsilon"))
-        return Loss._evaluate(bound, inputs, (sample_weight,), out_grad, want_loss, want_grad)
+        bound._epsilon = float(check_real(options[1], "epsilon"))
+        return bound
 
     def _kernel_params(self):
         return self._epsilon, 0.0

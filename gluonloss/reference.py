@@ -47,7 +47,7 @@ class _Elementwise:
         p = call.pred.astype(np.float64)
         y = call.label.astype(np.float64)
         q = 1.0 if call.pos_weight is None else call.pos_weight.astype(np.float64)
-        loss, dloss = self._terms(p, y, q)
+        loss, dloss = call.loss._terms(p, y, q)
         s = 1.0 if call.sample_weight is None else (
             call.sample_weight.astype(call.dtype).astype(np.float64))
         ws = self._scalar_weight() * np.broadcast_to(s, p.shape)
