@@ -323,7 +323,6 @@ CtcCall = namedtuple("CtcCall", "pred label pred_lengths label_lengths kernel_la
 # -- one validator per family ----------------------------------------------------
 
 def validate_elementwise(loss, inputs, options, out_grad):
-    bound = loss._with_options(options)
     pred, label = inputs
     sample_weight = options[0]
     pos_weight = options[1] if loss._has_pos_weight else None
@@ -343,7 +342,7 @@ def validate_elementwise(loss, inputs, options, out_grad):
     pos_weight = broadcastable_array(pos_weight, "pos_weight", shape, "pred")
     out_grad = broadcastable_array(out_grad, "out_grad", (n_rows,), "the loss output")
     return ElementwiseCall(pred, label, sample_weight, pos_weight, out_grad, compute_dtype(pred),
-                           axis, n_rows, n_cols, bound)
+                           axis, n_rows, n_cols, loss)
 
 
 def validate_softmax(loss, inputs, options, out_grad):

@@ -67,10 +67,6 @@ class _ElementwiseLoss(Loss):
 
     _validate = validate_elementwise
 
-    def _with_options(self, options):
-        """The loss with this call's options applied (itself: none change it)."""
-        return self
-
     def _kernel_params(self):
         return 0.0, 0.0
 
@@ -481,12 +477,12 @@ class PoissonNLLLoss(_ElementwiseLoss):
                           self._from_logits, self._compute_full]
         self._epsilon = 1e-08
 
-    def _with_options(self, options):
-        # epsilon is a call argument: it goes on a private copy of the loss, so
-        # calls from several Python threads never see each other's value.
+    def _validate(self, inputs, options, out_grad):
+        # epsilon is a call argument: it goes on a private copy of the loss (the
+        # record's ``loss``), so calls from several threads never share one.
         bound = copy.copy(self)
         bound._epsilon = float(check_real(options[1], "epsilon"))
-        return bound
+        return validate_elementwise(bound, inputs, options, out_grad)
 
     def _kernel_params(self):
         return self._epsilon, 0.0
