@@ -16,17 +16,23 @@ import gluonloss as gl
 from gluonloss import _dispatch, reference
 
 
-def kernel_builds(name):
-    """The baseline and AVX2 builds of kernel module ``name``; skips the test
+def kernel_build(name, build):
+    """Kernel module ``name`` in its 'baseline' or 'avx2' build; skips the test
     where there is no AVX2 build or the CPU cannot run it."""
-    base = importlib.import_module(f"gluonloss.{name}")
+    if build == "baseline":
+        return importlib.import_module(f"gluonloss.{name}")
     try:
         avx2 = importlib.import_module(f"gluonloss.{name}_avx2")
     except ImportError:
         pytest.skip("no AVX2 build on this platform")
     if not _dispatch.cpu_has_avx2():
         pytest.skip("this CPU has no AVX2")
-    return base, avx2
+    return avx2
+
+
+def kernel_builds(name):
+    """The baseline and AVX2 builds of kernel module ``name`` (see kernel_build)."""
+    return kernel_build(name, "baseline"), kernel_build(name, "avx2")
 
 
 def stable_rng(*parts):

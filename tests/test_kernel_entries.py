@@ -6,27 +6,18 @@ dtype, layout, shape or length raises instead of reaching the nogil code.
 Each entry is first called with a correct set of arguments (so a failure
 below is the one change, not a broken baseline), in every kernel build.
 """
-import importlib
 
 import numpy as np
 import pytest
 
-from gluonloss import _dispatch
+from _cases import kernel_build
 
 F32 = np.float32
 BUILDS = ["baseline", "avx2"]
 
 
 def _kernels(build, family):
-    if build == "baseline":
-        return importlib.import_module(f"gluonloss._{family}")
-    try:
-        module = importlib.import_module(f"gluonloss._{family}_avx2")
-    except ImportError:
-        pytest.skip("no AVX2 build on this platform")
-    if not _dispatch.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    return module
+    return kernel_build(f"_{family}", build)
 
 
 def _elementwise_args():
