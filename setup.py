@@ -64,7 +64,8 @@ def openmp_flags():
                 continue
             return compile_flags, link_flags
     warnings.warn("gluonloss: the C compiler cannot build OpenMP programs; "
-                  "building serial kernels (results are the same, just single-threaded).")
+                  "building serial kernels (results are the same, just single-threaded).",
+                  stacklevel=2)
     return [], []
 
 

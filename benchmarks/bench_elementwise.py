@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import expit, log_expit
 
 import gluonloss as gl
-from gluonloss.__main__ import make_data  # data in each loss's domain
+from _data import elementwise_data
 
 DTYPE = np.dtype(np.float32)   # set from --dtype
 
@@ -204,7 +204,7 @@ def main():
     print(f"{DTYPE} {shape}, medians of {args.repeats} interleaved rounds, milliseconds\n")
 
     rng = np.random.default_rng(0)
-    pred, label = make_data(rng, shape, "real", "real", DTYPE)
+    pred, label = elementwise_data(rng, shape, "real", "real", DTYPE)
     buf = np.empty_like(pred)
     floor = time_interleaved({
         "floor (np.add, out=)": lambda: np.add(pred, label, out=buf),
@@ -221,7 +221,7 @@ def main():
     for name in LOSSES:
         if args.only and name not in args.only:
             continue
-        p, y = make_data(rng, shape, LOSSES[name][2], LOSSES[name][3], DTYPE)
+        p, y = elementwise_data(rng, shape, LOSSES[name][2], LOSSES[name][3], DTYPE)
         t = {k: v * 1e3 for k, v in time_interleaved(contenders(name, p, y), args.repeats).items()}
         nan = float("nan")
         row = [t["gluonloss fwd"], t["gluonloss fwd+grad"], t["numpy fwd+grad"],

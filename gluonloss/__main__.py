@@ -99,7 +99,7 @@ def main():
           f"value_and_gradient on {BENCH_SHAPE} float32 with {gl.get_num_threads()} thread(s)")
     print(header)
     print("-" * len(header))
-    failed = []
+    failed: list[str] = []
     for name, loss, pred_kind, label_kind, extra in CONFIGS:
         pred, label = make_data(rng, SAMPLE_SHAPE, pred_kind, label_kind)
         out_grad = rng.uniform(0.5, 1.5, SAMPLE_SHAPE[0])
@@ -118,7 +118,7 @@ def main():
     return 0
 
 
-# -- losses with several differentiable inputs (issue 4) -----------------------------
+# -- losses with several differentiable inputs ---------------------------------------
 # The check_grad column is the worst input's; the throughput counts every input element.
 
 def _triplet_inputs(rng, shape, dtype):
@@ -152,7 +152,7 @@ def _call_args(inputs, extra):
 
 def multi_input_rows(rng):
     """Print one table row per multi-input loss; return the names that failed."""
-    failed = []
+    failed: list[str] = []
     for name, loss, make_inputs, bench_shape in MULTI_INPUT_CONFIGS:
         inputs, extra = make_inputs(rng, SAMPLE_SHAPE, np.float64)
         out_grad = rng.uniform(0.5, 1.5, SAMPLE_SHAPE[0])
@@ -192,7 +192,7 @@ class _OneInput:
         return self._loss.gradient(*self._call_with(x), out_grad=out_grad)[self._k]
 
 
-# -- CTCLoss (issue 5) ------------------------------------------------------------
+# -- CTCLoss ----------------------------------------------------------------------
 # Sample batch and throughput batch as (N, T, C, label length); the throughput
 # counts pred's elements.
 
@@ -226,7 +226,7 @@ def make_ctc_data(rng, size, loss, dtype=np.float64):
 
 def ctc_rows(rng):
     """Print one table row per CTC configuration; return the names that failed."""
-    failed = []
+    failed: list[str] = []
     for name, loss in CTC_CONFIGS:
         pred, label, extra = make_ctc_data(rng, CTC_SAMPLE, loss)
         out_grad = rng.uniform(0.5, 1.5, CTC_SAMPLE[0])

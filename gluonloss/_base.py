@@ -1,9 +1,38 @@
-"""The public base class of every loss."""
+"""The public base class of every loss, and the template of its methods.
+
+A loss class states its call signature as data -- ``_inputs`` (the arrays,
+in MXNet's positional order), ``_differentiable`` (those with a gradient),
+``_options`` (the keyword arguments after the inputs, with defaults) and
+``_parameter_docs`` -- and implements ``_validate`` and ``_compute``.  ``forward``,
+``gradient`` and ``value_and_gradient`` are then generated for it, with
+that signature and a numpydoc docstring built from the same data, so that
+``help()`` and the API pages show each loss's real arguments.  Every one of
+them goes through :meth:`Loss._call`, the single place where the raw call
+arguments are seen before validation.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
+
 from gluonloss._dask import dask_aware
 from gluonloss._validation import check_int, check_real
 
-# The public methods a subclass defines; each takes Dask arrays too.
-_PUBLIC_METHODS = ("forward", "gradient", "value_and_gradient", "__call__")
+#: What ``gradient`` returns: one array, or one per differentiable input.
+Gradient = Union[np.ndarray, tuple[np.ndarray, ...]]
+
+_SUMMARY_ONE_PASS = "``(forward(...), gradient(...))`` from one pass over the data."
+_OUT_GRAD_DOC = ("array_like, optional",
+                 "Upstream gradient, broadcasting to ``(N,)``; None means ones.")
+
+# The source of a generated method: a plain function with the real signature,
+# so a call costs what a hand-written method costs.
+_METHOD_SOURCE = """\
+def {name}(self, {parameters}) -> {returns!r}:
+    return self._call(({inputs}), ({options}), {out_grad}, {want_loss}, {want_grad}){pick}
+"""
 
 
 class Loss:
@@ -31,8 +60,13 @@ class Loss:
       layout; they are never modified, and outputs never alias them.
     - Computation is float32 when every differentiable input is float32,
       else float64.
-    - ``sample_weight`` multiplies the elementwise loss before the
-      per-sample reduction and must broadcast to it without enlarging it.
+    - ``sample_weight`` follows one of two rules.  Where there is an
+      elementwise loss (the elementwise and softmax families) it multiplies
+      that loss before the per-sample reduction, so it may vary inside a
+      sample and must broadcast to the elementwise loss without enlarging
+      it.  The losses with one value per sample and nothing elementwise
+      (TripletLoss, CosineEmbeddingLoss, CTCLoss) take one weight per
+      sample (any shape with N elements) or a single shared one.
     - ``out_grad`` (ones when None) must broadcast to the output's shape.
     - Bad input raises ValueError or TypeError naming the argument.
 
@@ -46,46 +80,99 @@ class Loss:
     array([1.])
     """
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        for name in _PUBLIC_METHODS:
-            method = cls.__dict__.get(name)
-            if method is not None and not hasattr(method, "__wrapped__"):
-                setattr(cls, name, dask_aware(method))
+    #: Names of the array inputs, in MXNet's positional order.
+    _inputs: ClassVar[tuple[str, ...]] = ()
+    #: The inputs that get a gradient, in the order ``gradient`` returns them.
+    _differentiable: ClassVar[tuple[str, ...]] = ()
+    #: ``(name, default)`` of the call arguments after the inputs.
+    _options: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    #: ``name -> (numpydoc type, description)`` of every call argument
+    #: (merged along the class hierarchy, subclasses win).
+    _parameter_docs: ClassVar[dict[str, tuple[str, str]]] = {"out_grad": _OUT_GRAD_DOC}
+    #: Docstring pieces of the generated methods.
+    _forward_summary: ClassVar[str] = "Per-sample loss."
+    _out_doc: ClassVar[str] = "Shape ``(N,)``."
+    #: Returns text of the gradient; empty: "Shaped like ``<input>``." for one
+    #: differentiable input, "Each shaped like its input." for several.
+    _grad_doc: ClassVar[str] = ""
 
-    def __init__(self, weight=None, batch_axis=0):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        docs: dict[str, tuple[str, str]] = {}
+        for klass in reversed(cls.__mro__):
+            docs.update(klass.__dict__.get("_parameter_docs", {}))
+        cls._parameter_docs = docs
+        if cls._inputs:
+            for name in ("forward", "gradient", "value_and_gradient"):
+                method = cls.__dict__.get(name) or _make_method(cls, name)
+                if not hasattr(method, "__wrapped__"):
+                    # Dask array arguments take the lazy path (gluonloss._dask).
+                    method = dask_aware(method)
+                setattr(cls, name, method)
+            if "__call__" not in cls.__dict__:
+                # As Loss.__call__, one Python call fewer.
+                setattr(cls, "__call__", cls.forward)  # noqa: B010 (a method, not an attribute)
+
+    def __init__(self, weight: float | None = None, batch_axis: int = 0) -> None:
         self._weight = check_real(weight, "weight", allow_none=True)
         self._batch_axis = check_int(batch_axis, "batch_axis")
 
     @property
-    def weight(self):
+    def weight(self) -> float | None:
         """The global scalar weight (None means 1)."""
         return self._weight
 
     @property
-    def batch_axis(self):
+    def batch_axis(self) -> int:
         """The axis of the prediction that indexes samples."""
         return self._batch_axis
 
     def _scalar_weight(self):
         return 1.0 if self._weight is None else float(self._weight)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_axis={self._batch_axis}, w={self._weight})"
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         return self.forward(*args, **kwargs)
 
-    def forward(self, *inputs, sample_weight=None):
-        """Per-sample loss.
+    def _call(self, inputs, options, out_grad, want_loss, want_grad):
+        """The one entry of ``forward``, ``gradient`` and ``value_and_gradient``.
+
+        Receives the raw call arguments, before any validation: ``inputs``
+        and ``options`` are tuples in the order of ``_inputs`` and
+        ``_options``, ``out_grad`` is None for ``forward``.  Returns
+        ``(out, grad)``, each None when not wanted: validates (``_validate``),
+        then computes (``_compute``) unless the batch is empty.
+        """
+        call = self._validate(inputs, options, out_grad)
+        if getattr(call, self._count) == 0:
+            grads = tuple(np.zeros(getattr(call, x).shape, call.dtype)
+                          for x in self._differentiable)
+            return np.empty(0, call.dtype), grads if len(grads) > 1 else grads[0]
+        return self._compute(call, want_loss, want_grad)
+
+    #: The field of a validated call record that holds the number of samples.
+    _count: ClassVar[str] = "n_samples"
+
+    def _validate(self, inputs, options, out_grad):
+        """The call's arguments, checked, as a record (a namedtuple with ``dtype``,
+        the number of samples in ``_count`` and each input by name)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _validate")
+
+    def _compute(self, call, want_loss, want_grad):
+        """``(out, grad)`` of a validated, non-empty call (None where not wanted)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _compute")
+
+    def forward(self, *inputs: ArrayLike, **options: Any) -> np.ndarray:
+        """Per-sample loss (each loss documents its own arguments).
 
         Parameters
         ----------
         *inputs : array_like
-            The loss's inputs in MXNet's order, e.g. ``(pred, label)``; each
-            subclass documents its own.
-        sample_weight : array_like, optional
-            Weights of the elementwise loss (see the subclass).
+            The loss's inputs in MXNet's order, e.g. ``(pred, label)``.
+        **options
+            The loss's keyword arguments, e.g. ``sample_weight``.
 
         Returns
         -------
@@ -94,16 +181,16 @@ class Loss:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def gradient(self, *inputs, sample_weight=None, out_grad=None):
+    def gradient(self, *inputs: ArrayLike, **options: Any) -> Gradient:
         """Analytic gradient of ``sum(out_grad * forward(...))``.
 
         Parameters
         ----------
-        *inputs, sample_weight
+        *inputs : array_like
             As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient of the per-sample loss; broadcasts to ``(N,)``.
-            None means ones, i.e. the gradient of ``sum(out)``.
+        **options
+            As for :meth:`forward`, and ``out_grad``: the upstream gradient
+            of the per-sample loss, broadcasting to ``(N,)`` (None: ones).
 
         Returns
         -------
@@ -114,12 +201,15 @@ class Loss:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define gradient")
 
-    def value_and_gradient(self, *inputs, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, *inputs: ArrayLike,
+                           **options: Any) -> tuple[np.ndarray, Gradient]:
         """``(forward(...), gradient(...))`` from one fused pass.
 
         Parameters
         ----------
-        *inputs, sample_weight, out_grad
+        *inputs : array_like
+            As for :meth:`gradient`.
+        **options
             As for :meth:`gradient`.
 
         Returns
@@ -131,3 +221,64 @@ class Loss:
         """
         raise NotImplementedError(
             f"{type(self).__name__} does not define value_and_gradient")
+
+
+def _make_method(cls, name):
+    """``forward``, ``gradient`` or ``value_and_gradient`` for ``cls``, from its data."""
+    with_grad = name != "forward"
+    namespace = {f"_default{i}": default for i, (_, default) in enumerate(cls._options)}
+    parameters = [f"{x}: 'ArrayLike'" for x in cls._inputs] + [
+        f"{option}: 'Any' = _default{i}" for i, (option, _) in enumerate(cls._options)]
+    if with_grad:
+        parameters.append("out_grad: 'ArrayLike | None' = None")
+    source = _METHOD_SOURCE.format(
+        name=name, parameters=", ".join(parameters),
+        inputs="".join(f"{x}, " for x in cls._inputs),
+        options="".join(f"{option}, " for option, _ in cls._options),
+        out_grad="out_grad" if with_grad else "None",
+        want_loss=name != "gradient", want_grad=with_grad,
+        returns={"forward": "np.ndarray", "gradient": "Gradient",
+                 "value_and_gradient": "tuple[np.ndarray, Gradient]"}[name],
+        pick={"forward": "[0]", "gradient": "[1]", "value_and_gradient": ""}[name])
+    exec(source, namespace)
+    method = namespace[name]
+    method.__qualname__ = f"{cls.__qualname__}.{name}"
+    method.__module__ = cls.__module__
+    method.__doc__ = _method_doc(cls, name)
+    return method
+
+
+def _method_doc(cls, name):
+    """The numpydoc docstring of a generated method."""
+    docs = cls._parameter_docs
+    arguments = list(cls._inputs) + [option for option, _ in cls._options]
+    if name != "forward":
+        arguments.append("out_grad")
+    lines = []
+    for argument in arguments:
+        kind, text = docs[argument]
+        lines.append(f"{argument} : {kind}")
+        lines.extend("    " + line for line in text.splitlines())
+    several = len(cls._differentiable) > 1
+    grad_names = ", ".join(f"d_{x}" for x in cls._differentiable)
+    grad_doc = cls._grad_doc or ("Each shaped like its input." if several
+                                 else f"Shaped like ``{cls._differentiable[0]}``.")
+    if name == "forward":
+        summary = cls._forward_summary
+        returns = [("out : numpy.ndarray", cls._out_doc)]
+    elif name == "gradient":
+        summary = (f"``({grad_names})`` of ``sum(out_grad * loss)``." if several else
+                   f"Gradient of ``sum(out_grad * loss)`` with respect to "
+                   f"``{cls._differentiable[0]}``.")
+        returns = [(f"{grad_names} : numpy.ndarray" if several else "grad : numpy.ndarray",
+                    grad_doc)]
+    else:
+        summary = _SUMMARY_ONE_PASS
+        returns = [("out : numpy.ndarray", cls._out_doc),
+                   ("grads : tuple of numpy.ndarray", f"``({grad_names})``, {grad_doc[0].lower()}"
+                    f"{grad_doc[1:]}") if several else ("grad : numpy.ndarray", grad_doc)]
+    text = [summary, "", "Parameters", "----------", *lines, "", "Returns", "-------"]
+    for head, body in returns:
+        text.append(head)
+        text.extend("    " + line for line in body.splitlines())
+    return "\n".join(text) + "\n"

@@ -39,6 +39,10 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
+from gluonloss._kernel cimport (
+    ANY, OPTIONAL, STRIDED, WRITABLE, array_data, element_stride, float_typenum, lanes_fill,
+    lanes_sum,
+)
 from gluonloss._math cimport log_normal, vexp, vexp_nonpositive, vlog
 
 cnp.import_array()
@@ -101,8 +105,7 @@ cdef inline floating row_max(const floating* v, Py_ssize_t n) noexcept nogil:
     cdef floating acc[LANES]
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
     cdef floating m = -INFINITY
-    for j in range(LANES):
-        acc[j] = -INFINITY
+    lanes_fill(acc, LANES, -INFINITY)
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
@@ -119,16 +122,14 @@ cdef inline floating sum_exp(const floating* v, floating shift, floating* w,
     """w_i = exp(v_i - shift) for v_i <= shift, and their sum in a fixed order."""
     cdef floating acc[LANES]
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef floating total = 0
-    for j in range(LANES):
-        acc[j] = 0
+    cdef floating total
+    lanes_fill(acc, LANES, 0)
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
             w[i + j] = vexp_nonpositive(v[i + j] - shift)
             acc[j] += w[i + j]
-    for j in range(LANES):
-        total += acc[j]
+    total = lanes_sum(acc, LANES, <floating>0)
     for i in range(n_vec, n):
         w[i] = vexp_nonpositive(v[i] - shift)
         total += w[i]
@@ -159,15 +160,13 @@ cdef inline floating even_sum(const floating* v, Py_ssize_t start,
     cdef Py_ssize_t first = start + (start & 1)
     cdef Py_ssize_t n = (stop - first + 1) // 2
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef floating total = 0
-    for j in range(LANES):
-        acc[j] = 0
+    cdef floating total
+    lanes_fill(acc, LANES, 0)
     for c in range(n_vec // LANES):
         i = first + 2 * c * LANES
         for j in range(LANES):
             acc[j] += v[i + 2 * j]
-    for j in range(LANES):
-        total += acc[j]
+    total = lanes_sum(acc, LANES, <floating>0)
     for i in range(n_vec, n):
         total += v[first + 2 * i]
     return total
@@ -240,8 +239,8 @@ cdef inline void _buffers(const Job* job, floating* base, Buffers* buf) noexcept
     buf.class_work = base + at
 
 
-def _scratch_pitch(Py_ssize_t alpha_rows, Py_ssize_t row_width, Py_ssize_t n_frames,
-                   Py_ssize_t n_classes):
+cdef Py_ssize_t _scratch_pitch(Py_ssize_t alpha_rows, Py_ssize_t row_width,
+                               Py_ssize_t n_frames, Py_ssize_t n_classes) noexcept:
     """Elements of one thread's scratch block (see _buffers), rounded up."""
     cdef Py_ssize_t n = alpha_rows * row_width + n_frames + 1 + 5 * row_width + 2 * n_classes
     return (n + ALIGN - 1) // ALIGN * ALIGN
@@ -477,62 +476,106 @@ cdef void _run(const Job* job, const floating* pred, Py_ssize_t n_samples,
             _sample(job, pred, b, 0)
 
 
-def ctc(cnp.ndarray pred, Py_ssize_t n_frames, Py_ssize_t pred_sample_stride,
-        Py_ssize_t pred_frame_stride, cnp.ndarray label, Py_ssize_t label_sample_stride,
-        Py_ssize_t label_position_stride, cnp.ndarray frames, cnp.ndarray label_length,
-        Py_ssize_t max_states, cnp.ndarray loss_scale, cnp.ndarray grad_scale,
-        bint zero_infinity, object out, object grad, Py_ssize_t grad_sample_stride,
-        Py_ssize_t grad_frame_stride, int n_threads):
+def ctc(*, pred, int sample_axis, label, frames, label_length, loss_scale, grad_scale,
+        bint zero_infinity, out, grad, int n_threads):
     """Run CTC on a validated batch; see the module docstring for the contract.
 
-    pred        : float32 or float64, T = n_frames frames of C classes (its last
-                  axis, contiguous); sample b, frame t, class k at element
-                  b * pred_sample_stride + t * pred_frame_stride + k of its data.
-    label       : int32; label j of sample b at element b * label_sample_stride
-                  + j * label_position_stride, in [0, C-2] for j < label_length[b].
-    frames, label_length : (N,) int64, frames[b] <= T.
-    max_states  : at least 2 * min(label_length[b], frames[b]) + 1 for every b.
+    pred        : float32 or float64, (N, T, C) for sample_axis 0 or (T, N, C)
+                  for 1, with contiguous classes (other strides free); class
+                  C-1 is the blank.
+    label       : (N, L) C-contiguous int32; label j of sample b in [0, C-2]
+                  for j < label_length[b] (entries after it are not read).
+    frames, label_length : (N,) int64, frames[b] in [0, T], label_length[b] in [0, L].
     loss_scale, grad_scale : (N,) float64.
     out         : (N,) of pred's dtype, or None.
-    grad        : of pred's dtype with the given sample and frame strides and
-                  contiguous classes, or None; every element of its N samples'
-                  T frames is written.
+    grad        : pred's shape and dtype with contiguous classes, or None;
+                  every element is written.
+
+    Every array is checked against this contract, the lengths and the used
+    labels included (TypeError or ValueError).
     """
-    cdef bint is_f32 = cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32
+    cdef int typenum = float_typenum(pred, "ctc", "pred")
     cdef Job job
-    cdef Py_ssize_t n_samples = cnp.PyArray_DIM(frames, 0)
+    cdef Py_ssize_t n_samples, n_frames, width, bad_sample, bad_position
+    cdef Py_ssize_t max_states = 1
     cdef cnp.ndarray scratch, classes
+    if sample_axis not in (0, 1):
+        raise ValueError(f"ctc: sample_axis must be 0 or 1, got {sample_axis}")
+    job.pred = array_data(pred, "ctc", "pred", typenum, 3, ANY, ANY, ANY, STRIDED)
+    n_samples = cnp.PyArray_DIM(<cnp.ndarray>pred, sample_axis)
+    n_frames = cnp.PyArray_DIM(<cnp.ndarray>pred, 1 - sample_axis)
+    job.n_classes = cnp.PyArray_DIM(<cnp.ndarray>pred, 2)
+    if job.n_classes < 1:
+        raise ValueError("ctc: pred needs at least the blank class")
+    job.pred_sample_stride = element_stride(pred, sample_axis)
+    job.pred_frame_stride = element_stride(pred, 1 - sample_axis)
+    job.label = <const int32_t*>array_data(label, "ctc", "label", cnp.NPY_INT32, 2, n_samples,
+                                           ANY, ANY, 0)
+    width = cnp.PyArray_DIM(<cnp.ndarray>label, 1)
+    job.label_sample_stride = width
+    job.label_position_stride = 1
+    job.frames = <const int64_t*>array_data(frames, "ctc", "frames", cnp.NPY_INT64, 1,
+                                            n_samples, ANY, ANY, 0)
+    job.label_length = <const int64_t*>array_data(label_length, "ctc", "label_length",
+                                                  cnp.NPY_INT64, 1, n_samples, ANY, ANY, 0)
+    job.loss_scale = <const double*>array_data(loss_scale, "ctc", "loss_scale",
+                                               cnp.NPY_FLOAT64, 1, n_samples, ANY, ANY, 0)
+    job.grad_scale = <const double*>array_data(grad_scale, "ctc", "grad_scale",
+                                               cnp.NPY_FLOAT64, 1, n_samples, ANY, ANY, 0)
+    job.out = array_data(out, "ctc", "out", typenum, 1, n_samples, ANY, ANY,
+                         OPTIONAL | WRITABLE)
+    job.grad = array_data(grad, "ctc", "grad", typenum, 3,
+                          cnp.PyArray_DIM(<cnp.ndarray>pred, 0),
+                          cnp.PyArray_DIM(<cnp.ndarray>pred, 1), job.n_classes,
+                          OPTIONAL | WRITABLE | STRIDED)
+    job.grad_sample_stride = element_stride(grad, sample_axis)
+    job.grad_frame_stride = element_stride(grad, 1 - sample_axis)
+    with nogil:
+        bad_sample = _first_bad_sample(&job, n_samples, n_frames, width, &bad_position,
+                                       &max_states)
+    if bad_sample >= 0:
+        raise ValueError(f"ctc: sample {bad_sample} has frames = {job.frames[bad_sample]}, "
+                         f"label_length = {job.label_length[bad_sample]} (T = {n_frames}, "
+                         f"L = {width}) or a label outside [0, {job.n_classes - 2}] at "
+                         f"position {bad_position}")
     n_threads = max(1, min(n_threads, n_samples))
-    job.n_classes = cnp.PyArray_DIM(pred, cnp.PyArray_NDIM(pred) - 1)
-    job.pred = cnp.PyArray_DATA(pred)
-    job.pred_sample_stride = pred_sample_stride
-    job.pred_frame_stride = pred_frame_stride
-    job.label = <const int32_t*>cnp.PyArray_DATA(label)
-    job.label_sample_stride = label_sample_stride
-    job.label_position_stride = label_position_stride
-    job.frames = <const int64_t*>cnp.PyArray_DATA(frames)
-    job.label_length = <const int64_t*>cnp.PyArray_DATA(label_length)
-    job.loss_scale = <const double*>cnp.PyArray_DATA(loss_scale)
-    job.grad_scale = <const double*>cnp.PyArray_DATA(grad_scale)
     job.zero_infinity = zero_infinity
-    job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
-    job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
-    job.grad_sample_stride = grad_sample_stride
-    job.grad_frame_stride = grad_frame_stride
     job.n_frames = n_frames
     job.row_width = max_states + 4
     job.alpha_rows = n_frames + 1 if grad is not None else 2
     job.scratch_pitch = _scratch_pitch(job.alpha_rows, job.row_width, n_frames, job.n_classes)
     job.classes_pitch = (job.row_width + ALIGN - 1) // ALIGN * ALIGN
-    scratch = np.empty(n_threads * job.scratch_pitch, np.float32 if is_f32 else np.float64)
+    scratch = np.empty(n_threads * job.scratch_pitch,
+                       np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64)
     classes = np.empty(n_threads * job.classes_pitch, np.int32)
     job.scratch = cnp.PyArray_DATA(scratch)
     job.classes = <int32_t*>cnp.PyArray_DATA(classes)
     with nogil:
-        if is_f32:
+        if typenum == cnp.NPY_FLOAT32:
             _run(&job, <const float*>job.pred, n_samples, n_threads)
         else:
             _run(&job, <const double*>job.pred, n_samples, n_threads)
+
+
+cdef Py_ssize_t _first_bad_sample(const Job* job, Py_ssize_t n_samples, Py_ssize_t n_frames,
+                                  Py_ssize_t width, Py_ssize_t* bad_position,
+                                  Py_ssize_t* max_states) noexcept nogil:
+    """The first sample whose lengths or used labels break the contract, or -1;
+    also the most extended-label states any sample needs."""
+    cdef Py_ssize_t b, j, used
+    cdef int32_t value
+    bad_position[0] = -1
+    for b in range(n_samples):
+        if not (0 <= job.frames[b] <= n_frames and 0 <= job.label_length[b] <= width):
+            return b
+        for j in range(job.label_length[b]):
+            value = job.label[b * width + j]
+            if value < 0 or value > job.n_classes - 2:
+                bad_position[0] = j
+                return b
+        used = min(job.label_length[b], job.frames[b])
+        max_states[0] = max(max_states[0], 2 * used + 1)
+    return -1
 
 
 # ---------------------------------------------------------------------------

@@ -8,21 +8,21 @@ baseline build.
 """
 import importlib
 import os
+from types import ModuleType
 
 
-def cpu_has_avx2():
+def cpu_has_avx2() -> bool:
     """Whether NumPy's CPU feature detection reports AVX2."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:      # NumPy < 2
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # NumPy 2, 1
         try:
-            from numpy.core._multiarray_umath import __cpu_features__
-        except ImportError:
-            return False
-    return bool(__cpu_features__.get("AVX2", False))
+            features = importlib.import_module(module).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return bool(features.get("AVX2", False))
+    return False
 
 
-def load_kernels(name):
+def load_kernels(name: str) -> ModuleType:
     """The module ``gluonloss.<name>``, or its AVX2 build where usable."""
     if os.environ.get("GLUONLOSS_KERNELS", "auto") != "baseline" and cpu_has_avx2():
         try:

@@ -26,6 +26,9 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
 
+from gluonloss._kernel cimport (
+    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
+)
 from gluonloss._math cimport (
     log1p_unit, mul_zero_wins, sign_or_nan, vabs, vexp, vlog,
     zero_unless_nan,
@@ -253,15 +256,13 @@ cdef inline double _block_loss(Kind kind, const floating* p, const floating* y,
     cdef floating acc[LANES]
     cdef floating unused
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef double total = 0.0
-    for j in range(LANES):
-        acc[j] = 0
+    cdef double total
+    lanes_fill(acc, LANES, 0)
     for c in range(0, n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
             acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &unused) * w[i + j]
-    for j in range(LANES):
-        total += acc[j]
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         total += closs_grad(kind, p[i], y[i], q[i], &unused) * w[i]
     return total
@@ -274,16 +275,14 @@ cdef inline double _block_loss_grad(Kind kind, const floating* p, const floating
     cdef floating acc[LANES]
     cdef floating d
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef double total = 0.0
-    for j in range(LANES):
-        acc[j] = 0
+    cdef double total
+    lanes_fill(acc, LANES, 0)
     for c in range(0, n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
             acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &d) * w[i + j]
             g[i + j] = grad_scale * w[i + j] * d
-    for j in range(LANES):
-        total += acc[j]
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         total += closs_grad(kind, p[i], y[i], q[i], &d) * w[i]
         g[i] = grad_scale * w[i] * d
@@ -414,29 +413,27 @@ cdef void _dispatch(int kind_id, double param0, double param1, const floating* p
         _run(prob_bce, pred, job, n_threads)
 
 
-cdef Operand _operand(object arr, bint is_f32):
+cdef Operand _operand(object arr, str name, int typenum, Py_ssize_t n_rows,
+                      Py_ssize_t n_cols) except *:
+    """A per-element operand: (1 or n_rows, n_cols) of the compute dtype, or None (ones)."""
     cdef Operand op
-    cdef cnp.ndarray a
     if arr is None:
-        op.data = <const void*>_ONES_F32 if is_f32 else <const void*>_ONES_F64
+        op.data = (<const void*>_ONES_F32 if typenum == cnp.NPY_FLOAT32
+                   else <const void*>_ONES_F64)
         op.row_stride = 0
         op.block_stride = 0
-    else:
-        a = <cnp.ndarray>arr
-        op.data = cnp.PyArray_DATA(a)
-        op.row_stride = cnp.PyArray_DIM(a, 1) if cnp.PyArray_DIM(a, 0) > 1 else 0
-        op.block_stride = BLOCK
+        return op
+    op.data = array_data(arr, "elementwise", name, typenum, 2, ANY, n_cols, ANY, 0)
+    if cnp.PyArray_DIM(<cnp.ndarray>arr, 0) not in (1, n_rows):
+        raise ValueError(f"elementwise: {name} must have 1 or {n_rows} rows, got shape "
+                         f"{arr.shape}")
+    op.row_stride = n_cols if cnp.PyArray_DIM(<cnp.ndarray>arr, 0) > 1 else 0
+    op.block_stride = BLOCK
     return op
 
 
-cdef const double* _float64_data(object arr):
-    return NULL if arr is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>arr)
-
-
-def elementwise(int kind_id, double param0, double param1,
-                cnp.ndarray pred, cnp.ndarray label, object aux, object weight,
-                double scale, object row_weight, object out_grad, object out, object grad,
-                int n_threads):
+def elementwise(*, int kind_id, double param0, double param1, pred, label, aux, weight,
+                double scale, row_weight, out_grad, out, grad, int n_threads):
     """Run one elementwise loss; see the module docstring for the contract.
 
     pred, label           : (N, M) C-contiguous, float32 or float64 (the same).
@@ -444,28 +441,39 @@ def elementwise(int kind_id, double param0, double param1,
     row_weight, out_grad  : (N,) C-contiguous float64, or None (ones).
     out                   : (N,) of the dtype or None.
     grad                  : (N, M) of the dtype or None.
+
+    Every array is checked against this contract (TypeError or ValueError).
     """
-    cdef bint is_f32 = cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32
+    cdef int typenum = float_typenum(pred, "elementwise", "pred")
     cdef Job job
     cdef cnp.ndarray partial
-    job.n_rows = cnp.PyArray_DIM(pred, 0)
-    job.n_cols = cnp.PyArray_DIM(pred, 1)
+    if not 0 <= kind_id <= KIND_POISSON_RATE_FULL:
+        raise ValueError(f"elementwise: unknown kind_id {kind_id}")
+    job.pred = array_data(pred, "elementwise", "pred", typenum, 2, ANY, ANY, ANY, 0)
+    job.n_rows = cnp.PyArray_DIM(<cnp.ndarray>pred, 0)
+    job.n_cols = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
     job.n_blocks = (job.n_cols + BLOCK - 1) // BLOCK
-    job.pred = cnp.PyArray_DATA(pred)
-    job.label = cnp.PyArray_DATA(label)
-    job.aux = _operand(aux, is_f32)
-    job.weight = _operand(weight, is_f32)
+    job.label = array_data(label, "elementwise", "label", typenum, 2, job.n_rows, job.n_cols,
+                           ANY, 0)
+    job.aux = _operand(aux, "aux", typenum, job.n_rows, job.n_cols)
+    job.weight = _operand(weight, "weight", typenum, job.n_rows, job.n_cols)
     job.scale = scale
-    job.row_weight = _float64_data(row_weight)
-    job.out_grad = _float64_data(out_grad)
-    job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
-    job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
+    job.row_weight = <const double*>array_data(row_weight, "elementwise", "row_weight",
+                                               cnp.NPY_FLOAT64, 1, job.n_rows, ANY, ANY,
+                                               OPTIONAL)
+    job.out_grad = <const double*>array_data(out_grad, "elementwise", "out_grad",
+                                             cnp.NPY_FLOAT64, 1, job.n_rows, ANY, ANY,
+                                             OPTIONAL)
+    job.out = array_data(out, "elementwise", "out", typenum, 1, job.n_rows, ANY, ANY,
+                         OPTIONAL | WRITABLE)
+    job.grad = array_data(grad, "elementwise", "grad", typenum, 2, job.n_rows, job.n_cols,
+                          ANY, OPTIONAL | WRITABLE)
     job.partial = NULL
     if job.n_blocks > 1:
         partial = np.empty(job.n_rows * job.n_blocks)
         job.partial = <double*>cnp.PyArray_DATA(partial)
     with nogil:
-        if is_f32:
+        if typenum == cnp.NPY_FLOAT32:
             _dispatch(kind_id, param0, param1, <const float*>job.pred, &job, n_threads)
         else:
             _dispatch(kind_id, param0, param1, <const double*>job.pred, &job, n_threads)

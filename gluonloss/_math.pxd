@@ -224,43 +224,28 @@ cdef inline double _exp_f64_nonpositive(double x) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# Fused front ends.
+# Fused front ends: each picks its float32 or float64 version at compile time.
 
 cdef inline floating vexp(floating x) noexcept nogil:
-    if floating is float:
-        return _expf(x)
-    else:
-        return _exp_f64(x)
+    return _expf(x) if floating is float else _exp_f64(x)
 
 
 cdef inline floating vexp_nonpositive(floating x) noexcept nogil:
     """exp(x) for x <= 0, flushing results below the smallest normal to 0."""
-    if floating is float:
-        return _expf_nonpositive(x)
-    else:
-        return _exp_f64_nonpositive(x)
+    return _expf_nonpositive(x) if floating is float else _exp_f64_nonpositive(x)
 
 
 cdef inline floating vlog(floating x) noexcept nogil:
-    if floating is float:
-        return _logf(x)
-    else:
-        return _log_f64(x)
+    return _logf(x) if floating is float else _log_f64(x)
 
 
 cdef inline floating log1p_unit(floating e, floating u, floating inv_u) noexcept nogil:
     """log1p(e) for e in [0, 1], given u = 1 + e and inv_u = 1/u; NaN propagates."""
-    if floating is float:
-        return _log1pf_unit(e, u, inv_u)
-    else:
-        return _log1p_f64_unit(e, u, inv_u)
+    return _log1pf_unit(e, u, inv_u) if floating is float else _log1p_f64_unit(e, u, inv_u)
 
 
 cdef inline floating vabs(floating x) noexcept nogil:
-    if floating is float:
-        return fabsf(x)
-    else:
-        return fabs(x)
+    return fabsf(x) if floating is float else fabs(x)
 
 
 cdef inline floating sign_or_nan(floating d) noexcept nogil:
@@ -303,7 +288,4 @@ cdef inline float _logf_normal(float x) noexcept nogil:
 
 cdef inline floating log_normal(floating x) noexcept nogil:
     """log(x) for finite, positive, normal x only (garbage otherwise, even for NaN)."""
-    if floating is float:
-        return _logf_normal(x)
-    else:
-        return _log_f64(x)
+    return _logf_normal(x) if floating is float else _log_f64(x)

@@ -23,6 +23,9 @@ from libc.math cimport log, sqrt
 cimport numpy as cnp
 import numpy as np
 
+from gluonloss._kernel cimport (
+    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
+)
 from gluonloss._math cimport vexp, zero_unless_nan
 
 cnp.import_array()
@@ -44,12 +47,23 @@ cdef inline double _ones_or(const double* values, Py_ssize_t row) noexcept nogil
     return 1.0 if values == NULL else values[row]
 
 
-cdef const double* _float64_data(object arr):
-    return NULL if arr is None else <const double*>cnp.PyArray_DATA(<cnp.ndarray>arr)
+cdef const double* _per_row(object arr, str kernel, str name, Py_ssize_t n) except? NULL:
+    """An optional (n,) float64 per-row quantity (row_weight, out_grad)."""
+    return <const double*>array_data(arr, kernel, name, cnp.NPY_FLOAT64, 1, n, ANY, ANY,
+                                     OPTIONAL)
 
 
-cdef void* _data_or_null(object arr):
-    return NULL if arr is None else cnp.PyArray_DATA(<cnp.ndarray>arr)
+cdef int _outputs(str kernel, object out, Py_ssize_t n, tuple grads, tuple names,
+                  Py_ssize_t dim, int typenum, void** out_data, void** grad_data) except -1:
+    """Check ``out`` ((n,) or None) and the gradients ((n, dim) each, all or none)."""
+    cdef Py_ssize_t k
+    out_data[0] = array_data(out, kernel, "out", typenum, 1, n, ANY, ANY, OPTIONAL | WRITABLE)
+    for k in range(len(grads)):
+        if (grads[k] is None) != (grads[0] is None):
+            raise ValueError(f"{kernel}: {', '.join(names)} must be given all or none")
+        grad_data[k] = array_data(grads[k], kernel, names[k], typenum, 2, n, dim, ANY,
+                                  OPTIONAL | WRITABLE)
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -77,17 +91,15 @@ cdef inline double _triplet_sum(const floating* p, const floating* pos, const fl
     cdef floating acc[LANES]
     cdef floating dp, dn
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef double total = 0.0
-    for j in range(LANES):
-        acc[j] = 0
+    cdef double total
+    lanes_fill(acc, LANES, 0)
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
             dp = pos[i + j] - p[i + j]
             dn = neg[i + j] - p[i + j]
             acc[j] += dp * dp - dn * dn
-    for j in range(LANES):
-        total += acc[j]
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         dp = pos[i] - p[i]
         dn = neg[i] - p[i]
@@ -124,46 +136,62 @@ cdef inline void _triplet_row(const floating* pred, const TripletJob* job,
             gneg[j] = c * (p[j] - neg[j])
 
 
-cdef void _triplet_run(const floating* pred, const TripletJob* job,
-                       int n_threads) noexcept nogil:
+cdef void _rows_run(const floating* data, const void* job, bint cosine, Py_ssize_t n_rows,
+                    int n_threads) noexcept nogil:
+    """Every row of a triplet or cosine job, in parallel when n_threads > 1."""
     cdef Py_ssize_t row
     if n_threads > 1:
-        for row in prange(job.n_rows, schedule="static", num_threads=n_threads):
-            _triplet_row(pred, job, row)
+        for row in prange(n_rows, schedule="static", num_threads=n_threads):
+            _pair_row(data, job, cosine, row)
     else:
-        for row in range(job.n_rows):
-            _triplet_row(pred, job, row)
+        for row in range(n_rows):
+            _pair_row(data, job, cosine, row)
 
 
-def triplet(cnp.ndarray pred, cnp.ndarray positive, cnp.ndarray negative, double margin,
-            double weight, object row_weight, object out_grad, object out,
-            object grad_pred, object grad_positive, object grad_negative, int n_threads):
+cdef inline void _pair_row(const floating* data, const void* job, bint cosine,
+                           Py_ssize_t row) noexcept nogil:
+    if cosine:
+        _cosine_row(data, <const CosineJob*>job, row)
+    else:
+        _triplet_row(data, <const TripletJob*>job, row)
+
+
+def triplet(*, pred, positive, negative, double margin, double weight, row_weight, out_grad,
+            out, grad_pred, grad_positive, grad_negative, int n_threads):
     """TripletLoss over (N, M) rows; see the module docstring.
 
     pred, positive, negative : (N, M) C-contiguous, float32 or float64 (the same).
     row_weight, out_grad     : (N,) C-contiguous float64, or None (ones).
     out                      : (N,) of the dtype, or None.
     grad_*                   : (N, M) of the dtype, all three or None.
+
+    Every array is checked against this contract (TypeError or ValueError).
     """
+    cdef int typenum = float_typenum(pred, "triplet", "pred")
     cdef TripletJob job
-    job.n_rows = cnp.PyArray_DIM(pred, 0)
-    job.n_cols = cnp.PyArray_DIM(pred, 1)
-    job.pred = cnp.PyArray_DATA(pred)
-    job.positive = cnp.PyArray_DATA(positive)
-    job.negative = cnp.PyArray_DATA(negative)
+    cdef void* grads[3]
+    job.pred = array_data(pred, "triplet", "pred", typenum, 2, ANY, ANY, ANY, 0)
+    job.n_rows = cnp.PyArray_DIM(<cnp.ndarray>pred, 0)
+    job.n_cols = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
+    job.positive = array_data(positive, "triplet", "positive", typenum, 2, job.n_rows,
+                              job.n_cols, ANY, 0)
+    job.negative = array_data(negative, "triplet", "negative", typenum, 2, job.n_rows,
+                              job.n_cols, ANY, 0)
     job.margin = margin
     job.weight = weight
-    job.row_weight = _float64_data(row_weight)
-    job.out_grad = _float64_data(out_grad)
-    job.out = _data_or_null(out)
-    job.grad_pred = _data_or_null(grad_pred)
-    job.grad_positive = _data_or_null(grad_positive)
-    job.grad_negative = _data_or_null(grad_negative)
+    job.row_weight = _per_row(row_weight, "triplet", "row_weight", job.n_rows)
+    job.out_grad = _per_row(out_grad, "triplet", "out_grad", job.n_rows)
+    _outputs("triplet", out, job.n_rows, (grad_pred, grad_positive, grad_negative),
+             ("grad_pred", "grad_positive", "grad_negative"), job.n_cols, typenum, &job.out,
+             grads)
+    job.grad_pred = grads[0]
+    job.grad_positive = grads[1]
+    job.grad_negative = grads[2]
     with nogil:
-        if cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32:
-            _triplet_run(<const float*>job.pred, &job, n_threads)
+        if typenum == cnp.NPY_FLOAT32:
+            _rows_run(<const float*>job.pred, &job, False, job.n_rows, n_threads)
         else:
-            _triplet_run(<const double*>job.pred, &job, n_threads)
+            _rows_run(<const double*>job.pred, &job, False, job.n_rows, n_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -289,19 +317,8 @@ cdef inline void _cosine_row(const floating* x_all, const CosineJob* job,
             gy[j] = cy_x * x[j] + cy_y * y[j]
 
 
-cdef void _cosine_run(const floating* x, const CosineJob* job, int n_threads) noexcept nogil:
-    cdef Py_ssize_t row
-    if n_threads > 1:
-        for row in prange(job.n_rows, schedule="static", num_threads=n_threads):
-            _cosine_row(x, job, row)
-    else:
-        for row in range(job.n_rows):
-            _cosine_row(x, job, row)
-
-
-def cosine(cnp.ndarray x, cnp.ndarray y, cnp.ndarray label, double margin, double weight,
-           object row_weight, object out_grad, object out, object grad_x, object grad_y,
-           int n_threads):
+def cosine(*, x, y, label, double margin, double weight, row_weight, out_grad, out, grad_x,
+           grad_y, int n_threads):
     """CosineEmbeddingLoss over (N, D) rows; see the module docstring.
 
     x, y                 : (N, D) C-contiguous, float32 or float64 (the same).
@@ -309,25 +326,30 @@ def cosine(cnp.ndarray x, cnp.ndarray y, cnp.ndarray label, double margin, doubl
     row_weight, out_grad : (N,) C-contiguous float64, or None (ones).
     out                  : (N,) of the dtype, or None.
     grad_x, grad_y       : (N, D) of the dtype, both or None.
+
+    Every array is checked against this contract (TypeError or ValueError).
     """
+    cdef int typenum = float_typenum(x, "cosine", "x")
     cdef CosineJob job
-    job.n_rows = cnp.PyArray_DIM(x, 0)
-    job.n_cols = cnp.PyArray_DIM(x, 1)
-    job.x = cnp.PyArray_DATA(x)
-    job.y = cnp.PyArray_DATA(y)
-    job.label = cnp.PyArray_DATA(label)
+    cdef void* grads[2]
+    job.x = array_data(x, "cosine", "x", typenum, 2, ANY, ANY, ANY, 0)
+    job.n_rows = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    job.n_cols = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+    job.y = array_data(y, "cosine", "y", typenum, 2, job.n_rows, job.n_cols, ANY, 0)
+    job.label = array_data(label, "cosine", "label", typenum, 1, job.n_rows, ANY, ANY, 0)
     job.margin = margin
     job.weight = weight
-    job.row_weight = _float64_data(row_weight)
-    job.out_grad = _float64_data(out_grad)
-    job.out = _data_or_null(out)
-    job.grad_x = _data_or_null(grad_x)
-    job.grad_y = _data_or_null(grad_y)
+    job.row_weight = _per_row(row_weight, "cosine", "row_weight", job.n_rows)
+    job.out_grad = _per_row(out_grad, "cosine", "out_grad", job.n_rows)
+    _outputs("cosine", out, job.n_rows, (grad_x, grad_y), ("grad_x", "grad_y"), job.n_cols,
+             typenum, &job.out, grads)
+    job.grad_x = grads[0]
+    job.grad_y = grads[1]
     with nogil:
-        if cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32:
-            _cosine_run(<const float*>job.x, &job, n_threads)
+        if typenum == cnp.NPY_FLOAT32:
+            _rows_run(<const float*>job.x, &job, True, job.n_rows, n_threads)
         else:
-            _cosine_run(<const double*>job.x, &job, n_threads)
+            _rows_run(<const double*>job.x, &job, True, job.n_rows, n_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -513,8 +535,7 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     cdef floating acc_s[LANES]
     cdef floating acc_t[LANES]
     cdef floating m, d, d_diag, e, e_diag, coef, inv_s, y_off
-    cdef double s = 0.0
-    cdef double t = 0.0
+    cdef double s, t
     cdef bint want_grad = job.grad_x1 != NULL
     cdef Py_ssize_t c, j, lane, n_vec = n - n % LANES
     if i >= n:                       # padding row: no loss, zero coefficients
@@ -526,9 +547,8 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
         m = row[j] if row[j] < m else m
     d_diag = row[i] - m
     e_diag = vexp(-d_diag)
-    for lane in range(LANES):
-        acc_s[lane] = 0
-        acc_t[lane] = 0
+    lanes_fill(acc_s, LANES, 0)
+    lanes_fill(acc_t, LANES, 0)
     # exp(m - D_ij) <= 1 and D_ij - m >= 0, summed in LANES partial sums;
     # with gradients the exponentials are kept in place of the distances.
     # t leaves out the diagonal, which enters the loss as y_diag * d_diag
@@ -542,9 +562,8 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
             acc_s[lane] += e
             if want_grad:
                 row[j + lane] = e
-    for lane in range(LANES):
-        s += acc_s[lane]
-        t += acc_t[lane]
+    s = lanes_sum(acc_s, LANES, 0.0)
+    t = lanes_sum(acc_t, LANES, 0.0)
     for j in range(n_vec, n):
         d = row[j] - m
         e = vexp(-d)
@@ -600,39 +619,45 @@ cdef inline void _gradient_block(const floating* dummy, const SdmlJob* job, Py_s
                                 min(<Py_ssize_t>RI, n - i), min(<Py_ssize_t>CW, dim - q * CW))
 
 
+cdef enum SdmlStep:
+    DISTANCES, SOFTMAX_ROWS, TRANSPOSE, GRAD_X1, GRAD_X2
+
+
+cdef inline void _sdml_item(const floating* dummy, const SdmlJob* job, SdmlStep step,
+                            Py_ssize_t item) noexcept nogil:
+    if step == DISTANCES:
+        _distance_block(dummy, job, item)
+    elif step == SOFTMAX_ROWS:
+        _softmax_row(dummy, job, item)
+    elif step == TRANSPOSE:
+        _transpose_block(dummy, job, item)
+    else:
+        _gradient_block(dummy, job, item, step == GRAD_X2)
+
+
+cdef void _sdml_step(const floating* dummy, const SdmlJob* job, SdmlStep step,
+                     Py_ssize_t n_items, int n_threads) noexcept nogil:
+    cdef Py_ssize_t item
+    if n_threads > 1:
+        for item in prange(n_items, schedule="static", num_threads=n_threads):
+            _sdml_item(dummy, job, step, item)
+    else:
+        for item in range(n_items):
+            _sdml_item(dummy, job, step, item)
+
+
 cdef void _sdml_run(const floating* dummy, const SdmlJob* job, int n_threads) noexcept nogil:
     cdef Py_ssize_t n_blocks = (job.padded + RB - 1) // RB
-    cdef Py_ssize_t block, i
-    cdef bint want_grad = job.grad_x1 != NULL
-    if n_threads > 1:
-        for block in prange(n_blocks, schedule="static", num_threads=n_threads):
-            _distance_block(dummy, job, block)
-        for i in prange(job.padded, schedule="static", num_threads=n_threads):
-            _softmax_row(dummy, job, i)
-        if want_grad:
-            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
-                _transpose_block(dummy, job, block)
-            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
-                _gradient_block(dummy, job, block, False)
-            for block in prange(n_blocks, schedule="static", num_threads=n_threads):
-                _gradient_block(dummy, job, block, True)
-    else:
-        for block in range(n_blocks):
-            _distance_block(dummy, job, block)
-        for i in range(job.padded):
-            _softmax_row(dummy, job, i)
-        if want_grad:
-            for block in range(n_blocks):
-                _transpose_block(dummy, job, block)
-            for block in range(n_blocks):
-                _gradient_block(dummy, job, block, False)
-            for block in range(n_blocks):
-                _gradient_block(dummy, job, block, True)
+    _sdml_step(dummy, job, DISTANCES, n_blocks, n_threads)
+    _sdml_step(dummy, job, SOFTMAX_ROWS, job.padded, n_threads)
+    if job.grad_x1 != NULL:
+        _sdml_step(dummy, job, TRANSPOSE, n_blocks, n_threads)
+        _sdml_step(dummy, job, GRAD_X1, n_blocks, n_threads)
+        _sdml_step(dummy, job, GRAD_X2, n_blocks, n_threads)
 
 
-def sdml(cnp.ndarray a_rows, cnp.ndarray b_panels, object a_cols, object b_cols,
-         Py_ssize_t n, double y_diag, double y_off, double entropy, double weight,
-         object out_grad, object out, object grad_x1, object grad_x2, int n_threads):
+def sdml(*, a_rows, b_panels, a_cols, b_cols, Py_ssize_t n, double y_diag, double y_off,
+         double entropy, double weight, out_grad, out, grad_x1, grad_x2, int n_threads):
     """SDMLLoss; see the comment above ``SdmlJob`` for the packed layouts.
 
     a_rows           : (P, D) C-contiguous, float32 or float64, x1 with zero rows after n.
@@ -642,36 +667,48 @@ def sdml(cnp.ndarray a_rows, cnp.ndarray b_panels, object a_cols, object b_cols,
     out_grad         : (n,) C-contiguous float64, or None (ones).
     out              : (n,) of the dtype, or None.
     grad_x1, grad_x2 : (n, D) of the dtype, both or None.
+
+    Every array is checked against this contract (TypeError or ValueError).
     """
+    cdef int typenum = float_typenum(a_rows, "sdml", "a_rows")
     cdef SdmlJob job
-    cdef bint is_f32 = cnp.PyArray_TYPE(a_rows) == cnp.NPY_FLOAT32
     cdef cnp.ndarray work
     cdef cnp.ndarray work_t
+    cdef void* grads[2]
+    cdef bint want_grad
+    job.a_rows = array_data(a_rows, "sdml", "a_rows", typenum, 2, ANY, ANY, ANY, 0)
+    job.padded = cnp.PyArray_DIM(<cnp.ndarray>a_rows, 0)
+    job.dim = cnp.PyArray_DIM(<cnp.ndarray>a_rows, 1)
+    if n < 1 or job.padded % CW or not n <= job.padded < n + CW:
+        raise ValueError(f"sdml: a_rows must have n = {n} rows padded to a multiple of {CW}, "
+                         f"got shape {a_rows.shape}")
     job.n = n
-    job.padded = cnp.PyArray_DIM(a_rows, 0)
-    job.dim = cnp.PyArray_DIM(a_rows, 1)
     job.dim_panels = (job.dim + CW - 1) // CW
-    job.a_rows = cnp.PyArray_DATA(a_rows)
-    job.b_panels = cnp.PyArray_DATA(b_panels)
-    job.a_cols = _data_or_null(a_cols)
-    job.b_cols = _data_or_null(b_cols)
-    dtype = np.float32 if is_f32 else np.float64
+    job.b_panels = array_data(b_panels, "sdml", "b_panels", typenum, 3, job.padded // CW,
+                              job.dim, CW, 0)
+    _outputs("sdml", out, n, (grad_x1, grad_x2), ("grad_x1", "grad_x2"), job.dim, typenum,
+             &job.out, grads)
+    job.grad_x1 = grads[0]
+    job.grad_x2 = grads[1]
+    want_grad = job.grad_x1 != NULL
+    job.a_cols = array_data(a_cols, "sdml", "a_cols", typenum, 3, job.dim_panels, job.padded,
+                            CW, 0 if want_grad else OPTIONAL)
+    job.b_cols = array_data(b_cols, "sdml", "b_cols", typenum, 3, job.dim_panels, job.padded,
+                            CW, 0 if want_grad else OPTIONAL)
+    dtype = np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64
     work = np.empty((job.padded, job.padded), dtype)
     job.work = cnp.PyArray_DATA(work)
     job.work_t = NULL
-    if grad_x1 is not None:
+    if want_grad:
         work_t = np.empty((job.padded, job.padded), dtype)
         job.work_t = cnp.PyArray_DATA(work_t)
     job.y_diag = y_diag
     job.y_off = y_off
     job.entropy = entropy
     job.weight = weight
-    job.out_grad = _float64_data(out_grad)
-    job.out = _data_or_null(out)
-    job.grad_x1 = _data_or_null(grad_x1)
-    job.grad_x2 = _data_or_null(grad_x2)
+    job.out_grad = _per_row(out_grad, "sdml", "out_grad", n)
     with nogil:
-        if is_f32:
+        if typenum == cnp.NPY_FLOAT32:
             _sdml_run(<const float*>job.a_rows, &job, n_threads)
         else:
             _sdml_run(<const double*>job.a_rows, &job, n_threads)

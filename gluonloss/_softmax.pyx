@@ -35,6 +35,9 @@ from libc.math cimport INFINITY
 cimport numpy as cnp
 import numpy as np
 
+from gluonloss._kernel cimport (
+    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
+)
 from gluonloss._math cimport vabs, vexp, vexp_nonpositive, vlog, zero_unless_nan
 
 cnp.import_array()
@@ -176,15 +179,13 @@ cdef inline double label_sum(const floating* y, const floating* cw, bint weighte
     """sum_j y_j (times cw_j when weighted), in a fixed order."""
     cdef floating acc[LANES]
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef double total = 0.0
-    for j in range(LANES):
-        acc[j] = 0
+    cdef double total
+    lanes_fill(acc, LANES, 0)
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
             acc[j] += y[i + j] * cw[i + j] if weighted else y[i + j]
-    for j in range(LANES):
-        total += acc[j]
+    total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
         total += y[i] * cw[i] if weighted else y[i]
     return total
@@ -276,8 +277,7 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
     cdef bint stored = g != NULL and LANES <= n <= MAX_STORED_BLOCKS * BLOCK
     cdef const floating* f
     cdef Py_ssize_t block, c, i, j, n_vec = n - n % LANES
-    for j in range(LANES):
-        acc[j] = 0
+    lanes_fill(acc, LANES, 0)
     if from_logits:
         for c in range(n_vec // LANES):
             i = c * LANES
@@ -320,9 +320,7 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
             if g != NULL:
                 g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
         loss += <double>vlog(total) * ysum
-    for j in range(LANES):
-        loss += acc[j]
-    return loss
+    return lanes_sum(acc, LANES, loss)
 
 
 # ---------------------------------------------------------------------------
@@ -415,86 +413,111 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
         (<floating*>job.out)[sample] = <floating>(factor * total)
 
 
+# The kinds carry no parameters: one zero-initialised tag each selects _run's
+# specialisation.
+cdef SparseCEKind _SPARSE_CE_TAG
+cdef DenseCEKind _DENSE_CE_TAG
+cdef KLDivKind _KL_DIV_TAG
+
+
 cdef void _dispatch(int kind_id, const floating* pred, const Job* job,
                     int n_threads) noexcept nogil:
-    cdef SparseCEKind sparse
-    cdef DenseCEKind dense
-    cdef KLDivKind kl
     if kind_id == KIND_SPARSE_CE:
-        _run(sparse, pred, job, n_threads)
+        _run(_SPARSE_CE_TAG, pred, job, n_threads)
     elif kind_id == KIND_DENSE_CE:
-        _run(dense, pred, job, n_threads)
+        _run(_DENSE_CE_TAG, pred, job, n_threads)
     else:
-        _run(kl, pred, job, n_threads)
+        _run(_KL_DIV_TAG, pred, job, n_threads)
 
 
-cdef inline const void* _data(object arr):
-    return NULL if arr is None else cnp.PyArray_DATA(<cnp.ndarray>arr)
-
-
-def softmax_loss(int kind_id, bint from_logits, cnp.ndarray pred, object label,
-                 object index, object weight, Py_ssize_t w_sample_stride,
-                 Py_ssize_t w_row_stride, Py_ssize_t w_class_stride,
-                 Py_ssize_t n_samples, Py_ssize_t n_inner, double scale,
-                 object sample_weight, object out_grad, object out, object grad,
-                 int n_threads):
+def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
+                 Py_ssize_t w_sample_stride, Py_ssize_t w_row_stride,
+                 Py_ssize_t w_class_stride, Py_ssize_t n_samples, Py_ssize_t n_inner,
+                 double scale, sample_weight, out_grad, out, grad, int n_threads):
     """Run one softmax-family loss; see the module docstring for the contract.
 
-    pred            : (R, C) C-contiguous float32 or float64, R > 0, C > 0.
+    pred            : (R, C) C-contiguous float32 or float64.
     label           : (R, C) C-contiguous of pred's dtype (dense kinds) or None.
     index           : (R,) C-contiguous intp in [0, C) (sparse kind) or None.
     weight          : C-contiguous of pred's dtype, addressed with the strides, or None.
     n_samples, n_inner : R = n_outer * n_samples * n_inner.
     sample_weight, out_grad : (n_samples,) C-contiguous float64, or None (ones).
     out             : (n_samples,) of the dtype or None; grad: (R, C) of the dtype or None.
+
+    Every array is checked against this contract, the class indices and the
+    weight's extent included (TypeError or ValueError).
     """
-    cdef bint is_f32 = cnp.PyArray_TYPE(pred) == cnp.NPY_FLOAT32
+    cdef int typenum = float_typenum(pred, "softmax_loss", "pred")
     cdef Job job
     cdef cnp.ndarray partial
-    job.n_rows = cnp.PyArray_DIM(pred, 0)
-    job.n_classes = cnp.PyArray_DIM(pred, 1)
+    cdef Py_ssize_t bad, last_weight
+    if not 0 <= kind_id <= KIND_KL_DIV:
+        raise ValueError(f"softmax_loss: unknown kind_id {kind_id}")
+    job.pred = array_data(pred, "softmax_loss", "pred", typenum, 2, ANY, ANY, ANY, 0)
+    job.n_rows = cnp.PyArray_DIM(<cnp.ndarray>pred, 0)
+    job.n_classes = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
+    if n_samples < 1 or n_inner < 1 or job.n_rows % (n_samples * n_inner):
+        raise ValueError(f"softmax_loss: {job.n_rows} rows do not split into samples of "
+                         f"n_samples={n_samples} and n_inner={n_inner}")
     job.n_samples = n_samples
     job.n_inner = n_inner
     job.from_logits = from_logits
-    job.pred = cnp.PyArray_DATA(pred)
-    job.label = _data(label)
-    job.index = <const Py_ssize_t*>_data(index)
-    job.weight = _data(weight)
+    job.label = NULL
+    job.index = NULL
+    if kind_id == KIND_SPARSE_CE:
+        job.index = <const Py_ssize_t*>array_data(index, "softmax_loss", "index", cnp.NPY_INTP,
+                                                  1, job.n_rows, ANY, ANY, 0)
+        with nogil:
+            bad = _first_outside(job.index, job.n_rows, job.n_classes)
+        if bad >= 0:
+            raise ValueError(f"softmax_loss: index[{bad}] = {job.index[bad]} is outside "
+                             f"[0, {job.n_classes})")
+    else:
+        job.label = array_data(label, "softmax_loss", "label", typenum, 2, job.n_rows,
+                               job.n_classes, ANY, 0)
+    job.weight = array_data(weight, "softmax_loss", "weight", typenum,
+                            cnp.PyArray_NDIM(<cnp.ndarray>weight) if weight is not None else 0,
+                            ANY, ANY, ANY, OPTIONAL)
+    if job.weight != NULL:
+        if w_sample_stride < 0 or w_row_stride < 0 or w_class_stride not in (0, 1):
+            raise ValueError("softmax_loss: weight strides must be >= 0 (class stride 0 or 1)")
+        last_weight = ((n_samples - 1) * w_sample_stride
+                       + (job.n_rows // n_samples - 1) * w_row_stride
+                       + (job.n_classes - 1) * w_class_stride)
+        if job.n_rows and last_weight >= cnp.PyArray_SIZE(<cnp.ndarray>weight):
+            raise ValueError(f"softmax_loss: the weight strides address element {last_weight} "
+                             f"of a weight with {cnp.PyArray_SIZE(<cnp.ndarray>weight)}")
     job.w_sample_stride = w_sample_stride
     job.w_row_stride = w_row_stride
     job.w_class_stride = w_class_stride
     job.scale = scale
-    job.sample_weight = <const double*>_data(sample_weight)
-    job.out_grad = <const double*>_data(out_grad)
-    job.out = NULL if out is None else cnp.PyArray_DATA(<cnp.ndarray>out)
-    job.grad = NULL if grad is None else cnp.PyArray_DATA(<cnp.ndarray>grad)
+    job.sample_weight = <const double*>array_data(
+        sample_weight, "softmax_loss", "sample_weight", cnp.NPY_FLOAT64, 1, n_samples, ANY, ANY,
+        OPTIONAL)
+    job.out_grad = <const double*>array_data(out_grad, "softmax_loss", "out_grad",
+                                             cnp.NPY_FLOAT64, 1, n_samples, ANY, ANY, OPTIONAL)
+    job.out = array_data(out, "softmax_loss", "out", typenum, 1, n_samples, ANY, ANY,
+                         OPTIONAL | WRITABLE)
+    job.grad = array_data(grad, "softmax_loss", "grad", typenum, 2, job.n_rows, job.n_classes,
+                          ANY, OPTIONAL | WRITABLE)
     job.partial = NULL
     if job.n_rows != n_samples and out is not None:
         partial = np.empty(job.n_rows)
         job.partial = <double*>cnp.PyArray_DATA(partial)
     with nogil:
-        if is_f32:
+        if typenum == cnp.NPY_FLOAT32:
             _dispatch(kind_id, <const float*>job.pred, &job, n_threads)
         else:
             _dispatch(kind_id, <const double*>job.pred, &job, n_threads)
 
 
-def exp_nonpositive_array(x):
-    """``vexp_nonpositive`` applied to a 1-D float32/float64 array (for the tests)."""
-    cdef cnp.ndarray src = np.ascontiguousarray(x)
-    cdef cnp.ndarray out = np.empty_like(src)
-    cdef Py_ssize_t i, n = src.shape[0]
-    cdef float* o32 = <float*>cnp.PyArray_DATA(out)
-    cdef double* o64 = <double*>cnp.PyArray_DATA(out)
-    cdef const float* x32 = <const float*>cnp.PyArray_DATA(src)
-    cdef const double* x64 = <const double*>cnp.PyArray_DATA(src)
-    if src.dtype == np.float32:
-        for i in range(n):
-            o32[i] = vexp_nonpositive(x32[i])
-    else:
-        for i in range(n):
-            o64[i] = vexp_nonpositive(x64[i])
-    return out
+cdef Py_ssize_t _first_outside(const Py_ssize_t* index, Py_ssize_t n,
+                               Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if index[i] < 0 or index[i] >= n_classes:
+            return i
+    return -1
 
 
 # ---------------------------------------------------------------------------
@@ -569,15 +592,22 @@ cdef Py_ssize_t _convert(int typenum, const void* src, Py_ssize_t n, Py_ssize_t 
         return _to_index(<const double*>src, n, n_classes, out)
 
 
-def class_indices(cnp.ndarray labels, Py_ssize_t n_classes):
+def class_indices(cnp.ndarray labels not None, Py_ssize_t n_classes):
     """Check labels and convert them to intp: ``(indices, first bad position or -1)``.
 
     labels : 1-D C-contiguous, native byte order, of one of the integer
              types int8..int64, uint8..uint64, or float32/float64.
     """
     cdef int typenum = cnp.PyArray_TYPE(labels)
-    cdef const void* src = cnp.PyArray_DATA(labels)
-    cdef cnp.npy_intp n = cnp.PyArray_DIM(labels, 0)
+    cdef const void* src
+    cdef cnp.npy_intp n
+    if cnp.PyArray_NDIM(labels) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(labels) or not (
+            cnp.PyArray_ISNOTSWAPPED(labels) and cnp.PyArray_ISALIGNED(labels)):
+        raise ValueError(f"class_indices: labels must be 1-D, C-contiguous, aligned and in "
+                         f"native byte order, got shape {(<object>labels).shape}, "
+                         f"dtype {labels.dtype}")
+    src = cnp.PyArray_DATA(labels)
+    n = cnp.PyArray_DIM(labels, 0)
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INTP, 0)
     cdef Py_ssize_t* dst = <Py_ssize_t*>cnp.PyArray_DATA(out)
     cdef Py_ssize_t bad

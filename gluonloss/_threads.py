@@ -6,7 +6,10 @@ and ``threadpoolctl.threadpool_limits(n, user_api="openmp")`` both apply.
 :class:`num_threads` does so for a ``with`` block.  Results never depend on
 the thread count: work is split by the data's shape alone.
 """
+from __future__ import annotations
+
 import threading
+from typing import Literal
 
 from gluonloss import _openmp
 from gluonloss._validation import check_int
@@ -20,7 +23,7 @@ _explicit = None
 _this_thread = threading.local()
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> None:
     """Use ``n`` threads in every kernel, for the whole process.
 
     Parameters
@@ -62,7 +65,7 @@ def set_num_threads(n):
     _explicit = n
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads a large call will use.
 
     Returns
@@ -121,20 +124,20 @@ class num_threads:
     array([1., 1., 1., 1.])
     """
 
-    def __init__(self, n):
+    def __init__(self, n: int | None) -> None:
         self._n = n
-        self._saved = None
+        self._saved: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> num_threads:
         self._saved = _explicit
         set_num_threads(self._n)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         set_num_threads(self._saved)
         return False
 
 
-def threads_for(n_elements):
+def threads_for(n_elements: int) -> int:
     """Threads for a kernel call over ``n_elements`` elements."""
     return 1 if n_elements < PARALLEL_MIN_ELEMENTS else get_num_threads()

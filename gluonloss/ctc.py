@@ -5,31 +5,20 @@ one sample per thread; this module validates the arguments, resolves the
 label and frame lengths and hands strided views to it (no transposed
 copies for the ``'TNC'`` / ``'TN'`` layouts).
 """
-from collections import namedtuple
+from __future__ import annotations
 
 import numpy as np
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
-from gluonloss._layout import row_vector
+from gluonloss._layout import class_contiguous
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    as_numeric_array,
-    broadcastable_array,
-    check_choice,
-    compute_dtype,
-)
+from gluonloss._validation import check_choice, validate_ctc
 
 _ctc = load_kernels("_ctc")
 
 __all__ = ["CTCLoss"]
 
-# Validated arguments of one call.  pred and label are in the caller's
-# layout; label_lengths is always resolved (kernel_label: the used labels as
-# C-contiguous int32 (N, L), -1 past each length), pred_lengths may be None
-# (all T).
-_Call = namedtuple("_Call", "pred label pred_lengths label_lengths kernel_label sample_weight "
-                            "out_grad dtype n_samples n_frames n_classes")
 
 
 class CTCLoss(Loss):
@@ -82,9 +71,11 @@ class CTCLoss(Loss):
     - ``pred_lengths``: None (every sample uses all T frames) or N integers in
       [0, T]; sample b uses frames [0, pred_lengths[b]).
     - ``label_lengths``: None or N integers in [0, L].
-    - ``sample_weight``: None or N per-sample weights :math:`s_b`.
+    - ``sample_weight``: None, N per-sample weights :math:`s_b`, or a single
+      weight shared by every sample (the rule of every loss with one value
+      per sample and no elementwise loss).
 
-    The lengths and ``sample_weight`` may have any shape holding exactly N
+    The lengths and ``sample_weight`` may have any shape holding their N
     elements, e.g. (N,) or (N, 1); lengths may be floats with integral values.
     Returns shape (N,).  NaN (or ``+inf``) in a sample's used frames makes its
     loss NaN and its gradient NaN on all of those frames; frames past
@@ -106,7 +97,28 @@ class CTCLoss(Loss):
     ((3, 6, 4), True)
     """
 
-    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True):
+    _kernels = _ctc
+    _inputs = ("pred", "label")
+    _differentiable = ("pred",)
+    _options = (("pred_lengths", None), ("label_lengths", None), ("sample_weight", None))
+    _parameter_docs = {
+        "pred": ("array_like", "Unnormalised activations, (N, T, C) for ``layout='NTC'`` or\n"
+                               "(T, N, C) for ``'TNC'``; class C-1 is the blank."),
+        "label": ("array_like", "(N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``:\n"
+                                "integers in [0, C-2], rows padded with -1."),
+        "pred_lengths": ("array_like, optional",
+                         "N frame counts in [0, T]; None means T for every sample."),
+        "label_lengths": ("array_like, optional",
+                          "N label lengths in [0, L]; None means up to the first -1."),
+        "sample_weight": ("array_like, optional",
+                          "N per-sample weights (any shape) or a single one."),
+    }
+    _out_doc = "Shape ``(N,)``: the negative log-likelihood times weights."
+    _grad_doc = ("Shaped like ``pred``; 0 on frames past a sample's length and on\n"
+                 "infeasible samples.")
+
+    def __init__(self, layout: str = "NTC", label_layout: str = "NT",
+                 weight: float | None = None, zero_infinity: bool = True) -> None:
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
         self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
         # batch_axis as MXNet defines it for CTCLoss: the label's batch axis.
@@ -114,246 +126,43 @@ class CTCLoss(Loss):
         self._zero_infinity = bool(zero_infinity)
 
     @property
-    def layout(self):
+    def layout(self) -> str:
         """The layout of ``pred``: 'NTC' or 'TNC'."""
         return self._layout
 
     @property
-    def label_layout(self):
+    def label_layout(self) -> str:
         """The layout of ``label``: 'NT' or 'TN'."""
         return self._label_layout
 
     @property
-    def zero_infinity(self):
+    def zero_infinity(self) -> bool:
         """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
         return self._zero_infinity
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
                 f"w={self._weight}, zero_infinity={self._zero_infinity})")
 
-    def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Unnormalised activations, (N, T, C) for ``layout='NTC'`` or
-            (T, N, C) for ``'TNC'``; class C-1 is the blank.
-        label : array_like
-            (N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``: integers
-            in [0, C-2], rows padded with -1.
-        pred_lengths : array_like, optional
-            N frame counts in [0, T]; None means T for every sample.
-        label_lengths : array_like, optional
-            N label lengths in [0, L]; None means up to the first -1.
-        sample_weight : array_like, optional
-            N per-sample weights (any shape).
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``: the negative log-likelihood times weights.
-        """
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None,
-                              True, False)[0]
-
-    def gradient(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
-                 out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, pred_lengths, label_lengths, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``; 0 on frames past a sample's length and on
-            infeasible samples.
-        """
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                              False, True)[1]
-
-    def value_and_gradient(self, pred, label, pred_lengths=None, label_lengths=None,
-                           sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one forward-backward sweep.
-
-        Parameters
-        ----------
-        pred, label, pred_lengths, label_lengths, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                              True, True)
-
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, pred, label, pred_lengths, label_lengths, sample_weight, out_grad,
-                  want_loss, want_grad):
-        call = self._validate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad)
-        if call.n_samples == 0:
-            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, label, pred_lengths, label_lengths, sample_weight, out_grad):
-        pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, "label")
-        if pred.ndim != 3:
-            raise ValueError(f"pred must have 3 dimensions (layout {self._layout!r}), "
-                             f"got shape {pred.shape}")
-        batch_axis = self._layout.index("N")
-        n_samples, n_frames, n_classes = (pred.shape[batch_axis], pred.shape[1 - batch_axis],
-                                          pred.shape[2])
-        if n_classes == 0:
-            raise ValueError(f"pred has 0 classes (shape {pred.shape}); CTC needs at least "
-                             "the blank class C-1")
-        if label.ndim != 2:
-            raise ValueError(f"label must have 2 dimensions (label_layout "
-                             f"{self._label_layout!r}), got shape {label.shape}")
-        label_batch_axis = self._label_layout.index("N")
-        if label.shape[label_batch_axis] != n_samples:
-            raise ValueError(f"label of shape {label.shape} (label_layout "
-                             f"{self._label_layout!r}) has {label.shape[label_batch_axis]} "
-                             f"samples but pred of shape {pred.shape} (layout "
-                             f"{self._layout!r}) has {n_samples}")
-        width = label.shape[1 - label_batch_axis]
-        pred_lengths = _lengths(pred_lengths, "pred_lengths", n_samples, n_frames,
-                                "the number of frames T")
-        given = _lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
-        label_lengths, kernel_label = _check_labels(label, self._label_layout, given,
-                                                    n_classes)
-        sample_weight = _per_sample(sample_weight, "sample_weight", n_samples)
-        out_grad = broadcastable_array(out_grad, "out_grad", (n_samples,), "the loss output")
-        return _Call(pred, label, pred_lengths, label_lengths, kernel_label, sample_weight,
-                     out_grad, compute_dtype(pred), n_samples, n_frames, n_classes)
+    _validate = validate_ctc
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n_samples, n_frames = call.dtype, call.n_samples, call.n_frames
-        pred = _class_contiguous(call.pred, dtype)
-        sample_axis = self._layout.index("N")
-        item = pred.itemsize
-        label = call.kernel_label                       # (N, L) int32, C-contiguous
+        pred = class_contiguous(call.pred, dtype)
         frames = (np.full(n_samples, n_frames, np.int64) if call.pred_lengths is None
                   else call.pred_lengths)
-        max_states = 2 * int(np.minimum(call.label_lengths, frames).max()) + 1
         loss_scale = np.full(n_samples, self._scalar_weight())
         if call.sample_weight is not None:
-            loss_scale *= call.sample_weight.astype(dtype)
-        grad_scale = loss_scale if call.out_grad is None else (
-            loss_scale * row_vector(call.out_grad, n_samples))
+            loss_scale *= call.sample_weight
+        grad_scale = loss_scale if call.out_grad is None else loss_scale * call.out_grad
         out = np.empty(n_samples, dtype) if want_loss else None
         grad = np.empty(call.pred.shape, dtype) if want_grad else None
         work = pred.size + 8 * int(np.sum(frames * (2 * call.label_lengths + 1)))
-        _ctc.ctc(pred, n_frames, pred.strides[sample_axis] // item,
-                 pred.strides[1 - sample_axis] // item,
-                 label, label.shape[1], 1,
-                 frames, call.label_lengths, max_states, loss_scale,
-                 np.ascontiguousarray(grad_scale, np.float64), self._zero_infinity,
-                 out, grad,
-                 0 if grad is None else grad.strides[sample_axis] // item,
-                 0 if grad is None else grad.strides[1 - sample_axis] // item,
-                 threads_for(work))
+        _ctc.ctc(pred=pred, sample_axis=self._layout.index("N"), label=call.kernel_label,
+                 frames=frames, label_length=call.label_lengths, loss_scale=loss_scale,
+                 grad_scale=np.ascontiguousarray(grad_scale, np.float64),
+                 zero_infinity=self._zero_infinity, out=out, grad=grad,
+                 n_threads=threads_for(work))
         return out, grad
-
-
-# -- validation helpers ---------------------------------------------------------
-
-def _element(name, i, shape):
-    """``name[...]`` for the element at flat C-order index ``i`` of ``shape``."""
-    return f"{name}[{', '.join(map(str, np.unravel_index(i, shape)))}]" if shape else name
-
-
-def _integral(a):
-    """Boolean mask of the entries of ``a`` that are (finite) integers."""
-    if a.dtype.kind in "biu":
-        return np.ones(a.shape, bool)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(a) & (a == np.floor(a))
-
-
-def _per_sample(x, name, n):
-    """None, or ``x`` (any shape with exactly ``n`` elements) as a flat array."""
-    if x is None:
-        return None
-    a = as_numeric_array(x, name)
-    if a.size != n:
-        raise ValueError(f"{name} must hold one value per sample ({n}), got shape {a.shape} "
-                         f"({a.size} element{'s' if a.size != 1 else ''})")
-    return a.reshape(-1)
-
-
-def _lengths(x, name, n, limit, limit_name):
-    """None, or ``n`` integers in [0, limit] as a contiguous int64 array."""
-    a = _per_sample(x, name, n)
-    if a is None:
-        return None
-    shape = np.shape(x)
-    bad = ~_integral(a)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"{_element(name, i, shape)} = {a[i].item()!r} is not an integer")
-    for mask, what in ((a < 0, "is negative"), (a > limit, f"exceeds {limit_name} = {limit}")):
-        if mask.any():
-            i = int(np.argmax(mask))
-            raise ValueError(f"{_element(name, i, shape)} = {a[i].item()!r} {what}")
-    return np.ascontiguousarray(a, np.int64)
-
-
-def _check_labels(label, label_layout, given_lengths, n_classes):
-    """Resolve every sample's label length and check the labels inside it.
-
-    Returns the lengths (int64) and the used labels as a C-contiguous int32
-    ``(N, L)`` array (-1 past each length) for the kernel.
-    """
-    rows = label if label_layout == "NT" else label.T           # (N, L) view
-    kind, itemsize = rows.dtype.kind, rows.dtype.itemsize
-    if kind in "bi" or (kind == "u" and itemsize < 8):
-        values = rows.astype(np.int64, copy=False)
-    elif itemsize <= 8:
-        # float32/64, and uint64, whose values past int64 must not wrap around
-        # to -1 (padding): as float64 they stay huge and out of range.
-        values = rows.astype(np.float64, copy=False)
-    else:
-        # long double: a value float64 cannot hold exactly is not a valid label.
-        values = rows.astype(np.float64)
-        values[values != rows] = np.nan
-    n, width = rows.shape
-    lengths = np.empty(n, np.int64)
-    kernel_label = np.empty((n, width), np.int32)
-    bad = _ctc.resolve_labels(values, given_lengths, n_classes, kernel_label, lengths)
-    if bad >= 0:
-        b, j = divmod(bad, width)
-        where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
-        value = rows[b, j].item()
-        last = n_classes - 2
-        if value == -1:
-            # only possible with label_lengths: otherwise the first -1 ends the label
-            raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
-                             f"{given_lengths[b]}")
-        if last < 0:
-            raise ValueError(f"{where} = {value!r}: pred has only the blank class "
-                             f"(C = {n_classes}), so every label must be empty")
-        raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
-                         f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
-                         f"padded with -1")
-    return lengths, kernel_label
-
-
-def _class_contiguous(pred, dtype):
-    """pred as ``dtype`` with contiguous classes: a view when it already is."""
-    item = np.dtype(dtype).itemsize
-    if (pred.dtype == dtype and pred.dtype.isnative and pred.strides[2] == item
-            and all(s % item == 0 for s in pred.strides) and pred.flags.aligned):
-        return pred
-    return np.ascontiguousarray(pred, dtype)

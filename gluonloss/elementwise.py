@@ -13,9 +13,10 @@ order with pred's shape, :math:`s` = sample_weight broadcast to pred,
 
 where :math:`g` is ``out_grad`` (ones by default).
 """
+from __future__ import annotations
+
 import copy
-import math
-from collections import namedtuple
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,16 +30,7 @@ from gluonloss._layout import (
     to_rows,
 )
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    as_numeric_array,
-    broadcastable_array,
-    check_choice,
-    check_positive,
-    check_real,
-    compute_dtype,
-    normalize_axis,
-    reshape_like,
-)
+from gluonloss._validation import check_choice, check_positive, check_real, validate_elementwise
 
 _elementwise = load_kernels("_elementwise")
 
@@ -47,97 +39,33 @@ __all__ = [
     "SigmoidBinaryCrossEntropyLoss", "SigmoidBCELoss", "PoissonNLLLoss",
 ]
 
-# Validated arguments of one call, in the caller's layout.
-_Call = namedtuple("_Call", "pred label sample_weight pos_weight out_grad dtype axis "
-                            "n_rows n_cols")
 
 
 class _ElementwiseLoss(Loss):
     """pred/label losses sharing one kernel driver (see the module docstring)."""
 
     _kind = None   # kernel kind id in gluonloss._elementwise
+    _has_pos_weight = False
+    _inputs = ("pred", "label")
+    _differentiable = ("pred",)
+    _options: ClassVar[tuple[tuple[str, Any], ...]] = (("sample_weight", None),)
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Predictions, any shape; ``pred.shape[batch_axis]`` is the batch size N."),
+        "label": ("array_like", "Targets with as many elements as ``pred``, read in C order as\n"
+                                "``pred``'s shape."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to ``pred``'s shape, e.g. ``(N, 1)`` for one weight per\n"
+                          "sample or the full shape for one per element."),
+    }
+    _out_doc = ("Shape ``(N,)``: ``weight`` times the mean of the weighted\n"
+                "elementwise loss over each sample.")
 
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Predictions, any shape; ``pred.shape[batch_axis]`` is the batch size N.
-        label : array_like
-            Targets with as many elements as ``pred``, read in C order as
-            ``pred``'s shape.
-        sample_weight : array_like, optional
-            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)`` for one weight per
-            sample or the full shape for one per element.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``: ``weight`` times the mean of the weighted
-            elementwise loss over each sample.
-        """
-        return self._evaluate(pred, label, sample_weight, None, None, True, False)[0]
-
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, None, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``, as from :meth:`forward`.
-        grad : numpy.ndarray
-            Shaped like ``pred``, as from :meth:`gradient`.
-        """
-        return self._evaluate(pred, label, sample_weight, None, out_grad, True, True)
+    _count = "n_rows"
 
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, pred, label, sample_weight, pos_weight, out_grad, want_loss, want_grad):
-        call = self._validate(pred, label, sample_weight, pos_weight, out_grad)
-        if call.n_rows == 0:
-            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, label, sample_weight, pos_weight, out_grad):
-        pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, "label")
-        shape = pred.shape
-        axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
-        label = reshape_like(label, shape, pred.size, "label")
-        n_rows = shape[axis]
-        n_cols = math.prod(shape[:axis] + shape[axis + 1:])
-        if n_cols == 0 and n_rows:
-            raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
-                             f"batch_axis={self._batch_axis}); the per-sample mean is undefined")
-        sample_weight = broadcastable_array(sample_weight, "sample_weight", shape,
-                                            "the elementwise loss")
-        pos_weight = broadcastable_array(pos_weight, "pos_weight", shape, "pred")
-        out_grad = broadcastable_array(out_grad, "out_grad", (n_rows,), "the loss output")
-        return _Call(pred, label, sample_weight, pos_weight, out_grad,
-                     compute_dtype(pred), axis, n_rows, n_cols)
+    _validate = validate_elementwise
 
     def _kernel_params(self):
         return 0.0, 0.0
@@ -154,10 +82,11 @@ class _ElementwiseLoss(Loss):
             call.out_grad, n_rows)
         out = np.empty(n_rows, dtype) if want_loss else None
         grad = np.empty((n_rows, n_cols), dtype) if want_grad else None
-        p0, p1 = self._kernel_params()
-        _elementwise.elementwise(self._kind, p0, p1, pred, label, aux, elem_weight,
-                                 self._scalar_weight() / n_cols, row_weight, out_grad,
-                                 out, grad, threads_for(n_rows * n_cols))
+        p0, p1 = call.loss._kernel_params()
+        _elementwise.elementwise(
+            kind_id=self._kind, param0=p0, param1=p1, pred=pred, label=label, aux=aux,
+            weight=elem_weight, scale=self._scalar_weight() / n_cols, row_weight=row_weight,
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(n_rows * n_cols))
         return out, (from_rows(grad, shape, axis) if want_grad else None)
 
     def _aux_operand(self, call, n_cols):
@@ -196,7 +125,7 @@ class L2Loss(_ElementwiseLoss):
 
     _kind = _elementwise.L2
 
-    def __init__(self, weight=1., batch_axis=0):
+    def __init__(self, weight: float | None = 1., batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
 
 
@@ -229,7 +158,7 @@ class L1Loss(_ElementwiseLoss):
 
     _kind = _elementwise.L1
 
-    def __init__(self, weight=None, batch_axis=0):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
 
 
@@ -267,7 +196,8 @@ class HuberLoss(_ElementwiseLoss):
 
     _kind = _elementwise.HUBER
 
-    def __init__(self, rho=1, weight=None, batch_axis=0):
+    def __init__(self, rho: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._rho = check_positive(check_real(rho, "rho"), "rho")
 
@@ -306,7 +236,8 @@ class HingeLoss(_ElementwiseLoss):
 
     _kind = _elementwise.HINGE
 
-    def __init__(self, margin=1, weight=None, batch_axis=0):
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
@@ -343,7 +274,8 @@ class SquaredHingeLoss(_ElementwiseLoss):
 
     _kind = _elementwise.SQUARED_HINGE
 
-    def __init__(self, margin=1, weight=None, batch_axis=0):
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
@@ -384,7 +316,8 @@ class LogisticLoss(_ElementwiseLoss):
 
     _kind = _elementwise.LOGIT_BCE
 
-    def __init__(self, weight=None, batch_axis=0, label_format="signed"):
+    def __init__(self, weight: float | None = None, batch_axis: int = 0,
+                 label_format: str = "signed") -> None:
         super().__init__(weight, batch_axis)
         self._label_format = check_choice(label_format, "label_format", ("signed", "binary"))
 
@@ -437,69 +370,27 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
     array([[-0.5]])
     """
 
-    def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
+    _has_pos_weight = True
+    _options = (("sample_weight", None), ("pos_weight", None))
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Logits (or probabilities with ``from_sigmoid=True``), any shape;\n"
+                 "``pred.shape[batch_axis]`` is the batch size N."),
+        "label": ("array_like", "Targets in [0, 1] with as many elements as ``pred``, read in C\n"
+                                "order as ``pred``'s shape."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``."),
+        "pos_weight": ("array_like, optional",
+                       "Weight :math:`q` of the positive term; broadcasts to ``pred``'s\n"
+                       "shape, e.g. ``(1, C)`` for one weight per class."),
+    }
+    _out_doc = "Shape ``(N,)``."
+
+    def __init__(self, from_sigmoid: bool = False, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._from_sigmoid = bool(from_sigmoid)
         self._kind = _elementwise.PROB_BCE if self._from_sigmoid else _elementwise.LOGIT_BCE
-
-    def forward(self, pred, label, sample_weight=None, pos_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Logits (or probabilities with ``from_sigmoid=True``), any shape;
-            ``pred.shape[batch_axis]`` is the batch size N.
-        label : array_like
-            Targets in [0, 1] with as many elements as ``pred``, read in C
-            order as ``pred``'s shape.
-        sample_weight : array_like, optional
-            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``.
-        pos_weight : array_like, optional
-            Weight :math:`q` of the positive term; broadcasts to ``pred``'s
-            shape, e.g. ``(1, C)`` for one weight per class.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate(pred, label, sample_weight, pos_weight, None, True, False)[0]
-
-    def gradient(self, pred, label, sample_weight=None, pos_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, pos_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, pos_weight=None,
-                           out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, pos_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, pos_weight, out_grad, True, True)
 
     def _kernel_params(self):
         return 1.0, 0.0     # labels used as given
@@ -560,7 +451,22 @@ class PoissonNLLLoss(_ElementwiseLoss):
     array([[0.5]])
     """
 
-    def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False):
+    _inputs = ("pred", "target")
+    _options = (("sample_weight", None), ("epsilon", 1e-08))
+    _parameter_docs = {
+        "pred": ("array_like", "Log-rates (``from_logits=True``) or rates, any shape;\n"
+                               "``pred.shape[batch_axis]`` is the batch size N."),
+        "target": ("array_like", "Counts with as many elements as ``pred``, read in C order as\n"
+                                 "``pred``'s shape."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``."),
+        "epsilon": ("float, default 1e-08", "Added to the rate inside the log; used only when\n"
+                                            "``from_logits=False``."),
+    }
+    _out_doc = "Shape ``(N,)``."
+
+    def __init__(self, weight: float | None = None, from_logits: bool = True,
+                 batch_axis: int = 0, compute_full: bool = False) -> None:
         super().__init__(weight, batch_axis)
         self._from_logits = bool(from_logits)
         self._compute_full = bool(compute_full)
@@ -571,77 +477,12 @@ class PoissonNLLLoss(_ElementwiseLoss):
                           self._from_logits, self._compute_full]
         self._epsilon = 1e-08
 
-    def forward(self, pred, target, sample_weight=None, epsilon=1e-08):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Log-rates (``from_logits=True``) or rates, any shape;
-            ``pred.shape[batch_axis]`` is the batch size N.
-        target : array_like
-            Counts with as many elements as ``pred``, read in C order as
-            ``pred``'s shape.
-        sample_weight : array_like, optional
-            Broadcasts to ``pred``'s shape, e.g. ``(N, 1)``.
-        epsilon : float, default 1e-08
-            Added to the rate inside the log; used only when
-            ``from_logits=False``.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate_with(epsilon, pred, target, sample_weight, None, True, False)[0]
-
-    def gradient(self, pred, target, sample_weight=None, epsilon=1e-08, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, target, sample_weight, epsilon
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, target, sample_weight=None, epsilon=1e-08,
-                           out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, target, sample_weight, epsilon, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate_with(epsilon, pred, target, sample_weight, out_grad, True, True)
-
-    def _evaluate_with(self, epsilon, pred, target, sample_weight, out_grad, want_loss,
-                       want_grad):
-        # epsilon is a call argument: it goes on a private copy of the loss, so
-        # calls from several Python threads never see each other's value.
+    def _validate(self, inputs, options, out_grad):
+        # epsilon is a call argument: it goes on a private copy of the loss (the
+        # record's ``loss``), so calls from several threads never share one.
         bound = copy.copy(self)
-        bound._epsilon = float(check_real(epsilon, "epsilon"))
-        # Checked here first so that messages name the argument "target".
-        pred = as_numeric_array(pred, "pred")
-        target = reshape_like(as_numeric_array(target, "target"), pred.shape, pred.size,
-                              "target")
-        return bound._evaluate(pred, target, sample_weight, None, out_grad, want_loss,
-                               want_grad)
+        bound._epsilon = float(check_real(options[1], "epsilon"))
+        return validate_elementwise(bound, inputs, options, out_grad)
 
     def _kernel_params(self):
         return self._epsilon, 0.0

@@ -7,55 +7,22 @@ weights the per-sample losses: the gradient is that of
 :math:`\sum_b g_b\,\mathrm{out}_b`.  Computation is float32 when every
 differentiable input is float32, else float64.
 """
+from __future__ import annotations
+
 import math
-from collections import namedtuple
+from typing import Any
 
 import numpy as np
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
-from gluonloss._layout import from_rows, row_vector, to_rows
+from gluonloss._layout import from_rows, sdml_panels, to_rows
 from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    as_numeric_array,
-    broadcastable_array,
-    check_real,
-    compute_dtype,
-    normalize_axis,
-    reshape_like,
-)
+from gluonloss._validation import check_real, validate_cosine, validate_sdml, validate_triplet
 
 _pairwise = load_kernels("_pairwise")
 
 __all__ = ["TripletLoss", "CosineEmbeddingLoss", "SDMLLoss"]
-
-
-def per_sample_weight(sample_weight, n, dtype):
-    """None, or ``sample_weight`` as one float64 factor per sample, shape ``(n,)``.
-
-    For losses with one value per sample: any array of exactly ``n``
-    elements (``(n,)``, ``(n, 1)``, ...) is one weight per sample, and a
-    single element is shared by all; anything else is a ValueError.
-    Weights are cast to the compute dtype first, as every weight is.
-    """
-    if sample_weight is None:
-        return None
-    sw = as_numeric_array(sample_weight, "sample_weight")
-    if sw.size not in (1, n):
-        raise ValueError(f"sample_weight of shape {sw.shape} has {sw.size} elements; the loss "
-                         f"has one value per sample, so it needs {n} (one per sample) or 1")
-    return row_vector(sw.reshape(-1).astype(dtype, copy=False), n)
-
-
-def _out_grad_vector(out_grad, n):
-    og = broadcastable_array(out_grad, "out_grad", (n,), "the loss output")
-    return None if og is None else row_vector(og, n)
-
-
-# ---------------------------------------------------------------------------
-
-_TripletCall = namedtuple("_TripletCall", "pred positive negative row_weight out_grad dtype "
-                                          "axis n_rows n_cols")
 
 
 class TripletLoss(Loss):
@@ -105,85 +72,25 @@ class TripletLoss(Loss):
     array([[-2.,  4.]])
     """
 
-    def __init__(self, margin=1, weight=None, batch_axis=0):
+    _inputs = ("pred", "positive", "negative")
+    _differentiable = _inputs
+    _options = (("sample_weight", None),)
+    _count = "n_rows"
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Anchors, any shape; ``pred.shape[batch_axis]`` is the batch size N."),
+        "positive": ("array_like", "As many elements as ``pred``, read in C order as its shape."),
+        "negative": ("array_like", "As many elements as ``pred``, read in C order as its shape."),
+        "sample_weight": ("array_like, optional",
+                          "N weights (one per sample, any shape) or a single one."),
+    }
+
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def forward(self, pred, positive, negative, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Anchors, any shape; ``pred.shape[batch_axis]`` is the batch size N.
-        positive, negative : array_like
-            As many elements as ``pred`` each, read in C order as its shape.
-        sample_weight : array_like, optional
-            N weights (one per sample, any shape) or a single one.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate(pred, positive, negative, sample_weight, None, True, False)[0]
-
-    def gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
-        """``(d_pred, d_positive, d_negative)`` of ``sum(out_grad * loss)``.
-
-        Parameters
-        ----------
-        pred, positive, negative, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        d_pred, d_positive, d_negative : numpy.ndarray
-            Each shaped like its input.
-        """
-        return self._evaluate(pred, positive, negative, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, positive, negative, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grads : tuple of numpy.ndarray
-            ``(d_pred, d_positive, d_negative)``.
-        """
-        return self._evaluate(pred, positive, negative, sample_weight, out_grad, True, True)
-
-    def _evaluate(self, pred, positive, negative, sample_weight, out_grad, want_loss,
-                  want_grad):
-        call = self._validate(pred, positive, negative, sample_weight, out_grad)
-        if call.n_rows == 0:
-            return np.empty(0, call.dtype), tuple(
-                np.zeros(x.shape, call.dtype) for x in (call.pred, call.positive, call.negative))
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, positive, negative, sample_weight, out_grad):
-        pred = as_numeric_array(pred, "pred")
-        positive = as_numeric_array(positive, "positive")
-        negative = as_numeric_array(negative, "negative")
-        shape = pred.shape
-        axis = normalize_axis(self._batch_axis, pred.ndim, "batch_axis")
-        reshape_like(positive, shape, pred.size, "positive")
-        reshape_like(negative, shape, pred.size, "negative")
-        n_rows = shape[axis]
-        n_cols = math.prod(shape[:axis] + shape[axis + 1:])
-        dtype = compute_dtype(pred, positive, negative)
-        return _TripletCall(pred, positive, negative,
-                            per_sample_weight(sample_weight, n_rows, dtype),
-                            _out_grad_vector(out_grad, n_rows), dtype, axis, n_rows, n_cols)
+    _validate = validate_triplet
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, n_rows, n_cols = call.dtype, call.axis, call.n_rows, call.n_cols
@@ -192,30 +99,16 @@ class TripletLoss(Loss):
                 for x in (call.pred, call.positive, call.negative)]
         out = np.empty(n_rows, dtype) if want_loss else None
         grads = [np.empty((n_rows, n_cols), dtype) for _ in range(3)] if want_grad else [None] * 3
-        _pairwise.triplet(*rows, float(self._margin), self._scalar_weight(), call.row_weight,
-                          call.out_grad if want_grad else None, out, *grads,
-                          threads_for(3 * n_rows * n_cols))
+        _pairwise.triplet(
+            pred=rows[0], positive=rows[1], negative=rows[2], margin=float(self._margin),
+            weight=self._scalar_weight(), row_weight=call.row_weight,
+            out_grad=call.out_grad if want_grad else None, out=out, grad_pred=grads[0],
+            grad_positive=grads[1], grad_negative=grads[2],
+            n_threads=threads_for(3 * n_rows * n_cols))
         if not want_grad:
             return out, None
         return out, tuple(from_rows(g, shape, axis).reshape(x.shape)
                           for g, x in zip(grads, (call.pred, call.positive, call.negative)))
-
-
-# ---------------------------------------------------------------------------
-
-_CosineCall = namedtuple("_CosineCall", "input1 input2 label row_weight out_grad dtype "
-                                        "n_vectors dim")
-
-
-def check_signed_labels(label):
-    """Every label exactly 1 or -1, else ValueError naming the first bad one."""
-    bad = ~((label == 1) | (label == -1))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        where = np.unravel_index(first, label.shape) if label.ndim else ()
-        value = label.reshape(-1)[first].item()
-        raise ValueError(f"label must be 1 or -1, got {value!r} at index "
-                         f"{tuple(int(i) for i in where)}")
 
 
 class CosineEmbeddingLoss(Loss):
@@ -274,92 +167,30 @@ class CosineEmbeddingLoss(Loss):
     array([ 0., -1.])
     """
 
-    def __init__(self, weight=None, batch_axis=0, margin=0):
+    _inputs = ("input1", "input2", "label")
+    _differentiable = ("input1", "input2")
+    _options = (("sample_weight", None),)
+    _count = "n_vectors"
+    _parameter_docs = {
+        "input1": ("array_like", "As many elements as ``input2``, read in C order as its shape."),
+        "input2": ("array_like", "Vectors along the last axis; the leading axes index them."),
+        "label": ("array_like",
+                  "One value per vector, each exactly 1 (similar) or -1 (dissimilar)."),
+        "sample_weight": ("array_like, optional",
+                          "One weight per vector (any shape) or a single one."),
+        "out_grad": ("array_like, optional",
+                     "Upstream gradient, broadcasting to ``(number of vectors,)``; None\n"
+                     "means ones."),
+    }
+    _forward_summary = "Per-vector loss."
+    _out_doc = "Shape ``(number of vectors,)``."
+
+    def __init__(self, weight: float | None = None, batch_axis: int = 0,
+                 margin: float = 0) -> None:
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
 
-    def forward(self, input1, input2, label, sample_weight=None):
-        """Per-vector loss.
-
-        Parameters
-        ----------
-        input1 : array_like
-            As many elements as ``input2``, read in C order as its shape.
-        input2 : array_like
-            Vectors along the last axis; the leading axes index them.
-        label : array_like
-            One value per vector, each exactly 1 (similar) or -1 (dissimilar).
-        sample_weight : array_like, optional
-            One weight per vector (any shape) or a single one.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(number of vectors,)``.
-        """
-        return self._evaluate(input1, input2, label, sample_weight, None, True, False)[0]
-
-    def gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
-        """``(d_input1, d_input2)`` of ``sum(out_grad * loss)``.
-
-        Parameters
-        ----------
-        input1, input2, label, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(number of vectors,)``; None
-            means ones.
-
-        Returns
-        -------
-        d_input1, d_input2 : numpy.ndarray
-            Each shaped like its input.
-        """
-        return self._evaluate(input1, input2, label, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        input1, input2, label, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(number of vectors,)``.
-        grads : tuple of numpy.ndarray
-            ``(d_input1, d_input2)``.
-        """
-        return self._evaluate(input1, input2, label, sample_weight, out_grad, True, True)
-
-    def _evaluate(self, input1, input2, label, sample_weight, out_grad, want_loss, want_grad):
-        call = self._validate(input1, input2, label, sample_weight, out_grad)
-        if call.n_vectors == 0:
-            return np.empty(0, call.dtype), (np.zeros(call.input1.shape, call.dtype),
-                                             np.zeros(call.input2.shape, call.dtype))
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, input1, input2, label, sample_weight, out_grad):
-        input2 = as_numeric_array(input2, "input2")
-        input1 = as_numeric_array(input1, "input1")
-        if input2.ndim == 0:
-            raise ValueError("input2 must have at least one axis (the vectors lie along the "
-                             "last axis), got a scalar")
-        shape = input2.shape
-        reshape_like(input1, shape, input2.size, "input1", like="input2")
-        n_vectors = math.prod(shape[:-1])
-        label = as_numeric_array(label, "label")
-        if label.size != n_vectors:
-            raise ValueError(f"label has {label.size} elements (shape {label.shape}) but the "
-                             f"inputs hold {n_vectors} vectors (shape {shape}, vectors along "
-                             f"the last axis); it needs one label per vector")
-        check_signed_labels(label)
-        dtype = compute_dtype(input1, input2)
-        return _CosineCall(input1, input2, label, per_sample_weight(sample_weight, n_vectors,
-                                                                    dtype),
-                           _out_grad_vector(out_grad, n_vectors), dtype, n_vectors, shape[-1])
+    _validate = validate_cosine
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n_vectors, call.dim
@@ -367,18 +198,15 @@ class CosineEmbeddingLoss(Loss):
         y = np.ascontiguousarray(call.input2, dtype).reshape(n, dim)
         label = np.ascontiguousarray(call.label, dtype).reshape(n)
         out = np.empty(n, dtype) if want_loss else None
-        grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
-        _pairwise.cosine(x, y, label, float(self._margin), self._scalar_weight(),
-                         call.row_weight, call.out_grad if want_grad else None, out, *grads,
-                         threads_for(2 * n * dim))
+        grads: list[Any] = ([np.empty((n, dim), dtype) for _ in range(2)] if want_grad
+                            else [None] * 2)
+        _pairwise.cosine(
+            x=x, y=y, label=label, margin=float(self._margin), weight=self._scalar_weight(),
+            row_weight=call.row_weight, out_grad=call.out_grad if want_grad else None, out=out,
+            grad_x=grads[0], grad_y=grads[1], n_threads=threads_for(2 * n * dim))
         if not want_grad:
             return out, None
         return out, (grads[0].reshape(call.input1.shape), grads[1].reshape(call.input2.shape))
-
-
-# ---------------------------------------------------------------------------
-
-_SdmlCall = namedtuple("_SdmlCall", "x1 x2 out_grad dtype n dim")
 
 
 class SDMLLoss(Loss):
@@ -430,78 +258,26 @@ class SDMLLoss(Loss):
     True
     """
 
-    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0):
+    _inputs = ("x1", "x2")
+    _differentiable = _inputs
+    _parameter_docs = {
+        "x1": ("array_like", "(N, D), N >= 2; ``x1[i]`` and ``x2[i]`` are a positive pair."),
+        "x2": ("array_like", "(N, D), the shape of ``x1``."),
+    }
+    _forward_summary = "Per-row loss."
+    _grad_doc = "Each of shape (N, D)."
+
+    def __init__(self, smoothing_parameter: float = 0.3, weight: float | None = 1.,
+                 batch_axis: int = 0) -> None:
         super().__init__(weight, batch_axis)
         sp = check_real(smoothing_parameter, "smoothing_parameter")
         if not 0 <= sp < 1:
             raise ValueError(f"smoothing_parameter must be in [0, 1), got {sp!r}")
         self._smoothing_parameter = sp
 
-    def forward(self, x1, x2):
-        """Per-row loss.
+    _count = "n"      # never 0: a batch needs two rows
 
-        Parameters
-        ----------
-        x1, x2 : array_like
-            Two (N, D) arrays of the same shape, N >= 2; ``x1[i]`` and ``x2[i]``
-            are a positive pair.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        return self._evaluate(x1, x2, None, True, False)[0]
-
-    def gradient(self, x1, x2, out_grad=None):
-        """``(d_x1, d_x2)`` of ``sum(out_grad * loss)``.
-
-        Parameters
-        ----------
-        x1, x2
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        d_x1, d_x2 : numpy.ndarray
-            Each of shape (N, D).
-        """
-        return self._evaluate(x1, x2, out_grad, False, True)[1]
-
-    def value_and_gradient(self, x1, x2, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        x1, x2, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grads : tuple of numpy.ndarray
-            ``(d_x1, d_x2)``.
-        """
-        return self._evaluate(x1, x2, out_grad, True, True)
-
-    def _evaluate(self, x1, x2, out_grad, want_loss, want_grad):
-        return self._compute(self._validate(x1, x2, out_grad), want_loss, want_grad)
-
-    def _validate(self, x1, x2, out_grad):
-        x1 = as_numeric_array(x1, "x1")
-        x2 = as_numeric_array(x2, "x2")
-        if x1.ndim != 2:
-            raise ValueError(f"x1 must be 2-D (batch, dim), got shape {x1.shape}")
-        if x2.shape != x1.shape:
-            raise ValueError(f"x2 must have the shape of x1 {x1.shape}, got {x2.shape}")
-        n, dim = x1.shape
-        if n < 2:
-            raise ValueError(f"x1 and x2 need a batch of at least 2 rows (each row's "
-                             f"negatives are the other rows), got {n}")
-        return _SdmlCall(x1, x2, _out_grad_vector(out_grad, n), compute_dtype(x1, x2), n, dim)
+    _validate = validate_sdml
 
     def _targets(self, n):
         """(Y_ii, Y_ij for i != j, sum_j Y_ij log(Y_ij + 1e-12))."""
@@ -512,24 +288,14 @@ class SDMLLoss(Loss):
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n, call.dim
-        panel = _pairwise.SDML_PANEL
-        padded = -(-n // panel) * panel
-        a_rows = np.zeros((padded, dim), dtype)
-        a_rows[:n] = call.x1
-        b_rows = np.zeros((padded, dim), dtype)
-        b_rows[:n] = call.x2
-        # Panels of x2 transposed: b_panels[p, k, c] = x2[p * panel + c, k].
-        b_panels = np.ascontiguousarray(
-            b_rows.reshape(padded // panel, panel, dim).transpose(0, 2, 1))
-        a_cols = b_cols = None
-        if want_grad:
-            wide = -(-dim // panel) * panel
-            a_cols, b_cols = (np.ascontiguousarray(
-                np.pad(r, ((0, 0), (0, wide - dim))).reshape(padded, wide // panel, panel)
-                .transpose(1, 0, 2)) for r in (a_rows, b_rows))
+        a_rows, b_panels, a_cols, b_cols = sdml_panels(call.x1, call.x2, dtype,
+                                                       _pairwise.SDML_PANEL, want_grad)
         out = np.empty(n, dtype) if want_loss else None
         grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
-        _pairwise.sdml(a_rows, b_panels, a_cols, b_cols, n, *self._targets(n),
-                       self._scalar_weight(), call.out_grad if want_grad else None, out,
-                       *grads, threads_for(n * n * max(dim, 1)))
+        y_diag, y_off, entropy = self._targets(n)
+        _pairwise.sdml(
+            a_rows=a_rows, b_panels=b_panels, a_cols=a_cols, b_cols=b_cols, n=n, y_diag=y_diag,
+            y_off=y_off, entropy=entropy, weight=self._scalar_weight(),
+            out_grad=call.out_grad if want_grad else None, out=out, grad_x1=grads[0],
+            grad_x2=grads[1], n_threads=threads_for(n * n * max(dim, 1)))
         return out, (tuple(grads) if want_grad else None)

@@ -28,108 +28,48 @@ logits is scored).  KLDivLoss refuses that combination with a ValueError: its
 "samples" would be the classes themselves (MXNet returns one mean per class),
 which is not a per-sample loss.
 """
-import math
-from collections import namedtuple
+from __future__ import annotations
 
 import numpy as np
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
-from gluonloss._layout import row_vector, split_sample_weight
-from gluonloss._threads import threads_for
-from gluonloss._validation import (
-    as_numeric_array,
-    broadcastable_array,
-    check_int,
-    compute_dtype,
-    normalize_axis,
-    reshape_like,
+from gluonloss._layout import (
+    class_rows_layout,
+    from_class_rows,
+    row_vector,
+    split_sample_weight,
+    to_class_rows,
 )
+from gluonloss._threads import threads_for
+from gluonloss._validation import check_int, validate_softmax
 
 _softmax = load_kernels("_softmax")
 
 __all__ = ["SoftmaxCrossEntropyLoss", "SoftmaxCELoss", "KLDivLoss"]
-
-# Validated arguments of one call.  ``label`` is the intp class index array in
-# the shape of pred without ``axis`` (sparse) or the label with pred's shape
-# (dense); ``loss_shape`` is the shape of the elementwise loss, ``n_out`` the
-# number of samples, ``n_per_sample`` the elements of the loss per sample.
-_Call = namedtuple("_Call", "pred label sample_weight out_grad dtype axis batch_axis "
-                            "loss_shape n_out n_per_sample")
-
-# Label dtypes the index conversion reads directly (native byte order); others
-# are cast first.
-_INDEX_SOURCE_DTYPES = frozenset(np.dtype(t) for t in (
-    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-    np.float32, np.float64))
-
-
-def _class_indices(label, rows_shape, n_rows, n_classes, axis):
-    """Sparse labels as an intp array of ``rows_shape``, each checked to be an
-    integer in [0, n_classes); ValueError naming the first bad one."""
-    if label.size != n_rows:
-        raise ValueError(
-            f"label has {label.size} elements (shape {label.shape}) but sparse labels need one "
-            f"class index per row of pred: pred's shape without axis {axis} is {rows_shape} "
-            f"({n_rows} elements)")
-    flat = label if label.ndim == 1 else label.reshape(-1)
-    dtype = flat.dtype
-    if dtype not in _INDEX_SOURCE_DTYPES:
-        flat = flat.astype(np.float64 if dtype.kind == "f" else np.int64)
-    if not flat.flags.c_contiguous:
-        flat = np.ascontiguousarray(flat)
-    index, bad = _softmax.class_indices(flat, n_classes)
-    if bad >= 0:
-        where = np.unravel_index(bad, label.shape) if label.ndim else ()
-        value = label.reshape(-1)[bad].item()
-        if value != value:
-            what = "is NaN"
-        elif math.isfinite(value) and value != math.floor(value):
-            what = "is not an integer"
-        else:
-            what = f"is outside [0, {n_classes})"
-        raise ValueError(
-            f"label[{', '.join(map(str, where))}] = {value!r} {what}: sparse labels must be "
-            f"integer class indices in [0, {n_classes}) (pred has {n_classes} classes along "
-            f"axis {axis})")
-    return index if len(rows_shape) == 1 else index.reshape(rows_shape)
-
-
-def _rows_layout(shape, axis, batch_axis):
-    """(n_samples, n_inner) of the rows of pred with ``axis`` moved last.
-
-    Row r belongs to sample (r // n_inner) % n_samples; when ``axis`` is the
-    batch axis there is one sample holding every row.
-    """
-    if axis == batch_axis:
-        return 1, math.prod(shape) // shape[axis] if shape[axis] else 0
-    inner = shape[batch_axis + 1:]
-    inner_count = math.prod(inner) // shape[axis] if axis > batch_axis else math.prod(inner)
-    return shape[batch_axis], inner_count
-
-
-def _class_last(a, axis, dtype):
-    """C-contiguous ``(R, C)`` copy (or view) of ``a`` with ``axis`` last."""
-    if axis != a.ndim - 1:
-        a = np.moveaxis(a, axis, -1)
-    elif a.ndim == 2 and a.dtype == dtype and a.flags.c_contiguous:
-        return a
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, a.shape[-1])
-
-
-def _from_class_last(rows, shape, axis):
-    """Inverse of :func:`_class_last`: a C-contiguous array of ``shape``."""
-    if axis == len(shape) - 1:
-        return rows.reshape(shape)
-    moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)
-    return np.ascontiguousarray(np.moveaxis(rows.reshape(moved), -1, axis))
 
 
 class _SoftmaxFamilyLoss(Loss):
     """Shared driver: validation, layout and the kernel call."""
 
     _kind = None            # kernel kind id in gluonloss._softmax
+    _inputs = ("pred", "label")
+    _differentiable = ("pred",)
+    _options = (("sample_weight", None),)
+    _parameter_docs = {
+        "pred": ("array_like",
+                 "Logits (or log-probabilities with ``from_logits=True``) with C\n"
+                 "classes along ``axis``; ``pred.shape[batch_axis]`` is N."),
+        "label": ("array_like",
+                  "Class indices (SoftmaxCrossEntropyLoss with ``sparse_label=True``)\n"
+                  "or per-class values with ``pred``'s number of elements; see the\nclass."),
+        "sample_weight": ("array_like, optional",
+                          "Broadcasts to the elementwise loss: ``pred``'s shape with\n"
+                          "``axis`` as size 1 for cross-entropy, ``pred``'s shape for KL."),
+    }
     _elementwise_over_classes = False   # True: the loss keeps the class axis (KL)
+    _sparse = False                     # True: class-index labels
+    _kernels = _softmax
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -137,137 +77,29 @@ class _SoftmaxFamilyLoss(Loss):
         self._from_logits = bool(from_logits)
 
     @property
-    def axis(self):
+    def axis(self) -> int:
         """The class axis of ``pred``."""
         return self._axis
 
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss.
-
-        Parameters
-        ----------
-        pred : array_like
-            Logits (or log-probabilities with ``from_logits=True``) with C
-            classes along ``axis``; ``pred.shape[batch_axis]`` is N.
-        label : array_like
-            Class indices (SoftmaxCrossEntropyLoss with ``sparse_label=True``)
-            or per-class values with ``pred``'s number of elements; see the
-            class.
-        sample_weight : array_like, optional
-            Broadcasts to the elementwise loss: ``pred``'s shape with
-            ``axis`` as size 1 for cross-entropy, ``pred``'s shape for KL.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        """
-        call = self._validate(pred, label, sample_weight, None)
-        if call.n_out == 0:
-            return np.empty(0, call.dtype)
-        return self._compute(call, True, False)[0]
-
-    __call__ = forward      # as Loss.__call__, one Python call fewer
-
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to ``pred``.
-
-        Parameters
-        ----------
-        pred, label, sample_weight
-            As for :meth:`forward`.
-        out_grad : array_like, optional
-            Upstream gradient, broadcasting to ``(N,)``; None means ones.
-
-        Returns
-        -------
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, out_grad, False, True)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))`` from one pass over the data.
-
-        Parameters
-        ----------
-        pred, label, sample_weight, out_grad
-            As for :meth:`gradient`.
-
-        Returns
-        -------
-        out : numpy.ndarray
-            Shape ``(N,)``.
-        grad : numpy.ndarray
-            Shaped like ``pred``.
-        """
-        return self._evaluate(pred, label, sample_weight, out_grad, True, True)
+    _count = "n_out"
 
     # -- the two halves of a call -------------------------------------------
 
-    def _evaluate(self, pred, label, sample_weight, out_grad, want_loss, want_grad):
-        call = self._validate(pred, label, sample_weight, out_grad)
-        if call.n_out == 0:
-            return np.empty(0, call.dtype), np.zeros(call.pred.shape, call.dtype)
-        return self._compute(call, want_loss, want_grad)
-
-    def _validate(self, pred, label, sample_weight, out_grad):
-        pred = as_numeric_array(pred, "pred")
-        label = as_numeric_array(label, "label")
-        shape = pred.shape
-        ndim = len(shape)
-        axis = normalize_axis(self._axis, ndim, "axis")
-        batch_axis = normalize_axis(self._batch_axis, ndim, "batch_axis")
-        n_classes = shape[axis]
-        rows_shape = shape[:axis] + shape[axis + 1:]
-        class_loss_shape = shape[:axis] + (1,) + shape[axis + 1:]
-        if self._elementwise_over_classes:
-            if axis == batch_axis:
-                raise ValueError(
-                    f"{type(self).__name__}: axis={self._axis} and batch_axis="
-                    f"{self._batch_axis} are the same axis of pred (shape {shape}); the "
-                    f"class axis cannot also index the samples")
-            loss_shape = shape
-        else:
-            loss_shape = class_loss_shape
-        n_out = loss_shape[batch_axis]
-        n_rows = pred.size // n_classes if n_classes else math.prod(rows_shape)
-        n_loss = n_rows if loss_shape is class_loss_shape else pred.size
-        if n_out:
-            if n_classes == 0:
-                raise ValueError(f"pred has no classes: its axis {axis} (axis={self._axis}) "
-                                 f"has length 0 (pred shape {shape})")
-            if n_loss == 0:
-                raise ValueError(f"every sample of pred is empty (pred shape {shape}, "
-                                 f"batch_axis={self._batch_axis}); the per-sample mean is "
-                                 f"undefined")
-        if self._sparse:
-            label = _class_indices(label, rows_shape, n_rows, n_classes, axis)
-        else:
-            label = reshape_like(label, shape, pred.size, "label")
-        if sample_weight is not None:
-            sample_weight = broadcastable_array(
-                sample_weight, "sample_weight", loss_shape,
-                "the elementwise loss (pred's shape with the class axis kept as size 1)"
-                if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
-        if out_grad is not None:
-            out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
-        return _Call(pred, label, sample_weight, out_grad, compute_dtype(pred), axis,
-                     batch_axis, loss_shape, n_out, n_loss // n_out if n_out else 0)
+    _validate = validate_softmax
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape
-        pred = _class_last(call.pred, axis, dtype)
+        pred = to_class_rows(call.pred, axis, dtype)
         n_rows, n_classes = pred.shape
         if n_rows == call.n_out:       # one row per sample (covers the usual (N, C))
             n_samples, n_inner = n_rows, 1
         else:
-            n_samples, n_inner = _rows_layout(shape, axis, call.batch_axis)
+            n_samples, n_inner = class_rows_layout(shape, axis, call.batch_axis)
         if self._sparse:
             label = None
             index = call.label if call.label.ndim == 1 else call.label.reshape(-1)
         else:
-            label, index = _class_last(call.label, axis, dtype), None
+            label, index = to_class_rows(call.label, axis, dtype), None
         if call.sample_weight is None:
             weight, strides, sample_factor = None, (0, 0, 0), None
         else:
@@ -276,11 +108,13 @@ class _SoftmaxFamilyLoss(Loss):
             call.out_grad, call.n_out)
         out = np.empty(call.n_out, dtype) if want_loss else None
         grad = np.empty((n_rows, n_classes), dtype) if want_grad else None
-        _softmax.softmax_loss(self._kind, self._from_logits, pred, label, index, weight,
-                              *strides, n_samples, n_inner,
-                              self._scalar_weight() / call.n_per_sample, sample_factor,
-                              out_grad, out, grad, threads_for(pred.size))
-        return out, (_from_class_last(grad, shape, axis) if want_grad else None)
+        _softmax.softmax_loss(
+            kind_id=self._kind, from_logits=self._from_logits, pred=pred, label=label,
+            index=index, weight=weight, w_sample_stride=strides[0], w_row_stride=strides[1],
+            w_class_stride=strides[2], n_samples=n_samples, n_inner=n_inner,
+            scale=self._scalar_weight() / call.n_per_sample, sample_weight=sample_factor,
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size))
+        return out, (from_class_rows(grad, shape, axis) if want_grad else None)
 
     def _weight_operand(self, call, n_rows, n_classes):
         """(operand, (sample, row, class) strides, per-sample factor) for the kernel."""
@@ -369,8 +203,8 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
 
     _kind = _softmax.SPARSE_CE
 
-    def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
-                 batch_axis=0):
+    def __init__(self, axis: int = -1, sparse_label: bool = True, from_logits: bool = False,
+                 weight: float | None = None, batch_axis: int = 0) -> None:
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
@@ -394,7 +228,7 @@ class KLDivLoss(_SoftmaxFamilyLoss):
 
     elementwise, with :math:`u = w\,s\,g_b/M` per element; ``out[b]`` is the
     **mean** of :math:`\ell \cdot s \cdot w` over the :math:`M` elements of
-    sample b (SPEC decision, as the MXNet docs say "averaged"; MXNet 1.9.1
+    sample b (as the MXNet documentation says, "averaged"; MXNet 1.9.1's code
     sums over the class axis instead: multiply by C to compare).  A term with
     :math:`y = 0` is 0 even where :math:`\mathrm{lp} = -\infty`.
 
@@ -407,7 +241,8 @@ class KLDivLoss(_SoftmaxFamilyLoss):
     weight : float or None
         Global scalar weight; None means 1.
     batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+        The axis of ``pred`` that indexes samples; never the class ``axis``
+        (a ValueError at the call).
 
     Notes
     -----
@@ -430,5 +265,6 @@ class KLDivLoss(_SoftmaxFamilyLoss):
     _elementwise_over_classes = True
     _sparse = False
 
-    def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0):
+    def __init__(self, from_logits: bool = True, axis: int = -1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
         super().__init__(axis, from_logits, weight, batch_axis)

@@ -483,7 +483,7 @@ def sdml_cases(loss_name, rng):
     writer = CaseWriter(loss_name)
     options = [{}, {"smoothing_parameter": 0.0}, {"smoothing_parameter": 0.5, "weight": 0.5},
                {"smoothing_parameter": 0.1, "weight": 2.0}]
-    for i, init in enumerate(options):
+    for init in options:
         for n, d in [(2, 3), (5, 4), (8, 6)]:
             x1 = rng.normal(size=(n, d))
             x2 = x1 + rng.normal(scale=0.5, size=(n, d))

@@ -16,17 +16,23 @@ import gluonloss as gl
 from gluonloss import _dispatch, reference
 
 
-def kernel_builds(name):
-    """The baseline and AVX2 builds of kernel module ``name``; skips the test
+def kernel_build(name, build):
+    """Kernel module ``name`` in its 'baseline' or 'avx2' build; skips the test
     where there is no AVX2 build or the CPU cannot run it."""
-    base = importlib.import_module(f"gluonloss.{name}")
+    if build == "baseline":
+        return importlib.import_module(f"gluonloss.{name}")
     try:
         avx2 = importlib.import_module(f"gluonloss.{name}_avx2")
     except ImportError:
         pytest.skip("no AVX2 build on this platform")
     if not _dispatch.cpu_has_avx2():
         pytest.skip("this CPU has no AVX2")
-    return base, avx2
+    return avx2
+
+
+def kernel_builds(name):
+    """The baseline and AVX2 builds of kernel module ``name`` (see kernel_build)."""
+    return kernel_build(name, "baseline"), kernel_build(name, "avx2")
 
 
 def stable_rng(*parts):
@@ -120,3 +126,15 @@ CASE_IDS = [c.id for c in CASES]
 def tolerances(dtype):
     """(rtol, atol) for compiled vs reference (float64 oracle)."""
     return (2e-5, 2e-6) if np.dtype(dtype) == np.float32 else (1e-11, 1e-13)
+
+
+def ulp_distance(a, b, dtype):
+    """|a - b| in units in the last place of ``dtype`` (both rounded to it)."""
+    itype = np.int32 if np.dtype(dtype) == np.float32 else np.int64
+    with np.errstate(over="ignore"):     # float64 oracles beyond float32's range
+        a = np.asarray(a, dtype).view(itype).astype(np.int64)
+        b = np.asarray(b, dtype).view(itype).astype(np.int64)
+    sign = np.int64(np.iinfo(itype).max)
+    a = np.where(a < 0, -(a & sign), a)
+    b = np.where(b < 0, -(b & sign), b)
+    return np.abs(a - b)

@@ -67,3 +67,16 @@ def assert_unchanged(a, before, name):
     assert a.__array_interface__["data"][0] == pointer, f"{name} was replaced"
     assert a.flags.writeable == writeable, f"{name}'s writeable flag changed"
     np.testing.assert_array_equal(a, copy, err_msg=f"{name} was modified")
+
+
+def simple_layouts(a):
+    """The same values as ``a`` in other memory layouts."""
+    yield "fortran", np.asfortranarray(a)
+    big = np.zeros((a.shape[0] * 2, a.shape[1] * 3), a.dtype)
+    big[::2, ::3] = a
+    yield "strided", big[::2, ::3]
+    flipped = np.ascontiguousarray(a[::-1, ::-1])
+    yield "negative-strides", flipped[::-1, ::-1]
+    ro = a.copy()
+    ro.flags.writeable = False
+    yield "read-only", ro

@@ -485,6 +485,18 @@ def test_check_grad(impl, layout, label_layout):
     assert np.max(np.abs(g(x.ravel()) - approx_fprime(x.ravel(), f, 1e-7))) < 1e-5
 
 
+def test_a_single_sample_weight_is_shared():
+    # The rule of every per-sample loss: N weights, or one for all.
+    x = np.random.default_rng(3).standard_normal((2, 6, 4))
+    label = np.array([[0, 1], [2, -1]])
+    for sw in (2.5, [2.5], np.array([[2.5]])):
+        out, grad = gl.CTCLoss().value_and_gradient(x, label, sample_weight=sw)
+        want_out, want_grad = gl.CTCLoss().value_and_gradient(x, label,
+                                                             sample_weight=[2.5, 2.5])
+        assert_array_equal(out, want_out)
+        assert_array_equal(grad, want_grad)
+
+
 @pytest.mark.parametrize("sw_shape", [(5,), (5, 1), (1, 5), (5, 1, 1)])
 def test_sample_weight_is_one_weight_per_sample(sw_shape):
     rng = np.random.default_rng(14)
@@ -658,7 +670,8 @@ def test_padding_inside_label_lengths_and_blank_only_alphabets(impl):
     with pytest.raises(ValueError, match=r"label\[0, 2\] = -1 \(padding\) lies inside "
                                          r"label_lengths\[0\] = 3"):
         impl.CTCLoss()(X, LABEL, label_lengths=[3, 1])
-    with pytest.raises(ValueError, match=r"label\[0, 0\] = 0: pred has only the blank"):
+    with pytest.raises(ValueError, match=r"label\[0, 0\] = 0 is not a valid CTC label: pred has "
+                                         r"only the blank"):
         impl.CTCLoss()(np.zeros((2, 5, 1)), LABEL)
     # ... where empty labels are fine.
     out = impl.CTCLoss()(np.zeros((2, 5, 1)), np.full((2, 3), -1))
@@ -679,8 +692,9 @@ def test_padding_inside_label_lengths_and_blank_only_alphabets(impl):
     ("label_lengths", [-3, 1], r"label_lengths\[0\] = -3 is negative"),
     ("label_lengths", [1, 0.5], r"label_lengths\[1\] = 0.5 is not an integer"),
     ("label_lengths", np.ones((2, 2)), r"label_lengths must hold one value per sample"),
-    ("sample_weight", np.ones(3), r"sample_weight must hold one value per sample \(2\)"),
-    ("sample_weight", np.ones((2, 2)), r"sample_weight must hold one value per sample"),
+    ("sample_weight", np.ones(3), r"sample_weight of shape \(3,\) has 3 elements; the loss has "
+                                  r"one value per sample, so it needs 2 \(one per sample\) or 1"),
+    ("sample_weight", np.ones((2, 2)), r"sample_weight of shape \(2, 2\) has 4 elements"),
 ])
 def test_invalid_lengths_and_weights(impl, name, value, message):
     with pytest.raises(ValueError, match=message):

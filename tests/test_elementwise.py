@@ -5,7 +5,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import check_grad
 
 import gluonloss as gl
-from _cases import CASE_IDS, CASES, stable_rng, tolerances
+from _cases import CASE_IDS, CASES, stable_rng, tolerances, ulp_distance
+from _layouts import simple_layouts
 from _package_under_test import run_python
 
 DTYPES = [np.float32, np.float64]
@@ -324,19 +325,6 @@ def test_single_huge_sample_matches_reference():
 
 # -- memory layouts ------------------------------------------------------------------
 
-def _layouts(a):
-    """The same values as ``a`` in other memory layouts."""
-    yield "fortran", np.asfortranarray(a)
-    big = np.zeros((a.shape[0] * 2, a.shape[1] * 3), a.dtype)
-    big[::2, ::3] = a
-    yield "strided", big[::2, ::3]
-    flipped = np.ascontiguousarray(a[::-1, ::-1])
-    yield "negative-strides", flipped[::-1, ::-1]
-    ro = a.copy()
-    ro.flags.writeable = False
-    yield "read-only", ro
-
-
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("batch_axis", [0, 1])
 def test_memory_layouts_and_no_aliasing(case, batch_axis):
@@ -347,8 +335,9 @@ def test_memory_layouts_and_no_aliasing(case, batch_axis):
     if extra:
         extra["pos_weight"] = rng.uniform(0.5, 3, (6, 9))
     want = loss.value_and_gradient(pred, label, sw, **extra)
-    for (name, p), (_, y), (_, w) in zip(_layouts(pred), _layouts(label), _layouts(sw)):
-        ex = {k: next(v for n, v in _layouts(x) if n == name) for k, x in extra.items()}
+    for (name, p), (_, y), (_, w) in zip(simple_layouts(pred), simple_layouts(label),
+                                         simple_layouts(sw)):
+        ex = {k: next(v for n, v in simple_layouts(x) if n == name) for k, x in extra.items()}
         snapshots = [x.copy() for x in (p, y, w, *ex.values())]
         out, grad = loss.value_and_gradient(p, y, w, **ex)
         assert_array_equal(out, want[0], err_msg=name)
@@ -412,18 +401,6 @@ def test_large_logits_are_accurate(dtype):
 
 # -- our vectorised exp/log/log1p against libm, in ulps ---------------------------------
 
-def _ulp_distance(a, b, dtype):
-    """|a - b| in units in the last place of ``dtype`` (both rounded to it)."""
-    itype = np.int32 if np.dtype(dtype) == np.float32 else np.int64
-    with np.errstate(over="ignore"):     # float64 oracles beyond float32's range
-        a = np.asarray(a, dtype).view(itype).astype(np.int64)
-        b = np.asarray(b, dtype).view(itype).astype(np.int64)
-    sign = np.int64(np.iinfo(itype).max)
-    a = np.where(a < 0, -(a & sign), a)
-    b = np.where(b < 0, -(b & sign), b)
-    return np.abs(a - b)
-
-
 # float32 is compared with float64 libm rounded to float32; float64 with libm
 # itself (NumPy's), which is within an ulp of the true value.
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -437,12 +414,12 @@ def test_logistic_within_two_ulp_of_libm(dtype):
     zero = np.zeros_like(p)
     out, grad = gl.LogisticLoss(label_format="binary").value_and_gradient(p, zero)
     with np.errstate(over="ignore"):
-        assert _ulp_distance(out, np.logaddexp(0.0, p64), dtype).max() <= 2
+        assert ulp_distance(out, np.logaddexp(0.0, p64), dtype).max() <= 2
         # sigmoid as e^p / (1 + e^p) for p < 0 keeps subnormal values (scipy's expit
         # flushes sigmoid(-744) to 0).
         e = np.exp(-np.abs(p64))
         sigmoid = np.where(p64 < 0, e, 1.0) / (1 + e)
-        assert _ulp_distance(grad, sigmoid, dtype).max() <= 2
+        assert ulp_distance(grad, sigmoid, dtype).max() <= 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -452,12 +429,12 @@ def test_log_within_two_ulp_of_libm(dtype):
                         [1.0, 0.5, 1e-7]]).astype(dtype)
     eps = dtype(1e-12)
     out = gl.SigmoidBCELoss(from_sigmoid=True)(p, np.ones_like(p))
-    assert _ulp_distance(out, -np.log((p + eps).astype(np.float64)), dtype).max() <= 2
+    assert ulp_distance(out, -np.log((p + eps).astype(np.float64)), dtype).max() <= 2
     # Label 0 exercises log(1 - p + eps); subnormal and zero arguments too.
     q = np.array([1.0, 1.0 - 1e-7, 0.0, 1e-40, 1e-310, 0.75], dtype)
     out = gl.SigmoidBCELoss(from_sigmoid=True)(q, np.zeros_like(q))
     want = -np.log((dtype(1) - q + eps).astype(np.float64))
-    assert _ulp_distance(out, want, dtype).max() <= 2
+    assert ulp_distance(out, want, dtype).max() <= 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

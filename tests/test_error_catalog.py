@@ -245,7 +245,7 @@ PARTICULAR = [
                               (9, "9", f"exceeds {limit}"))),
     # -- cosine labels
     *(Entry("CosineEmbeddingLoss", "cosine-label", ValueError,
-            rf"label must be 1 or -1, got {text} at index \(1,\)",
+            rf"label\[1\] = {text} is not 1 or -1: labels must be 1 \(similar pair\) or -1",
             call={"label": np.array([1, bad, -1, 1])}, label=text)
       for bad, text in ((0, "0"), (2, "2"), (0.5, "0.5"), (np.nan, "nan"))),
     # -- arrays NumPy cannot even build

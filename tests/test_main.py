@@ -18,7 +18,7 @@ def test_main_fails_when_a_gradient_is_wrong(monkeypatch, capsys):
     from gluonloss import elementwise
 
     def broken(self, pred, label, sample_weight=None, out_grad=None):
-        return 1.01 * self._evaluate(pred, label, sample_weight, None, out_grad, False, True)[1]
+        return 1.01 * self._call((pred, label), (sample_weight,), out_grad, False, True)[1]
 
     monkeypatch.setattr(elementwise.HingeLoss, "gradient", broken)
     assert main_module.main() == 1

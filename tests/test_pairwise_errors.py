@@ -113,16 +113,15 @@ def test_per_sample_weight_needs_n_or_one_elements(impl, name, sw_shape):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("label, value, index", [
-    ([1, -1, 0, 1], "0", r"\(2,\)"),
-    ([1, 2, -1, 1], "2", r"\(1,\)"),
-    ([1.0, -1.0, 1.0, 0.5], "0.5", r"\(3,\)"),
-    ([np.nan, 1, 1, 1], "nan", r"\(0,\)"),
-    ([[1, 1], [-1, -2]], "-2", r"\(1, 1\)"),
-    ([True, False, True, True], "False", r"\(1,\)"),
+    ([1, -1, 0, 1], "0", "2"),
+    ([1, 2, -1, 1], "2", "1"),
+    ([1.0, -1.0, 1.0, 0.5], "0.5", "3"),
+    ([np.nan, 1, 1, 1], "nan", "0"),
+    ([[1, 1], [-1, -2]], "-2", "1, 1"),
+    ([True, False, True, True], "False", "1"),
 ])
 def test_cosine_labels_must_be_plus_or_minus_one(impl, label, value, index):
-    with pytest.raises(ValueError, match=rf"label must be 1 or -1, got .*{value}.* at index "
-                                         rf"{index}"):
+    with pytest.raises(ValueError, match=rf"label\[{index}\] = .*{value}.* is not 1 or -1"):
         _call(impl, "CosineEmbeddingLoss", label=np.array(label))
 
 

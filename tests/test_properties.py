@@ -25,9 +25,9 @@ import _pairwise_cases
 from _cases import CASES, tolerances
 from _layouts import LAYOUTS, assert_unchanged, snapshot, with_layout
 from _pairwise_cases import PAIR_CASES, gradient_atol
+from _softmax_cases import CASES as SOFTMAX_CASES
+from _softmax_cases import case_loss_shape, case_n_out
 from gluonloss import CTCLoss, reference
-from test_softmax import CASES as SOFTMAX_CASES
-from test_softmax import _loss_shape, _n_out
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -254,8 +254,8 @@ def softmax_problems(draw):
         label = label.astype(draw(weight_dtypes))
     if draw(st.booleans()):
         label = label.reshape(-1)
-    loss_shape = _loss_shape(case, shape, axis)
-    n_out = _n_out(case, shape, axis, batch_axis)
+    loss_shape = case_loss_shape(case, shape, axis)
+    n_out = case_n_out(case, shape, axis, batch_axis)
     dtype = expected_dtype(pred_dtype)
     return Problem(
         loss=case.make(axis=axis, batch_axis=batch_axis),

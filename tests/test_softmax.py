@@ -4,7 +4,6 @@ import importlib
 import itertools
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -15,64 +14,13 @@ from scipy.optimize import check_grad
 from scipy.special import log_softmax, softmax
 
 import gluonloss as gl
-from _cases import kernel_builds, stable_rng, tolerances
+from _cases import kernel_builds, stable_rng, tolerances, ulp_distance
+from _softmax_cases import CASE_IDS, CASES, case_loss_shape, case_n_out
 from gluonloss import _openmp, reference
 from gluonloss import softmax as softmax_module
 
 DTYPES = [np.float32, np.float64]
 IMPLS = [pytest.param(gl, id="compiled"), pytest.param(reference, id="reference")]
-
-
-@dataclass
-class SoftmaxCase:
-    id: str
-    cls: str
-    kwargs: dict = field(default_factory=dict)
-
-    @property
-    def sparse(self):
-        return self.cls == "SoftmaxCrossEntropyLoss" and self.kwargs.get("sparse_label", True)
-
-    @property
-    def elementwise(self):
-        """Whether the elementwise loss keeps the class axis (KL)."""
-        return self.cls == "KLDivLoss"
-
-    def make(self, impl=gl, **extra):
-        return getattr(impl, self.cls)(**self.kwargs, **extra)
-
-    def data(self, rng, shape, axis, dtype=np.float64):
-        """pred (logits, or log-probabilities for from_logits) and a label."""
-        axis %= len(shape)
-        pred = rng.standard_normal(shape) * 2
-        if self.kwargs.get("from_logits", self.cls == "KLDivLoss"):
-            pred = log_softmax(pred, axis=axis)
-        if self.sparse:
-            label = rng.integers(0, shape[axis], shape[:axis] + shape[axis + 1:])
-        else:
-            label = softmax(rng.standard_normal(shape), axis=axis)
-        return pred.astype(dtype), label
-
-
-CASES = [
-    SoftmaxCase("ce-sparse", "SoftmaxCrossEntropyLoss"),
-    SoftmaxCase("ce-sparse-logits", "SoftmaxCrossEntropyLoss", {"from_logits": True}),
-    SoftmaxCase("ce-dense", "SoftmaxCrossEntropyLoss", {"sparse_label": False, "weight": 0.7}),
-    SoftmaxCase("ce-dense-logits", "SoftmaxCrossEntropyLoss",
-                {"sparse_label": False, "from_logits": True}),
-    SoftmaxCase("kl-logits", "KLDivLoss", {"weight": 1.5}),
-    SoftmaxCase("kl-softmax", "KLDivLoss", {"from_logits": False}),
-]
-CASE_IDS = [c.id for c in CASES]
-
-
-def _loss_shape(case, shape, axis):
-    axis %= len(shape)
-    return shape if case.elementwise else shape[:axis] + (1,) + shape[axis + 1:]
-
-
-def _n_out(case, shape, axis, batch_axis):
-    return 1 if axis % len(shape) == batch_axis % len(shape) else shape[batch_axis]
 
 
 def _axis_pairs():
@@ -106,9 +54,9 @@ PAIRED_CASES = [pytest.param(case, shape, axis, batch_axis,
 def test_matches_reference_every_axis_pairing(case, dtype, shape, axis, batch_axis):
     rng = stable_rng(case.id, shape, axis, batch_axis)
     pred, label = case.data(rng, shape, axis, dtype)
-    loss_shape = _loss_shape(case, shape, axis)
+    loss_shape = case_loss_shape(case, shape, axis)
     sw = rng.uniform(0.5, 2, loss_shape)
-    og = rng.standard_normal(_n_out(case, shape, axis, batch_axis))
+    og = rng.standard_normal(case_n_out(case, shape, axis, batch_axis))
     got = case.make(axis=axis, batch_axis=batch_axis).value_and_gradient(pred, label, sw, og)
     want = case.make(reference, axis=axis, batch_axis=batch_axis).value_and_gradient(
         pred, label, sw, og)
@@ -143,7 +91,7 @@ def test_matches_reference_large_and_ragged_rows(case, dtype, shape, axis, batch
 def test_value_and_gradient_equals_separate_calls(case, shape, axis, batch_axis):
     rng = np.random.default_rng(1)
     pred, label = case.data(rng, shape, axis, np.float32)
-    sw = rng.uniform(0, 2, _loss_shape(case, shape, axis))
+    sw = rng.uniform(0, 2, case_loss_shape(case, shape, axis))
     og = rng.standard_normal(shape[batch_axis])
     loss = case.make(axis=axis, batch_axis=batch_axis)
     out, grad = loss.value_and_gradient(pred, label, sw, og)
@@ -285,7 +233,7 @@ def test_sample_weight_shapes_ce_and_per_row_kl(case, sw_shape):
     sw = rng.uniform(0, 2, sw_shape)
     loss = case.make()
     got = loss.value_and_gradient(pred, label, sw)
-    full = np.array(np.broadcast_to(sw, _loss_shape(case, shape, -1)))
+    full = np.array(np.broadcast_to(sw, case_loss_shape(case, shape, -1)))
     for want in (loss.value_and_gradient(pred, label, full),
                  case.make(reference).value_and_gradient(pred, label, sw)):
         assert_allclose(got[0], want[0], rtol=1e-12)
@@ -519,14 +467,13 @@ def test_special_values_follow_the_reference(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_nonpositive_within_one_ulp_of_libm(dtype):
-    from test_elementwise import _ulp_distance
-    kernels = importlib.import_module("gluonloss._softmax")
+    kernels = importlib.import_module("gluonloss._vmath")
     low = -87.33 if dtype == np.float32 else -708.3
     rng = np.random.default_rng(14)
     x = np.concatenate([rng.uniform(low, 0, 300_000), rng.uniform(-1, 0, 100_000),
                         np.linspace(low, 0, 10_001), [0.0, -0.0, low]]).astype(dtype)
     got = kernels.exp_nonpositive_array(x)
-    assert _ulp_distance(got, np.exp(x.astype(np.float64)), dtype).max() <= 1
+    assert ulp_distance(got, np.exp(x.astype(np.float64)), dtype).max() <= 1
     assert np.all(got[x == 0] == 1)
     # Below the smallest normal result: 0, never a subnormal; -inf -> 0; NaN -> NaN.
     edge = np.array([low * 1.001, -1e4, -np.inf, np.nan], dtype)
@@ -552,7 +499,7 @@ def _layouts(a):
 def test_memory_layouts_and_no_aliasing(case, axis, batch_axis):
     rng = np.random.default_rng(13)
     pred, label = case.data(rng, (6, 9), axis, np.float32)
-    sw = rng.uniform(0, 2, _loss_shape(case, (6, 9), axis))
+    sw = rng.uniform(0, 2, case_loss_shape(case, (6, 9), axis))
     loss = case.make(axis=axis, batch_axis=batch_axis)
     want = loss.value_and_gradient(pred, label, sw)
     for (name, p), (_, y), (_, w) in zip(_layouts(pred), _layouts(label), _layouts(sw)):
@@ -608,7 +555,7 @@ def problems(draw):
         case = CASES[0]
     if axis % ndim != batch_axis % ndim and draw(st.booleans()):   # sometimes an empty batch
         shape = tuple(0 if i == batch_axis % ndim else d for i, d in enumerate(shape))
-    loss_shape = _loss_shape(case, shape, axis)
+    loss_shape = case_loss_shape(case, shape, axis)
     keep = draw(st.integers(0, ndim))
     sw_shape = tuple(d if draw(st.booleans()) else 1 for d in loss_shape[ndim - keep:])
     sw_shape = sw_shape if draw(st.booleans()) else None
@@ -623,7 +570,7 @@ def test_random_problems_match_the_reference(problem):
     rng = np.random.default_rng(seed)
     pred, label = case.data(rng, shape, axis, dtype)
     sw = None if sw_shape is None else rng.uniform(0, 2, sw_shape)
-    og = rng.standard_normal(_n_out(case, shape, axis, batch_axis))
+    og = rng.standard_normal(case_n_out(case, shape, axis, batch_axis))
     loss = case.make(axis=axis, batch_axis=batch_axis)
     got = loss.value_and_gradient(pred, label, sw, og)
     want = case.make(reference, axis=axis, batch_axis=batch_axis).value_and_gradient(
@@ -644,7 +591,7 @@ def _run_all(seed=0, dtype=np.float32):
         for shape, axis, batch_axis in [((512, 100), -1, 0), ((2, 40000), 1, 0),
                                         ((20, 30, 70), 1, 0), ((8, 50, 90), -1, 1)]:
             pred, label = case.data(rng, shape, axis, dtype)
-            sw = rng.uniform(0, 2, _loss_shape(case, shape, axis))
+            sw = rng.uniform(0, 2, case_loss_shape(case, shape, axis))
             og = rng.standard_normal(shape[batch_axis])
             loss = case.make(axis=axis, batch_axis=batch_axis)
             results += loss.value_and_gradient(pred, label, sw, og)
@@ -764,7 +711,7 @@ def test_dense_label_size_mismatch(impl, label_shape):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("sw_shape", [(4, 3), (3,), (4,), (1, 3), (2, 1), (4, 1, 1)])
-def test_ce_sample_weight_must_broadcast_to_the_loss_shape(impl, sw_shape):
+def test_ce_sample_weight_must_broadcast_to_theloss_shape(impl, sw_shape):
     # The loss has shape (4, 1): a per-class weight does not fit.
     with pytest.raises(ValueError, match=r"sample_weight of shape .* class axis kept as size 1"):
         impl.SoftmaxCELoss()(PRED, SPARSE, np.ones(sw_shape))
