@@ -62,76 +62,110 @@ def _to_numpy(value, name, loss_name):
     if value.dtype is _bfloat16:
         value = value.float()
     try:
-        return value.detach().numpy()
+        return value.detach().numpy() if value.requires_grad else value.numpy()
     except (RuntimeError, TypeError):
         # negative/conjugate views, or a dtype NumPy has no name for: let
         # PyTorch resolve it (a copy), then the NumPy API judges the result
         return value.numpy(force=True)
 
 
-def _reduce(out, reduction):
-    if reduction == "mean":
-        return out.mean()
-    if reduction == "sum":
-        return out.sum()
-    return out
+class _Call:
+    """One call of a bridged loss, kept by its autograd node.
+
+    A plain object on purpose: ``Function.apply`` walks its arguments as a
+    pytree, so the NumPy views travel in one leaf, not in lists and dicts.
+    """
+
+    __slots__ = ("module", "arrays", "options", "sources", "versions", "grads", "n",
+                 "upstream_scale")
+
+    def __init__(self, module, arrays, options, sources):
+        self.module, self.arrays, self.options, self.sources = module, arrays, options, sources
 
 
 class _LossFunction(torch.autograd.Function):
-    """The autograd node of every bridged loss.
+    """The autograd node of every bridged loss: ``apply(call, *differentiable)``.
 
-    ``apply(module, arrays, options, *differentiable)``: ``arrays`` and
-    ``options`` are the NumPy views of all arguments, ``differentiable`` the
-    tensors that gradients flow to.
+    The forward keeps the gradient for ones upstream, and the first backward
+    scales it in place and hands it over (autograd then stores it as the
+    input's ``.grad`` without a copy when that is empty).  A second backward
+    through a retained graph, and SDMLLoss always, get the gradient from the
+    NumPy API's ``gradient`` for that upstream gradient instead.
     """
 
     @staticmethod
-    def forward(ctx, module, arrays, options, *differentiable):
-        loss = module.loss
+    def forward(ctx, call, *differentiable):
+        module = call.module
         if module._signature.per_sample:
-            out, grads = loss.value_and_gradient(*arrays, **options)
-            ctx.grads = grads if type(grads) is tuple else (grads,)
-            ctx.before = samples_before(loss, [a.shape for a in differentiable])
+            out, grads = module.loss.value_and_gradient(*call.arrays, **call.options)
+            call.grads = grads if type(grads) is tuple else (grads,)
         else:
-            out = loss.forward(*arrays, **options)
-            ctx.arrays, ctx.options = arrays, options
-        ctx.module = module
-        ctx.n = out.shape[0]
-        return _reduce(_from_numpy(out), module.reduction)
+            out = module.loss.forward(*call.arrays, **call.options)
+            call.grads = None
+        call.versions = [t._version for t in call.sources]
+        call.n = n = out.shape[0]
+        ctx.call = call
+        out = _from_numpy(out)
+        reduction = module.reduction
+        if reduction == "none":
+            return out
+        if reduction == "sum":
+            call.upstream_scale = 1.0
+            return out.sum()
+        call.upstream_scale = 1.0 / n if n else 1.0
+        return out.mean()
 
     @staticmethod
     def backward(ctx, grad_output):
+        call = ctx.call
         if _is_grad_enabled():
             raise RuntimeError(
-                f"{type(ctx.module).__name__} has no second derivative in gluonloss.torch: "
+                f"{type(call.module).__name__} has no second derivative in gluonloss.torch: "
                 "backward with create_graph=True is not supported (the first derivative "
                 "comes from gluonloss's analytic kernel)")
-        reduction, n = ctx.module.reduction, ctx.n
-        if reduction == "mean" and n:
-            grad_output = grad_output / n
-        if ctx.module._signature.per_sample:
-            grads = [_scale(_from_numpy(g), grad_output, ctx.before, n, reduction)
-                     for g in ctx.grads]
+        reduction, grads = call.module.reduction, call.grads
+        if reduction != "none":
+            # one upstream value for every sample
+            upstream = float(grad_output) * call.upstream_scale
         else:
-            if reduction == "none":
-                upstream = grad_output.detach().numpy()
-            else:
-                upstream = float(grad_output)
-            grads = ctx.module.loss.gradient(*ctx.arrays, **ctx.options, out_grad=upstream)
-            grads = [_from_numpy(g) for g in grads]
+            upstream = grad_output
+        if grads is None:
+            grads = _gradient(call, upstream)
+        else:
+            call.grads = None          # handed over: scaled in place below
+            before = 1 if reduction != "none" else samples_before(
+                call.module.loss, [g.shape for g in grads])
+            grads = [_scale_in_place(_from_numpy(g), upstream, call.n, before) for g in grads]
         needs = ctx.needs_input_grad
-        return (None, None, None,
-                *[g if needs[3 + i] else None for i, g in enumerate(grads)])
+        return (None, *[g if needs[1 + i] else None for i, g in enumerate(grads)])
 
 
-def _scale(grad, grad_output, before, n, reduction):
-    """The saved gradient (for ones upstream) scaled by each sample's upstream."""
-    if reduction != "none":
-        return grad * grad_output          # one scalar for every sample
-    if grad.numel() == 0:
+def _gradient(call, upstream):
+    """The gradient from the NumPy API for this upstream gradient."""
+    for tensor, version in zip(call.sources, call.versions):
+        if tensor._version != version:
+            raise RuntimeError(
+                f"an argument of {type(call.module).__name__} was modified in place after "
+                "the forward pass; its gradient cannot be computed")
+    if not isinstance(upstream, float):
+        upstream = upstream.detach().numpy()
+    grads = call.module.loss.gradient(*call.arrays, **call.options, out_grad=upstream)
+    return [_from_numpy(g) for g in (grads if type(grads) is tuple else (grads,))]
+
+
+def _scale_in_place(grad, upstream, n, before):
+    """The saved gradient (for ones upstream) times each sample's upstream."""
+    if type(upstream) is float:
+        return grad if upstream == 1.0 else grad.mul_(upstream)
+    if not grad.numel():
         return grad
-    scaled = grad.reshape(before, n, -1) * grad_output.reshape(1, n, 1)
-    return scaled.reshape(grad.shape)
+    if before == 1 and grad.shape[0] == n:
+        # the batch is the first axis (the usual case): one view, one product
+        return grad.mul_(upstream.view((n,) + (1,) * (grad.dim() - 1)))
+    # read in C order, every per-sample gradient is (before, N, after)
+    grad = grad.contiguous()
+    grad.view(before, n, -1).mul_(upstream.view(1, n, 1))
+    return grad
 
 
 class _BridgedLoss(torch.nn.Module):
@@ -150,6 +184,20 @@ class _BridgedLoss(torch.nn.Module):
         return f"{self.loss!r}, reduction={self.reduction!r}"
 
     def forward(self, *args, **kwargs):
+        """The loss of a batch.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of the NumPy class's ``forward``, in the same order
+            (the class's docstring names them): CPU tensors or anything NumPy
+            reads.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(N,)`` with ``reduction='none'``, else 0-d.
+        """
         signature = self._signature
         name = type(self).__name__
         inputs, options = signature.bind(name, args, kwargs)
@@ -160,36 +208,25 @@ class _BridgedLoss(torch.nn.Module):
             differentiable = [inputs[i] for i in signature.differentiable]
             for value in differentiable:
                 if isinstance(value, _Tensor) and value.requires_grad:
-                    return _LossFunction.apply(self, arrays, options, *[
+                    sources = [v for v in (*inputs, *options.values())
+                               if isinstance(v, _Tensor)]
+                    return _LossFunction.apply(_Call(self, arrays, options, sources), *[
                         v if isinstance(v, _Tensor) else torch.as_tensor(v)
                         for v in differentiable])
-        return _reduce(_from_numpy(self.loss.forward(*arrays, **options)), self.reduction)
-
-
-def _forward_doc(name, signature):
-    inputs = ", ".join(signature.names)
-    differentiable = ", ".join(signature.inputs[i] for i in signature.differentiable)
-    return f"""The loss of a batch, differentiable with respect to {differentiable}.
-
-        Parameters
-        ----------
-        *args, **kwargs
-            ``{inputs}``: the arguments of ``gluonloss.{name}.forward``, in
-            the same order; tensors (on the CPU) or anything NumPy reads.
-
-        Returns
-        -------
-        torch.Tensor
-            Shape ``(N,)`` with ``reduction='none'``, else 0-d.
-        """
+        out = _from_numpy(self.loss.forward(*arrays, **options))
+        reduction = self.reduction
+        if reduction == "none":
+            return out
+        return out.sum() if reduction == "sum" else out.mean()
 
 
 def _class_doc(name, signature):
     differentiable = ", ".join(f"``{signature.inputs[i]}``" for i in signature.differentiable)
     return f"""PyTorch module of :class:`gluonloss.{name}`.
 
-    Differentiable with respect to {differentiable}; the other arguments get
-    no gradient.
+    Called with the arguments of ``gluonloss.{name}.forward``:
+    ``{", ".join(signature.names)}``.  Differentiable with respect to
+    {differentiable}; the other arguments get no gradient.
 
     Parameters
     ----------
@@ -209,14 +246,9 @@ def _class_doc(name, signature):
 
 def _make_module(name):
     signature = SIGNATURES[name]
-
-    def forward(self, *args, **kwargs):
-        return _BridgedLoss.forward(self, *args, **kwargs)
-
-    forward.__doc__ = _forward_doc(name, signature)
     return type(name, (_BridgedLoss,), {
         "__module__": __name__, "__doc__": _class_doc(name, signature),
-        "_numpy_class": getattr(_gl, name), "_signature": signature, "forward": forward})
+        "_numpy_class": getattr(_gl, name), "_signature": signature})
 
 
 _CLASSES = {name: _make_module(name) for name in SIGNATURES}

@@ -1,0 +1,233 @@
+"""Benchmark the PyTorch and JAX bridges against each framework's own losses.
+
+    python benchmarks/bench_bridges.py [--repeats 15] [--threads 2] [--only torch|jax]
+
+float32, forward + backward through the bridge against the native op doing
+the same work, every contender of a row timed in this one process,
+interleaved round by round; the table shows medians and the ratio native /
+bridge (> 1 means the bridge is faster).  Rows:
+
+* ``gluonloss.torch.CTCLoss(layout='TNC')`` against ``F.ctc_loss`` on
+  ``log_softmax`` activations with the blank last, T=200, N=32, C=50, L=40;
+* ``gluonloss.torch.SoftmaxCELoss`` against ``F.cross_entropy`` at (4096, 1000);
+* ``gluonloss.torch.L2Loss`` against ``F.mse_loss(reduction='none').mean(1)``
+  at (4096, 1024), and at (32, 10) where the bridge's own cost shows (with
+  a bare ``torch.autograd.Function`` around the NumPy call for scale);
+* under ``jax.jit``, ``gluonloss.jax.CTCLoss`` against ``optax.ctc_loss`` and
+  ``gluonloss.jax.SoftmaxCELoss`` against
+  ``optax.softmax_cross_entropy_with_integer_labels`` (value and gradient).
+
+Every backward pass starts from the same upstream gradient of shape (N,).
+"""
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import gluonloss as gl
+
+
+def time_interleaved(calls, repeats, min_seconds=0.02):
+    """Median seconds per call; each round times every callable once, over
+    enough calls in a row to last about ``min_seconds``."""
+    loops = {}
+    for name, fn in calls.items():
+        fn()                                            # warm-up
+        t0 = time.perf_counter()
+        fn()
+        loops[name] = max(1, int(min_seconds / max(time.perf_counter() - t0, 1e-9)))
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            times[name].append((time.perf_counter() - t0) / loops[name])
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def ctc_data(rng, t=200, n=32, c=50, width=40):
+    """TNC activations, labels in [0, C-2] padded with -1, lengths in [L/2, L]."""
+    pred = rng.standard_normal((t, n, c)).astype(np.float32)
+    lengths = rng.integers(width // 2, width + 1, n)
+    label = rng.integers(0, c - 1, (n, width))
+    label[np.arange(width) >= lengths[:, None]] = -1
+    return pred, label, lengths
+
+
+# -- PyTorch ------------------------------------------------------------------
+
+def torch_rows(rng, repeats):
+    import torch
+    import torch.nn.functional as F
+
+    import gluonloss.torch as glt
+
+    def backward_pair(bridge_fn, native_fn, inputs, n):
+        """Two callables: forward and backward of each, grads reset."""
+        tensors = [torch.from_numpy(x).requires_grad_(True) for x in inputs]
+        upstream = torch.rand(n, dtype=torch.float32)
+
+        def run(fn):
+            def call():
+                for x in tensors:
+                    x.grad = None
+                fn(*tensors).backward(upstream)
+            return call
+        return run(bridge_fn), run(native_fn)
+
+    rows = []
+
+    pred, label, lengths = ctc_data(rng)
+    t_frames, n, c = pred.shape
+    ctc = glt.CTCLoss(layout="TNC")
+    label_t = torch.from_numpy(label)
+    targets = torch.from_numpy(np.where(label < 0, 0, label))
+    target_lengths = torch.from_numpy(lengths)
+    input_lengths = torch.full((n,), t_frames, dtype=torch.int64)
+    bridge, native = backward_pair(
+        lambda p: ctc(p, label_t),
+        lambda p: F.ctc_loss(F.log_softmax(p, dim=2), targets, input_lengths, target_lengths,
+                             blank=c - 1, reduction="none"),
+        [pred], n)
+    rows.append(("CTCLoss T=200 N=32 C=50 L=40", "F.ctc_loss", bridge, native, 3.0))
+
+    logits = (rng.standard_normal((4096, 1000)) * 3).astype(np.float32)
+    classes = torch.from_numpy(rng.integers(0, 1000, 4096))
+    ce = glt.SoftmaxCELoss()
+    bridge, native = backward_pair(
+        lambda p: ce(p, classes),
+        lambda p: F.cross_entropy(p, classes, reduction="none"), [logits], 4096)
+    rows.append(("SoftmaxCELoss (4096, 1000)", "F.cross_entropy", bridge, native, 1.5))
+
+    l2 = glt.L2Loss()
+    for shape, target in (((4096, 1024), 3.0), ((32, 10), 1 / 1.25)):
+        p, y = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+        label_y = torch.from_numpy(y)
+        bridge, native = backward_pair(
+            lambda p, y=label_y: l2(p, y),
+            lambda p, y=label_y: F.mse_loss(p, y, reduction="none").mean(1), [p], shape[0])
+        rows.append((f"L2Loss {shape}", "F.mse_loss(...).mean(1)", bridge, native, target))
+
+    # scale for the bridge's own cost: the least glue around the NumPy call
+    numpy_l2 = gl.L2Loss()
+
+    class BareFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, p, y):
+            out, grad = numpy_l2.value_and_gradient(p.detach().numpy(), y.numpy())
+            ctx.grad = torch.from_numpy(grad)
+            return torch.from_numpy(out)
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return ctx.grad * upstream[:, None], None
+
+    p, y = (rng.standard_normal((32, 10)).astype(np.float32) for _ in range(2))
+    label_y = torch.from_numpy(y)
+    bare, native = backward_pair(
+        lambda p: BareFunction.apply(p, label_y),
+        lambda p: F.mse_loss(p, label_y, reduction="none").mean(1), [p], 32)
+    rows.append(("bare autograd.Function (32, 10)", "F.mse_loss(...).mean(1)", bare, native,
+                 None))
+
+    results = []
+    for name, peer, bridge, native, target in rows:
+        t = time_interleaved({"bridge": bridge, "native": native}, repeats)
+        results.append((name, peer, t["bridge"], t["native"], target))
+    return results
+
+
+# -- JAX ------------------------------------------------------------------------
+
+def jax_rows(rng, repeats):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import gluonloss.jax as glj
+
+    rows = []
+    pred, label, lengths = ctc_data(rng)
+    t_frames, n, c = pred.shape
+    logits = jnp.asarray(pred.transpose(1, 0, 2).copy())          # NTC for both
+    label_nt = jnp.asarray(label)
+    upstream = jnp.asarray(rng.random(n, dtype=np.float32))
+    ctc = glj.CTCLoss()
+    logit_paddings = jnp.zeros((n, t_frames), jnp.float32)
+    label_paddings = jnp.asarray((label < 0).astype(np.float32))
+    optax_labels = jnp.asarray(np.where(label < 0, 0, label))
+
+    def vjp_of(fn, x, upstream):
+        """jit of value and vector-Jacobian product with ``upstream``."""
+        def value_and_grad(x):
+            out, pullback = jax.vjp(fn, x)
+            return out, pullback(upstream)[0]
+        jitted = jax.jit(value_and_grad)
+        return lambda: jax.block_until_ready(jitted(x))
+
+    bridge = vjp_of(lambda x: ctc(x, label_nt), logits, upstream)
+    native = vjp_of(lambda x: optax.ctc_loss(x, logit_paddings, optax_labels, label_paddings,
+                                             blank_id=c - 1), logits, upstream)
+    rows.append(("CTCLoss T=200 N=32 C=50 L=40", "optax.ctc_loss", bridge, native))
+    host_ctc = gl.CTCLoss()
+    host_pred, upstream_np = np.asarray(logits), np.asarray(upstream)
+    rows.append(("  the NumPy API alone", "", lambda g=upstream_np: host_ctc.value_and_gradient(
+        host_pred, label, out_grad=g), None))
+
+    x = (rng.standard_normal((4096, 1000)) * 3).astype(np.float32)
+    classes = rng.integers(0, 1000, 4096).astype(np.int32)
+    upstream = jnp.asarray(rng.random(4096, dtype=np.float32))
+    classes_j = jnp.asarray(classes)
+    ce = glj.SoftmaxCELoss()
+    bridge = vjp_of(lambda x: ce(x, classes_j), jnp.asarray(x), upstream)
+    native = vjp_of(lambda x: optax.softmax_cross_entropy_with_integer_labels(x, classes_j),
+                    jnp.asarray(x), upstream)
+    rows.append(("SoftmaxCELoss (4096, 1000)", "optax.softmax_cross_entropy_with_integer_labels",
+                 bridge, native))
+    host_ce, upstream_np = gl.SoftmaxCELoss(), np.asarray(upstream)
+    rows.append(("  the NumPy API alone", "", lambda g=upstream_np: host_ce.value_and_gradient(
+        x, classes, out_grad=g), None))
+
+    results = []
+    for name, peer, bridge, native in rows:
+        calls = {"bridge": bridge} if native is None else {"bridge": bridge, "native": native}
+        t = time_interleaved(calls, repeats)
+        results.append((name, peer, t["bridge"], t.get("native"), None))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", choices=["torch", "jax"])
+    args = parser.parse_args()
+    gl.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    results = []
+    if args.only != "jax":
+        import torch
+        torch.set_num_threads(args.threads)
+        torch.set_num_interop_threads(1)
+        results += [("torch",) + r for r in torch_rows(rng, args.repeats)]
+    if args.only != "torch":
+        import jax
+        results += [("jax",) + r for r in jax_rows(rng, args.repeats)]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
+          f"float32, forward + backward, medians of {args.repeats} interleaved rounds")
+    print(f"{'':6} {'workload':34} {'peer':28} {'bridge ms':>10} {'peer ms':>10} "
+          f"{'peer/bridge':>11} {'target':>8}")
+    for framework, name, peer, bridge, native, target in results:
+        ratio = f"{native / bridge:11.2f}" if native else f"{'':11}"
+        native_ms = f"{native * 1e3:10.4f}" if native else f"{'':10}"
+        goal = f">= {target:.2f}" if target else ""
+        print(f"{framework:6} {name:34} {peer[:28]:28} {bridge * 1e3:10.4f} {native_ms} "
+              f"{ratio} {goal:>8}")
+
+
+if __name__ == "__main__":
+    main()
