@@ -89,8 +89,10 @@ class _LossFunction(torch.autograd.Function):
     The forward keeps the gradient for ones upstream, and the first backward
     scales it in place and hands it over (autograd then stores it as the
     input's ``.grad`` without a copy when that is empty).  A second backward
-    through a retained graph, and SDMLLoss always, get the gradient from the
-    NumPy API's ``gradient`` for that upstream gradient instead.
+    through a retained graph gets the same gradient for ones again from the
+    NumPy API's ``gradient`` (bitwise equal) and scales it the same way.
+    SDMLLoss, whose gradient couples the samples, always calls ``gradient``
+    with the upstream gradient.
     """
 
     @staticmethod
@@ -129,9 +131,13 @@ class _LossFunction(torch.autograd.Function):
             upstream = float(grad_output) * call.upstream_scale
         else:
             upstream = grad_output
-        if grads is None:
-            grads = _gradient(call, upstream)
+        per_sample = call.module._signature.per_sample
+        if not per_sample:
+            grads = [_from_numpy(g) for g in _gradient(call, upstream)]
         else:
+            if grads is None:
+                # a second backward: the same gradient for ones, from the NumPy API
+                grads = _gradient(call, None)
             call.grads = None          # handed over: scaled in place below
             before = 1 if reduction != "none" else samples_before(
                 call.module.loss, [g.shape for g in grads])
@@ -147,10 +153,10 @@ def _gradient(call, upstream):
             raise RuntimeError(
                 f"an argument of {type(call.module).__name__} was modified in place after "
                 "the forward pass; its gradient cannot be computed")
-    if not isinstance(upstream, float):
+    if upstream is not None and not isinstance(upstream, float):
         upstream = upstream.detach().numpy()
     grads = call.module.loss.gradient(*call.arrays, **call.options, out_grad=upstream)
-    return [_from_numpy(g) for g in (grads if type(grads) is tuple else (grads,))]
+    return grads if type(grads) is tuple else (grads,)
 
 
 def _scale_in_place(grad, upstream, n, before):
@@ -210,9 +216,9 @@ class _BridgedLoss(torch.nn.Module):
                 if isinstance(value, _Tensor) and value.requires_grad:
                     sources = [v for v in (*inputs, *options.values())
                                if isinstance(v, _Tensor)]
+                    # a differentiable input given as a non-tensor gets no gradient
                     return _LossFunction.apply(_Call(self, arrays, options, sources), *[
-                        v if isinstance(v, _Tensor) else torch.as_tensor(v)
-                        for v in differentiable])
+                        v if isinstance(v, _Tensor) else None for v in differentiable])
         out = _from_numpy(self.loss.forward(*arrays, **options))
         reduction = self.reduction
         if reduction == "none":
