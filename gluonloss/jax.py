@@ -42,6 +42,7 @@ except ImportError as exc:   # pragma: no cover - exercised in a subprocess by t
                       'pip install "gluonloss[jax]"') from exc
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -74,6 +75,12 @@ def _compute_dtype(arrays):
     return np.dtype(np.float32)
 
 
+def _on_host(host_function, *operands):
+    """``host_function`` on NumPy views of the operands (the callback gets
+    JAX arrays on the CPU)."""
+    return host_function(*jax.tree_util.tree_map(np.asarray, operands))
+
+
 def _output_size(loss, shapes):
     """N, the length of the per-sample output, from the input shapes; None
     when the shapes are wrong for the loss (the NumPy API then says why)."""
@@ -88,6 +95,16 @@ def _output_size(loss, shapes):
     return first[axis] if -len(first) <= axis < len(first) else None
 
 
+def _raise_numpy_error(loss, signature, values):
+    """Raise the NumPy API's error for arguments it rejects whatever the
+    values: traced arrays stand in as zeros of their shape and dtype."""
+    stand_ins = [np.zeros(np.shape(v), v.dtype) if isinstance(v, _Tracer) else
+                 np.asarray(v) if isinstance(v, jax.Array) else v for v in values]
+    n_inputs = len(signature.inputs)
+    loss.forward(*stand_ins[:n_inputs], **{
+        name: v for name, v in zip(signature.options, stand_ins[n_inputs:]) if v is not None})
+
+
 class _Call:
     """One call: which arguments are JAX operands and which are passed to
     the host as they are."""
@@ -97,7 +114,14 @@ class _Call:
         self.loss = bridge.loss
         self.signature = signature
         values = list(inputs) + [options.get(name) for name in signature.options]
-        differentiable = [jnp.asarray(values[i]) for i in signature.differentiable]
+        try:
+            differentiable = [jnp.asarray(values[i]) for i in signature.differentiable]
+        except (TypeError, ValueError):
+            _raise_numpy_error(self.loss, signature, values)
+            raise
+        if not all(jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)
+                   or a.dtype == jnp.bool_ for a in differentiable):
+            _raise_numpy_error(self.loss, signature, values)     # complex: not real numbers
         self.dtype = _compute_dtype(differentiable)
         self.differentiable = tuple(a.astype(self.dtype) for a in differentiable)
         # slot of each argument: ("d", k) a differentiable operand, ("o", k)
@@ -114,10 +138,19 @@ class _Call:
                 self.slots.append(("s", value))
         self.others = tuple(others)
         shapes = [a.shape for a in self.differentiable]
-        n = _output_size(self.loss, [self._shape(slot, shapes) for slot in self.slots[
-            :len(signature.inputs)]])
+        try:
+            n = _output_size(self.loss, [self._shape(slot, shapes) for slot in self.slots[
+                :len(signature.inputs)]])
+        except (TypeError, ValueError):          # an input NumPy cannot read as an array
+            _raise_numpy_error(self.loss, signature, values)
+            raise
         if n is None:
-            self._raise_shape_error()
+            _raise_numpy_error(self.loss, signature, values)
+            raise ValueError(f"{type(self.loss).__name__}: the input shapes "
+                             f"{[np.shape(v) for v in values]} do not fit the loss")
+        if n == 0:
+            # XLA may skip a host call with empty results: check at trace time
+            _raise_numpy_error(self.loss, signature, values)
         self.n = n
         self.before = samples_before(self.loss, shapes)
         self.out_struct = jax.ShapeDtypeStruct((n,), self.dtype)
@@ -128,14 +161,6 @@ class _Call:
         if kind == "d":
             return shapes[item]
         return np.shape(self.others[item] if kind == "o" else item)
-
-    def _raise_shape_error(self):
-        zeros = [np.zeros(a.shape, a.dtype) for a in self.differentiable]
-        others = [np.zeros(np.shape(a), a.dtype) for a in self.others]
-        inputs, options = self.arguments(zeros, others)
-        self.loss.forward(*inputs, **options)   # raises the NumPy API's error
-        raise ValueError(f"{type(self.loss).__name__}: the inputs' shapes "
-                         f"{[np.shape(a) for a in inputs]} do not fit the loss")
 
     def arguments(self, differentiable, others):
         """The NumPy API's ``(inputs, options)`` from host arrays."""
@@ -167,9 +192,8 @@ class _Call:
         concrete, else through a host callback."""
         leaves = jax.tree_util.tree_leaves(operands)
         if not any(isinstance(leaf, _Tracer) for leaf in leaves):
-            host = jax.tree_util.tree_map(np.asarray, operands)
-            return jax.tree_util.tree_map(jnp.asarray, host_function(*host))
-        return jax.pure_callback(host_function, result_structs, *operands,
+            return jax.tree_util.tree_map(jnp.asarray, _on_host(host_function, *operands))
+        return jax.pure_callback(partial(_on_host, host_function), result_structs, *operands,
                                  vmap_method="sequential")
 
     # -- the differentiable function ----------------------------------------
