@@ -215,7 +215,6 @@ def main():
         torch.set_num_interop_threads(1)
         results += [("torch",) + r for r in torch_rows(rng, args.repeats)]
     if args.only != "torch":
-        import jax
         results += [("jax",) + r for r in jax_rows(rng, args.repeats)]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
           f"float32, forward + backward, medians of {args.repeats} interleaved rounds")

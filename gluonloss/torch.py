@@ -100,7 +100,7 @@ class _LossFunction(torch.autograd.Function):
         module = call.module
         if module._signature.per_sample:
             out, grads = module.loss.value_and_gradient(*call.arrays, **call.options)
-            call.grads = grads if type(grads) is tuple else (grads,)
+            call.grads = _owned(grads)
         else:
             out = module.loss.forward(*call.arrays, **call.options)
             call.grads = None
@@ -155,8 +155,15 @@ def _gradient(call, upstream):
                 "the forward pass; its gradient cannot be computed")
     if upstream is not None and not isinstance(upstream, float):
         upstream = upstream.detach().numpy()
-    grads = call.module.loss.gradient(*call.arrays, **call.options, out_grad=upstream)
-    return grads if type(grads) is tuple else (grads,)
+    return _owned(call.module.loss.gradient(*call.arrays, **call.options, out_grad=upstream))
+
+
+def _owned(grads):
+    """The NumPy API's gradients as a tuple of arrays that may be scaled in place."""
+    grads = grads if type(grads) is tuple else (grads,)
+    if all(g.flags.writeable for g in grads):
+        return grads
+    return tuple(g if g.flags.writeable else g.copy() for g in grads)
 
 
 def _scale_in_place(grad, upstream, n, before):

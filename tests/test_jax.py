@@ -26,7 +26,7 @@ def enable_x64():
     """A context with 64-bit types on (restored after)."""
     if hasattr(jax, "enable_x64"):
         return jax.enable_x64(True)
-    from jax.experimental import enable_x64 as context     # older JAX
+    from jax.experimental import enable_x64 as context  # older JAX
     return context()
 
 
