@@ -4,7 +4,8 @@
 
 float32, forward + backward through the bridge against the native op doing
 the same work, every contender of a row timed in this one process,
-interleaved round by round; the table shows medians and the ratio native /
+interleaved round by round; the table shows medians (and the best round) and
+the ratio native /
 bridge (> 1 means the bridge is faster).  Rows:
 
 * ``gluonloss.torch.CTCLoss(layout='TNC')`` against ``F.ctc_loss`` on
@@ -30,9 +31,9 @@ import numpy as np
 import gluonloss as gl
 
 
-def time_interleaved(calls, repeats, min_seconds=0.02):
-    """Median seconds per call; each round times every callable once, over
-    enough calls in a row to last about ``min_seconds``."""
+def time_interleaved(calls, repeats, min_seconds=0.05):
+    """(median, best) seconds per call; each round times every callable
+    once, over enough calls in a row to last about ``min_seconds``."""
     loops = {}
     for name, fn in calls.items():
         fn()                                            # warm-up
@@ -46,7 +47,7 @@ def time_interleaved(calls, repeats, min_seconds=0.02):
             for _ in range(loops[name]):
                 fn()
             times[name].append((time.perf_counter() - t0) / loops[name])
-    return {name: statistics.median(v) for name, v in times.items()}
+    return {name: (statistics.median(v), min(v)) for name, v in times.items()}
 
 
 def ctc_data(rng, t=200, n=32, c=50, width=40):
@@ -196,7 +197,7 @@ def jax_rows(rng, repeats):
     for name, peer, bridge, native in rows:
         calls = {"bridge": bridge} if native is None else {"bridge": bridge, "native": native}
         t = time_interleaved(calls, repeats)
-        results.append((name, peer, t["bridge"], t.get("native"), None))
+        results.append((name, peer, t["bridge"], t.get("native", (None, None)), None))
     return results
 
 
@@ -217,15 +218,19 @@ def main():
     if args.only != "torch":
         results += [("jax",) + r for r in jax_rows(rng, args.repeats)]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
-          f"float32, forward + backward, medians of {args.repeats} interleaved rounds")
-    print(f"{'':6} {'workload':34} {'peer':28} {'bridge ms':>10} {'peer ms':>10} "
-          f"{'peer/bridge':>11} {'target':>8}")
+          f"float32, forward + backward, milliseconds: median of {args.repeats} interleaved "
+          f"rounds (best round in brackets)")
+    print(f"{'':6} {'workload':34} {'peer':30} {'bridge':>17} {'peer':>17} "
+          f"{'peer/bridge':>13} {'target':>8}")
     for framework, name, peer, bridge, native, target in results:
-        ratio = f"{native / bridge:11.2f}" if native else f"{'':11}"
-        native_ms = f"{native * 1e3:10.4f}" if native else f"{'':10}"
+        cells = [f"{bridge[0] * 1e3:8.3f} [{bridge[1] * 1e3:6.3f}]"]
+        if native[0] is None:
+            cells += [f"{'':17}", f"{'':13}"]
+        else:
+            cells += [f"{native[0] * 1e3:8.3f} [{native[1] * 1e3:6.3f}]",
+                      f"{native[0] / bridge[0]:5.2f} [{native[1] / bridge[1]:5.2f}]"]
         goal = f">= {target:.2f}" if target else ""
-        print(f"{framework:6} {name:34} {peer[:28]:28} {bridge * 1e3:10.4f} {native_ms} "
-              f"{ratio} {goal:>8}")
+        print(f"{framework:6} {name:34} {peer[:30]:30} {' '.join(cells)} {goal:>8}")
 
 
 if __name__ == "__main__":
