@@ -215,8 +215,7 @@ class _BridgedLoss(torch.nn.Module):
         name = type(self).__name__
         inputs, options = signature.bind(name, args, kwargs)
         arrays = [_to_numpy(value, arg, name) for value, arg in zip(inputs, signature.inputs)]
-        for arg, value in options.items():
-            options[arg] = _to_numpy(value, arg, name)
+        numpy_options = {arg: _to_numpy(value, arg, name) for arg, value in options.items()}
         if _is_grad_enabled():
             differentiable = [inputs[i] for i in signature.differentiable]
             for value in differentiable:
@@ -224,9 +223,9 @@ class _BridgedLoss(torch.nn.Module):
                     sources = [v for v in (*inputs, *options.values())
                                if isinstance(v, _Tensor)]
                     # a differentiable input given as a non-tensor gets no gradient
-                    return _LossFunction.apply(_Call(self, arrays, options, sources), *[
+                    return _LossFunction.apply(_Call(self, arrays, numpy_options, sources), *[
                         v if isinstance(v, _Tensor) else None for v in differentiable])
-        out = _from_numpy(self.loss.forward(*arrays, **options))
+        out = _from_numpy(self.loss.forward(*arrays, **numpy_options))
         reduction = self.reduction
         if reduction == "none":
             return out

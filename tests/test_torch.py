@@ -307,6 +307,13 @@ def test_input_modified_in_place_before_a_second_backward():
     label.add_(1.0)
     with pytest.raises(RuntimeError, match="modified in place after the forward pass"):
         out.sum().backward()
+    # an option (here a weight) too
+    weight = torch.ones(3, 1, dtype=torch.float64)
+    out = glt.L2Loss()(pred, label, sample_weight=weight)
+    out.sum().backward(retain_graph=True)
+    weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified in place after the forward pass"):
+        out.sum().backward()
 
 
 # -- dtypes ---------------------------------------------------------------------------
