@@ -5,9 +5,19 @@ The bridges use only the public NumPy API of each loss (``forward``,
 ``gradient``, ``value_and_gradient``), passing every argument after the
 loss's inputs by keyword.  This module imports neither framework.
 """
+import importlib
 import math
 
 import gluonloss as _gl
+
+
+def require(module, framework, extra):
+    """Import ``module`` of an optional framework, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"gluonloss.{extra} needs {framework}, which is not installed; "
+                          f'install it with: pip install "gluonloss[{extra}]"') from exc
 
 
 class Signature:
@@ -96,6 +106,16 @@ CANONICAL = {name: getattr(_gl, name).__name__ for name in LOSS_NAMES}
 assert set(CANONICAL.values()) == set(SIGNATURES), sorted(CANONICAL.values())
 
 
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_reduction(reduction):
+    """``reduction`` if it is one of :data:`REDUCTIONS`, else ValueError."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'none', 'mean', 'sum', got {reduction!r}")
+    return reduction
+
+
 def samples_before(loss, shapes):
     """How many elements precede the batch axis in the gradient's layout.
 
@@ -111,3 +131,43 @@ def samples_before(loss, shapes):
     axis = loss.batch_axis
     axis = axis + len(shape) if axis < 0 else axis
     return math.prod(shape[:axis])
+
+
+def make_classes(namespace, base, what, no_gradient, result):
+    """One subclass of ``base`` per loss class, and the aliases, defined in
+    the bridge module whose globals are ``namespace``.
+
+    ``what`` says what each class is ("PyTorch module"), ``no_gradient``
+    what the other arguments get, ``result`` what a reduction returns.
+    """
+    module, short = namespace["__name__"], namespace["__name__"].rpartition(".")[2]
+    alias = {"torch": "glt", "jax": "glj"}[short]
+    classes = {}
+    for name, signature in SIGNATURES.items():
+        differentiable = ", ".join(f"``{signature.inputs[i]}``"
+                                   for i in signature.differentiable)
+        doc = f"""{what} of :class:`gluonloss.{name}`.
+
+    Called with the arguments of ``gluonloss.{name}.forward``:
+    ``{", ".join(signature.names)}``.  Differentiable with respect to
+    {differentiable}; the other arguments get {no_gradient}.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        The constructor arguments of ``gluonloss.{name}``.
+    reduction : {{'none', 'mean', 'sum'}}, default 'none'
+        ``'none'`` returns the per-sample loss, shape ``(N,)``; ``'mean'`` and
+        ``'sum'`` reduce it to {result}.
+
+    Examples
+    --------
+    >>> import {module} as {alias}
+    >>> {alias}.{name}(reduction="sum")
+    {name}({getattr(_gl, name)()!r}, reduction='sum')
+    """
+        classes[name] = type(name, (base,), {
+            "__module__": module, "__doc__": doc, "_numpy_class": getattr(_gl, name),
+            "_signature": signature})
+    namespace.update({alias_name: classes[canonical]
+                      for alias_name, canonical in CANONICAL.items()})

@@ -34,24 +34,25 @@ make).  Called outside any transformation it calls the NumPy API directly.
 >>> round(float(value), 4), grad.shape
 (0.1681, (2, 3))
 """
-try:
-    import jax
-    import jax.numpy as jnp
-except ImportError as exc:   # pragma: no cover - exercised in a subprocess by the tests
-    raise ImportError('gluonloss.jax needs JAX, which is not installed; install it with: '
-                      'pip install "gluonloss[jax]"') from exc
-
 import math
 from functools import partial
 
 import numpy as np
 
 import gluonloss as _gl
-from gluonloss._bridge import CANONICAL, LOSS_NAMES, SIGNATURES, samples_before
+from gluonloss._bridge import (
+    LOSS_NAMES,
+    check_reduction,
+    make_classes,
+    require,
+    samples_before,
+)
+
+jax = require("jax", "JAX", "jax")
+jnp = require("jax.numpy", "JAX", "jax")
 
 __all__ = list(LOSS_NAMES)
 
-_REDUCTIONS = ("none", "mean", "sum")
 _Tracer = jax.core.Tracer
 _SINGLE_PRECISION = (np.dtype(np.float16), np.dtype(jnp.bfloat16), np.dtype(np.float32))
 
@@ -239,11 +240,8 @@ class _BridgedLoss:
     _signature = None
 
     def __init__(self, *args, reduction="none", **kwargs):
-        if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of 'none', 'mean', 'sum', "
-                             f"got {reduction!r}")
+        self.reduction = check_reduction(reduction)
         self.loss = self._numpy_class(*args, **kwargs)
-        self.reduction = reduction
 
     def __repr__(self):
         return f"{type(self).__name__}({self.loss!r}, reduction={self.reduction!r})"
@@ -259,32 +257,4 @@ class _BridgedLoss:
         return _reduce(_Call(self, inputs, options).evaluate(), self.reduction)
 
 
-def _class_doc(name, signature):
-    differentiable = ", ".join(f"``{signature.inputs[i]}``" for i in signature.differentiable)
-    return f"""JAX function of :class:`gluonloss.{name}`.
-
-    Differentiable with respect to {differentiable}; the other arguments get
-    a zero gradient.  Call it with the arguments of
-    ``gluonloss.{name}.forward``: ``{", ".join(signature.names)}``.
-
-    Parameters
-    ----------
-    *args, **kwargs
-        The constructor arguments of ``gluonloss.{name}``.
-    reduction : {{'none', 'mean', 'sum'}}, default 'none'
-        ``'none'`` returns the per-sample loss, shape ``(N,)``; ``'mean'`` and
-        ``'sum'`` reduce it to a 0-d array.
-
-    Examples
-    --------
-    >>> import gluonloss.jax as glj
-    >>> glj.{name}(reduction="sum")
-    {name}({getattr(_gl, name)()!r}, reduction='sum')
-    """
-
-
-_CLASSES = {name: type(name, (_BridgedLoss,), {
-    "__module__": __name__, "__doc__": _class_doc(name, SIGNATURES[name]),
-    "_numpy_class": getattr(_gl, name), "_signature": SIGNATURES[name]})
-    for name in SIGNATURES}
-globals().update({alias: _CLASSES[canonical] for alias, canonical in CANONICAL.items()})
+make_classes(globals(), _BridgedLoss, "JAX function", "a zero gradient", "a 0-d array")

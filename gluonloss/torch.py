@@ -33,18 +33,18 @@ gradient.
 >>> round(value.item(), 4), logits.grad.shape
 (0.1681, torch.Size([2, 3]))
 """
-try:
-    import torch
-except ImportError as exc:   # pragma: no cover - exercised in a subprocess by the tests
-    raise ImportError('gluonloss.torch needs PyTorch, which is not installed; install it with: '
-                      'pip install "gluonloss[torch]"') from exc
+from gluonloss._bridge import (
+    LOSS_NAMES,
+    check_reduction,
+    make_classes,
+    require,
+    samples_before,
+)
 
-import gluonloss as _gl
-from gluonloss._bridge import CANONICAL, LOSS_NAMES, SIGNATURES, samples_before
+torch = require("torch", "PyTorch", "torch")
 
 __all__ = list(LOSS_NAMES)
 
-_REDUCTIONS = ("none", "mean", "sum")
 _Tensor = torch.Tensor
 _bfloat16 = torch.bfloat16
 _from_numpy = torch.from_numpy
@@ -187,11 +187,8 @@ class _BridgedLoss(torch.nn.Module):
 
     def __init__(self, *args, reduction="none", **kwargs):
         super().__init__()
-        if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of 'none', 'mean', 'sum', "
-                             f"got {reduction!r}")
+        self.reduction = check_reduction(reduction)
         self.loss = self._numpy_class(*args, **kwargs)
-        self.reduction = reduction
 
     def extra_repr(self):
         return f"{self.loss!r}, reduction={self.reduction!r}"
@@ -232,36 +229,4 @@ class _BridgedLoss(torch.nn.Module):
         return out.sum() if reduction == "sum" else out.mean()
 
 
-def _class_doc(name, signature):
-    differentiable = ", ".join(f"``{signature.inputs[i]}``" for i in signature.differentiable)
-    return f"""PyTorch module of :class:`gluonloss.{name}`.
-
-    Called with the arguments of ``gluonloss.{name}.forward``:
-    ``{", ".join(signature.names)}``.  Differentiable with respect to
-    {differentiable}; the other arguments get no gradient.
-
-    Parameters
-    ----------
-    *args, **kwargs
-        The constructor arguments of ``gluonloss.{name}``.
-    reduction : {{'none', 'mean', 'sum'}}, default 'none'
-        ``'none'`` returns the per-sample loss, shape ``(N,)``; ``'mean'`` and
-        ``'sum'`` reduce it to a 0-d tensor.
-
-    Examples
-    --------
-    >>> import gluonloss.torch as glt
-    >>> glt.{name}(reduction="sum")
-    {name}({getattr(_gl, name)()!r}, reduction='sum')
-    """
-
-
-def _make_module(name):
-    signature = SIGNATURES[name]
-    return type(name, (_BridgedLoss,), {
-        "__module__": __name__, "__doc__": _class_doc(name, signature),
-        "_numpy_class": getattr(_gl, name), "_signature": signature})
-
-
-_CLASSES = {name: _make_module(name) for name in SIGNATURES}
-globals().update({alias: _CLASSES[canonical] for alias, canonical in CANONICAL.items()})
+make_classes(globals(), _BridgedLoss, "PyTorch module", "no gradient", "a 0-d tensor")

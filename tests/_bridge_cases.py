@@ -9,15 +9,17 @@ lengths, inputs reshaped like pred, several axes of vectors).  Data are
 float64 NumPy arrays kept away from the kinks, small enough for
 ``torch.autograd.gradcheck``.
 """
+import doctest
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pytest
 
 import gluonloss as gl
 from _cases import CASES, stable_rng
 from _pairwise_cases import PAIR_CASES
-from gluonloss._bridge import SIGNATURES
+from gluonloss._bridge import LOSS_NAMES, SIGNATURES
 
 
 @dataclass
@@ -180,3 +182,40 @@ CASE_IDS = [case.id for case in BRIDGE_CASES]
 FIRST_PER_CLASS = list({getattr(gl, c.cls): c for c in reversed(BRIDGE_CASES)}.values())
 
 assert {getattr(gl, c.cls).__name__ for c in BRIDGE_CASES} == set(SIGNATURES)
+
+
+def check_public_surface(bridge):
+    """What both bridge modules promise: a class per public loss (the
+    aliases the same objects), the NumPy class behind it, ``reduction``
+    checked, and docstring examples that run."""
+    for name in LOSS_NAMES:
+        cls = getattr(bridge, name)
+        assert cls.__name__ == getattr(gl, name).__name__
+        assert cls._numpy_class is getattr(gl, name)
+    assert bridge.SoftmaxCELoss is bridge.SoftmaxCrossEntropyLoss
+    assert bridge.SigmoidBCELoss is bridge.SigmoidBinaryCrossEntropyLoss
+    assert sorted(bridge.__all__) == sorted(LOSS_NAMES)
+    loss = bridge.HuberLoss(0.5, 2.0, reduction="sum")
+    assert (repr(loss.loss), loss.reduction) == (repr(gl.HuberLoss(0.5, 2.0)), "sum")
+    for bad in ("avg", None, 1, "Mean"):
+        with pytest.raises(ValueError, match="reduction must be one of 'none', 'mean', 'sum'"):
+            bridge.L2Loss(reduction=bad)
+    result = doctest.testmod(bridge, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > len(LOSS_NAMES)
+
+
+def numpy_error(call):
+    """The exception ``call()`` raises."""
+    with pytest.raises(Exception) as info:
+        call()
+    return info.value
+
+
+def check_constructor_error(bridge, subject, entry, convert):
+    """A constructor argument the NumPy API rejects is rejected the same way
+    (at construction or, for batch_axis, at the first call)."""
+    ctor = {**subject.ctor, **entry.ctor}
+    expected = numpy_error(lambda: getattr(gl, subject.cls)(**ctor)(**subject.args))
+    with pytest.raises(type(expected)) as info:
+        getattr(bridge, subject.cls)(**ctor)(**{k: convert(v) for k, v in subject.args.items()})
+    assert str(info.value) == str(expected)

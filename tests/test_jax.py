@@ -2,7 +2,6 @@
 the NumPy API (eager and under jax.jit), against finite differences in
 float64, under jax.vmap against a Python loop, and with every error of the
 NumPy API raised with the same message."""
-import doctest
 import re
 
 import numpy as np
@@ -15,8 +14,14 @@ from jax.test_util import check_grads  # noqa: E402
 
 import gluonloss as gl  # noqa: E402
 import gluonloss.jax as glj  # noqa: E402
-from _bridge_cases import BRIDGE_CASES, CASE_IDS, FIRST_PER_CLASS  # noqa: E402
-from gluonloss._bridge import LOSS_NAMES  # noqa: E402
+from _bridge_cases import (  # noqa: E402
+    BRIDGE_CASES,
+    CASE_IDS,
+    FIRST_PER_CLASS,
+    check_constructor_error,
+    check_public_surface,
+    numpy_error,
+)
 from test_error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
 
 FIRST_IDS = [c.id for c in FIRST_PER_CLASS]
@@ -60,27 +65,10 @@ def as_tuple(grads):
 
 # -- surface -------------------------------------------------------------------------
 
-def test_every_public_loss_is_a_callable_class():
-    for name in LOSS_NAMES:
-        cls = getattr(glj, name)
-        assert cls.__name__ == getattr(gl, name).__name__
-        assert cls._numpy_class is getattr(gl, name)
-    assert glj.SoftmaxCELoss is glj.SoftmaxCrossEntropyLoss
-    assert glj.SigmoidBCELoss is glj.SigmoidBinaryCrossEntropyLoss
-    assert sorted(glj.__all__) == sorted(LOSS_NAMES)
+def test_public_surface():
+    check_public_surface(glj)
     assert repr(glj.L1Loss(reduction="mean")) == "L1Loss(L1Loss(batch_axis=0, w=None), " \
                                                  "reduction='mean')"
-
-
-@pytest.mark.parametrize("bad", ["avg", None, 1])
-def test_bad_reduction(bad):
-    with pytest.raises(ValueError, match="reduction must be one of 'none', 'mean', 'sum'"):
-        glj.L2Loss(reduction=bad)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(glj, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > len(LOSS_NAMES)
 
 
 # -- values and gradients against the NumPy API ------------------------------------------
@@ -214,12 +202,6 @@ def test_narrow_floats_compute_in_float32(dtype):
 
 # -- errors ------------------------------------------------------------------------------
 
-def _numpy_error(call):
-    with pytest.raises(Exception) as info:
-        call()
-    return info.value
-
-
 def _jax_or_as_is(value):
     """A JAX array where JAX holds the value unchanged, else the value."""
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
@@ -237,7 +219,7 @@ def test_call_errors_as_the_numpy_api(entry):
     subject = SUBJECT[entry.subject]
     with enable_x64():           # float64 and int64 arrays stay what they are
         args = {k: _jax_or_as_is(v) for k, v in {**subject.args, **entry.call}.items()}
-        expected = _numpy_error(lambda: getattr(gl, subject.cls)(**subject.ctor)(
+        expected = numpy_error(lambda: getattr(gl, subject.cls)(**subject.ctor)(
             **{k: np.asarray(v) if isinstance(v, jax.Array) else v for k, v in args.items()}))
         module = getattr(glj, subject.cls)(**subject.ctor)
         with pytest.raises(type(expected)) as info:
@@ -267,7 +249,7 @@ def test_call_errors_under_jit_carry_the_numpy_apis_message(entry):
     subject = SUBJECT[entry.subject]
     args = {**subject.args, **entry.call}
     with enable_x64():
-        expected = _numpy_error(lambda: getattr(gl, subject.cls)(**subject.ctor)(**args))
+        expected = numpy_error(lambda: getattr(gl, subject.cls)(**subject.ctor)(**args))
         module = getattr(glj, subject.cls)(**subject.ctor)
         names = list(args)
         with pytest.raises(Exception) as info:
@@ -280,12 +262,7 @@ def test_call_errors_under_jit_carry_the_numpy_apis_message(entry):
 
 @pytest.mark.parametrize("entry", CONSTRUCTOR_ENTRIES, ids=[e.id for e in CONSTRUCTOR_ENTRIES])
 def test_constructor_errors_as_the_numpy_api(entry):
-    subject = SUBJECT[entry.subject]
-    ctor = {**subject.ctor, **entry.ctor}
-    expected = _numpy_error(lambda: getattr(gl, subject.cls)(**ctor)(**subject.args))
-    with pytest.raises(type(expected)) as info:
-        getattr(glj, subject.cls)(**ctor)(**subject.args)
-    assert str(info.value) == str(expected)
+    check_constructor_error(glj, SUBJECT[entry.subject], entry, lambda v: v)
 
 
 def test_shape_errors_under_jit_at_trace_time():

@@ -2,7 +2,6 @@
 API (values bitwise, gradients to rounding), torch.autograd.gradcheck in
 float64 for every case and reduction, and every error of the NumPy API
 raised with the same message."""
-import doctest
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,14 @@ torch = pytest.importorskip("torch")
 
 import gluonloss as gl  # noqa: E402
 import gluonloss.torch as glt  # noqa: E402
-from _bridge_cases import BRIDGE_CASES, CASE_IDS, FIRST_PER_CLASS  # noqa: E402
+from _bridge_cases import (  # noqa: E402
+    BRIDGE_CASES,
+    CASE_IDS,
+    FIRST_PER_CLASS,
+    check_constructor_error,
+    check_public_surface,
+    numpy_error,
+)
 from gluonloss._bridge import LOSS_NAMES  # noqa: E402
 from test_error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
 
@@ -47,34 +53,10 @@ def run_python(code):
 
 # -- the module's surface ---------------------------------------------------------
 
-def test_every_public_loss_is_a_module():
-    for name in LOSS_NAMES:
-        cls = getattr(glt, name)
-        assert issubclass(cls, torch.nn.Module), name
-        assert cls.__name__ == getattr(gl, name).__name__
-        assert cls._numpy_class is getattr(gl, name)
-    assert glt.SoftmaxCELoss is glt.SoftmaxCrossEntropyLoss
-    assert glt.SigmoidBCELoss is glt.SigmoidBinaryCrossEntropyLoss
-    assert sorted(glt.__all__) == sorted(LOSS_NAMES)
-
-
-def test_constructor_takes_the_numpy_arguments_and_reduction():
-    loss = glt.HuberLoss(0.5, 2.0, reduction="sum")
-    assert loss.loss.rho == 0.5 if hasattr(loss.loss, "rho") else True
-    assert repr(loss.loss) == repr(gl.HuberLoss(0.5, 2.0))
-    assert loss.reduction == "sum"
-    assert "reduction='sum'" in repr(loss)
-
-
-@pytest.mark.parametrize("bad", ["avg", None, 1, "Mean"])
-def test_bad_reduction(bad):
-    with pytest.raises(ValueError, match="reduction must be one of 'none', 'mean', 'sum'"):
-        glt.L2Loss(reduction=bad)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(glt, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > len(LOSS_NAMES)
+def test_public_surface():
+    check_public_surface(glt)
+    assert all(issubclass(getattr(glt, name), torch.nn.Module) for name in LOSS_NAMES)
+    assert "reduction='sum'" in repr(glt.L2Loss(reduction="sum"))
 
 
 def test_import_gluonloss_imports_no_framework():
@@ -359,12 +341,6 @@ def _tensor_or_as_is(value):
     return value
 
 
-def _numpy_error(call):
-    with pytest.raises(Exception) as info:
-        call()
-    return info.value
-
-
 BRIDGE_CALL_ENTRIES = [e for e in CALL_ENTRIES if "out_grad" not in e.call]
 
 
@@ -372,7 +348,7 @@ BRIDGE_CALL_ENTRIES = [e for e in CALL_ENTRIES if "out_grad" not in e.call]
 def test_call_errors_as_the_numpy_api(entry):
     subject = SUBJECT[entry.subject]
     args = {**subject.args, **entry.call}
-    expected = _numpy_error(lambda: getattr(gl, subject.cls)(**subject.ctor)(**args))
+    expected = numpy_error(lambda: getattr(gl, subject.cls)(**subject.ctor)(**args))
     module = getattr(glt, subject.cls)(**subject.ctor)
     tensor_args = {k: _tensor_or_as_is(v) for k, v in args.items()}
     first = next(iter(tensor_args))                # pred, input1 or x1
@@ -386,13 +362,7 @@ def test_call_errors_as_the_numpy_api(entry):
 
 @pytest.mark.parametrize("entry", CONSTRUCTOR_ENTRIES, ids=[e.id for e in CONSTRUCTOR_ENTRIES])
 def test_constructor_errors_as_the_numpy_api(entry):
-    subject = SUBJECT[entry.subject]
-    ctor = {**subject.ctor, **entry.ctor}
-    expected = _numpy_error(lambda: getattr(gl, subject.cls)(**ctor)(**subject.args))
-    with pytest.raises(type(expected)) as info:
-        getattr(glt, subject.cls)(**ctor)(**{k: _tensor_or_as_is(v)
-                                             for k, v in subject.args.items()})
-    assert str(info.value) == str(expected)
+    check_constructor_error(glt, SUBJECT[entry.subject], entry, _tensor_or_as_is)
 
 
 @pytest.mark.parametrize("argument", ["pred", "label"])
