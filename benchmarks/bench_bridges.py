@@ -14,6 +14,8 @@ bridge (> 1 means the bridge is faster).  Rows:
 * ``gluonloss.torch.L2Loss`` against ``F.mse_loss(reduction='none').mean(1)``
   at (4096, 1024), and at (32, 10) where the bridge's own cost shows (with
   a bare ``torch.autograd.Function`` around the NumPy call for scale);
+* below each gluonloss row, the NumPy API's ``value_and_gradient`` alone on
+  the same data: the bridge's time less this is what the bridge adds;
 * under ``jax.jit``, ``gluonloss.jax.CTCLoss`` against ``optax.ctc_loss`` and
   ``gluonloss.jax.SoftmaxCELoss`` against
   ``optax.softmax_cross_entropy_with_integer_labels`` (value and gradient).
@@ -95,6 +97,9 @@ def torch_rows(rng, repeats):
                              blank=c - 1, reduction="none"),
         [pred], n)
     rows.append(("CTCLoss T=200 N=32 C=50 L=40", "F.ctc_loss", bridge, native, 3.0))
+    upstream_np = rng.random(n, dtype=np.float32)
+    rows.append(("  the NumPy API alone", "", lambda g=upstream_np: gl.CTCLoss(
+        layout="TNC").value_and_gradient(pred, label, out_grad=g), None, None))
 
     logits = (rng.standard_normal((4096, 1000)) * 3).astype(np.float32)
     classes = torch.from_numpy(rng.integers(0, 1000, 4096))
@@ -103,8 +108,11 @@ def torch_rows(rng, repeats):
         lambda p: ce(p, classes),
         lambda p: F.cross_entropy(p, classes, reduction="none"), [logits], 4096)
     rows.append(("SoftmaxCELoss (4096, 1000)", "F.cross_entropy", bridge, native, 1.5))
+    classes_np, upstream_np = classes.numpy(), rng.random(4096, dtype=np.float32)
+    rows.append(("  the NumPy API alone", "", lambda g=upstream_np: gl.SoftmaxCELoss(
+        ).value_and_gradient(logits, classes_np, out_grad=g), None, None))
 
-    l2 = glt.L2Loss()
+    l2, numpy_l2 = glt.L2Loss(), gl.L2Loss()
     for shape, target in (((4096, 1024), 3.0), ((32, 10), 1 / 1.25)):
         p, y = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
         label_y = torch.from_numpy(y)
@@ -112,9 +120,11 @@ def torch_rows(rng, repeats):
             lambda p, y=label_y: l2(p, y),
             lambda p, y=label_y: F.mse_loss(p, y, reduction="none").mean(1), [p], shape[0])
         rows.append((f"L2Loss {shape}", "F.mse_loss(...).mean(1)", bridge, native, target))
+        upstream_np = rng.random(shape[0], dtype=np.float32)
+        rows.append(("  the NumPy API alone", "", lambda p=p, y=y, g=upstream_np:
+                     numpy_l2.value_and_gradient(p, y, out_grad=g), None, None))
 
     # scale for the bridge's own cost: the least glue around the NumPy call
-    numpy_l2 = gl.L2Loss()
 
     class BareFunction(torch.autograd.Function):
         @staticmethod
@@ -137,6 +147,10 @@ def torch_rows(rng, repeats):
 
     results = []
     for name, peer, bridge, native, target in rows:
+        if native is None:
+            t = time_interleaved({"bridge": bridge}, repeats)
+            results.append((name, peer, t["bridge"], (None, None), None))
+            continue
         t = time_interleaved({"bridge": bridge, "native": native}, repeats)
         results.append((name, peer, t["bridge"], t["native"], target))
     return results

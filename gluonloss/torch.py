@@ -33,6 +33,8 @@ gradient.
 >>> round(value.item(), 4), logits.grad.shape
 (0.1681, torch.Size([2, 3]))
 """
+import numpy as np
+
 from gluonloss._bridge import (
     LOSS_NAMES,
     check_reduction,
@@ -141,7 +143,7 @@ class _LossFunction(torch.autograd.Function):
             call.grads = None          # handed over: scaled in place below
             before = 1 if reduction != "none" else samples_before(
                 call.module.loss, [g.shape for g in grads])
-            grads = [_scale_in_place(_from_numpy(g), upstream, call.n, before) for g in grads]
+            grads = [_scale_in_place(g, upstream, call.n, before) for g in grads]
         needs = ctx.needs_input_grad
         return (None, *[g if needs[1 + i] else None for i, g in enumerate(grads)])
 
@@ -167,18 +169,28 @@ def _owned(grads):
 
 
 def _scale_in_place(grad, upstream, n, before):
-    """The saved gradient (for ones upstream) times each sample's upstream."""
+    """The saved gradient (for ones upstream) times each sample's upstream,
+    as a tensor.
+
+    The product is NumPy's, on the calling thread: a pass over memory gains
+    little from more threads, and waking PyTorch's idle ones can cost more
+    than the pass on a busy machine.
+    """
     if type(upstream) is float:
-        return grad if upstream == 1.0 else grad.mul_(upstream)
-    if not grad.numel():
-        return grad
-    if before == 1 and grad.shape[0] == n:
-        # the batch is the first axis (the usual case): one view, one product
-        return grad.mul_(upstream.view((n,) + (1,) * (grad.dim() - 1)))
-    # read in C order, every per-sample gradient is (before, N, after)
-    grad = grad.contiguous()
-    grad.view(before, n, -1).mul_(upstream.view(1, n, 1))
-    return grad
+        if upstream != 1.0:
+            np.multiply(grad, upstream, out=grad)
+        return _from_numpy(grad)
+    if grad.size:
+        upstream = upstream.detach().numpy()
+        if before == 1 and grad.shape[0] == n:
+            # the batch is the first axis (the usual case)
+            np.multiply(grad, upstream.reshape((n,) + (1,) * (grad.ndim - 1)), out=grad)
+        else:
+            # read in C order, every per-sample gradient is (before, N, after)
+            grad = np.ascontiguousarray(grad)
+            rows = grad.reshape(before, n, -1)
+            np.multiply(rows, upstream.reshape(1, n, 1), out=rows)
+    return _from_numpy(grad)
 
 
 class _BridgedLoss(torch.nn.Module):
