@@ -116,6 +116,20 @@ def check_reduction(reduction):
     return reduction
 
 
+def output_size(loss, shapes):
+    """N, the length of the per-sample output, from the input shapes; None
+    when the shapes are wrong for the loss (the NumPy API then says why)."""
+    first = shapes[0]
+    if isinstance(loss, _gl.CosineEmbeddingLoss):
+        return math.prod(shapes[1][:-1]) if len(shapes[1]) else None
+    if isinstance(loss, _gl.CTCLoss):
+        return first[loss.layout.index("N")] if len(first) == 3 else None
+    if isinstance(loss, _gl.SDMLLoss):
+        return first[0] if len(first) == 2 else None
+    axis = loss.batch_axis
+    return first[axis] if -len(first) <= axis < len(first) else None
+
+
 def samples_before(loss, shapes):
     """How many elements precede the batch axis in the gradient's layout.
 

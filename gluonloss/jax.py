@@ -34,16 +34,15 @@ make).  Called outside any transformation it calls the NumPy API directly.
 >>> round(float(value), 4), grad.shape
 (0.1681, (2, 3))
 """
-import math
 from functools import partial
 
 import numpy as np
 
-import gluonloss as _gl
 from gluonloss._bridge import (
     LOSS_NAMES,
     check_reduction,
     make_classes,
+    output_size,
     require,
     samples_before,
 )
@@ -80,20 +79,6 @@ def _on_host(host_function, *operands):
     """``host_function`` on NumPy views of the operands (the callback gets
     JAX arrays on the CPU)."""
     return host_function(*jax.tree_util.tree_map(np.asarray, operands))
-
-
-def _output_size(loss, shapes):
-    """N, the length of the per-sample output, from the input shapes; None
-    when the shapes are wrong for the loss (the NumPy API then says why)."""
-    first = shapes[0]
-    if isinstance(loss, _gl.CosineEmbeddingLoss):
-        return math.prod(shapes[1][:-1]) if len(shapes[1]) else None
-    if isinstance(loss, _gl.CTCLoss):
-        return first[loss.layout.index("N")] if len(first) == 3 else None
-    if isinstance(loss, _gl.SDMLLoss):
-        return first[0] if len(first) == 2 else None
-    axis = loss.batch_axis
-    return first[axis] if -len(first) <= axis < len(first) else None
 
 
 def _raise_numpy_error(loss, signature, values):
@@ -140,7 +125,7 @@ class _Call:
         self.others = tuple(others)
         shapes = [a.shape for a in self.differentiable]
         try:
-            n = _output_size(self.loss, [self._shape(slot, shapes) for slot in self.slots[
+            n = output_size(self.loss, [self._shape(slot, shapes) for slot in self.slots[
                 :len(signature.inputs)]])
         except (TypeError, ValueError):          # an input NumPy cannot read as an array
             _raise_numpy_error(self.loss, signature, values)

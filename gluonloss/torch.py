@@ -39,6 +39,7 @@ from gluonloss._bridge import (
     LOSS_NAMES,
     check_reduction,
     make_classes,
+    output_size,
     require,
     samples_before,
 )
@@ -79,7 +80,7 @@ class _Call:
     """
 
     __slots__ = ("module", "arrays", "options", "sources", "versions", "grads", "n",
-                 "upstream_scale")
+                 "upstream_scale", "forward_upstream")
 
     def __init__(self, module, arrays, options, sources):
         self.module, self.arrays, self.options, self.sources = module, arrays, options, sources
@@ -100,8 +101,16 @@ class _LossFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, *differentiable):
         module = call.module
+        reduction = module.reduction
+        call.forward_upstream, call.upstream_scale = None, 1.0
         if module._signature.per_sample:
-            out, grads = module.loss.value_and_gradient(*call.arrays, **call.options)
+            if reduction == "mean":
+                # the gradient of the mean straight away: backward() then scales by 1
+                n = _known_output_size(module.loss, call.arrays)
+                if n:
+                    call.forward_upstream = 1.0 / n
+            out, grads = module.loss.value_and_gradient(*call.arrays, **call.options,
+                                                        out_grad=call.forward_upstream)
             call.grads = _owned(grads)
         else:
             out = module.loss.forward(*call.arrays, **call.options)
@@ -110,13 +119,12 @@ class _LossFunction(torch.autograd.Function):
         call.n = n = out.shape[0]
         ctx.call = call
         out = _from_numpy(out)
-        reduction = module.reduction
         if reduction == "none":
             return out
         if reduction == "sum":
-            call.upstream_scale = 1.0
             return out.sum()
-        call.upstream_scale = 1.0 / n if n else 1.0
+        if call.forward_upstream is None and n:
+            call.upstream_scale = 1.0 / n
         return out.mean()
 
     @staticmethod
@@ -131,6 +139,9 @@ class _LossFunction(torch.autograd.Function):
         if reduction != "none":
             # one upstream value for every sample
             upstream = float(grad_output) * call.upstream_scale
+        elif grad_output.stride(0) == 0 and call.n:
+            # one value expanded to every sample, as the backward of sum() or mean() gives
+            upstream = float(grad_output[0])
         else:
             upstream = grad_output
         per_sample = call.module._signature.per_sample
@@ -138,8 +149,8 @@ class _LossFunction(torch.autograd.Function):
             grads = [_from_numpy(g) for g in _gradient(call, upstream)]
         else:
             if grads is None:
-                # a second backward: the same gradient for ones, from the NumPy API
-                grads = _gradient(call, None)
+                # a second backward: the same gradient as the forward's, from the NumPy API
+                grads = _gradient(call, call.forward_upstream)
             call.grads = None          # handed over: scaled in place below
             before = 1 if reduction != "none" else samples_before(
                 call.module.loss, [g.shape for g in grads])
@@ -155,7 +166,7 @@ def _gradient(call, upstream):
             raise RuntimeError(
                 f"an argument of {type(call.module).__name__} was modified in place after "
                 "the forward pass; its gradient cannot be computed")
-    if upstream is not None and not isinstance(upstream, float):
+    if isinstance(upstream, _Tensor):
         upstream = upstream.detach().numpy()
     return _owned(call.module.loss.gradient(*call.arrays, **call.options, out_grad=upstream))
 
@@ -168,28 +179,42 @@ def _owned(grads):
     return tuple(g if g.flags.writeable else g.copy() for g in grads)
 
 
+def _known_output_size(loss, arrays):
+    """N from the input shapes, or None when they do not fit (the NumPy API
+    then says why)."""
+    try:
+        return output_size(loss, [np.shape(a) for a in arrays])
+    except (TypeError, ValueError):
+        return None
+
+
+# Below this many elements the saved gradient is scaled by NumPy on the calling
+# thread: waking PyTorch's idle threads for a small pass over memory can cost
+# milliseconds on a busy machine.  Above it PyTorch's threads share the pass.
+_THREADED_SCALING = 1 << 20
+
+
 def _scale_in_place(grad, upstream, n, before):
     """The saved gradient (for ones upstream) times each sample's upstream,
-    as a tensor.
-
-    The product is NumPy's, on the calling thread: a pass over memory gains
-    little from more threads, and waking PyTorch's idle ones can cost more
-    than the pass on a busy machine.
-    """
+    as a tensor."""
     if type(upstream) is float:
         if upstream != 1.0:
+            if grad.size >= _THREADED_SCALING:
+                return _from_numpy(grad).mul_(upstream)
             np.multiply(grad, upstream, out=grad)
         return _from_numpy(grad)
-    if grad.size:
-        upstream = upstream.detach().numpy()
-        if before == 1 and grad.shape[0] == n:
-            # the batch is the first axis (the usual case)
-            np.multiply(grad, upstream.reshape((n,) + (1,) * (grad.ndim - 1)), out=grad)
-        else:
-            # read in C order, every per-sample gradient is (before, N, after)
-            grad = np.ascontiguousarray(grad)
-            rows = grad.reshape(before, n, -1)
-            np.multiply(rows, upstream.reshape(1, n, 1), out=rows)
+    if not grad.size:
+        return _from_numpy(grad)
+    if before == 1 and grad.shape[0] == n:
+        rows, shape = grad, (n,) + (1,) * (grad.ndim - 1)   # the batch first (usually)
+    else:
+        # read in C order, every per-sample gradient is (before, N, after)
+        grad = np.ascontiguousarray(grad)
+        rows, shape = grad.reshape(before, n, -1), (1, n, 1)
+    if grad.size >= _THREADED_SCALING:
+        _from_numpy(rows).mul_(upstream.view(shape))
+    else:
+        np.multiply(rows, upstream.detach().numpy().reshape(shape), out=rows)
     return _from_numpy(grad)
 
 

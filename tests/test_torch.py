@@ -145,6 +145,34 @@ def test_reductions(reduction):
     assert torch.equal(out.detach(), expected[reduction])
 
 
+@pytest.mark.parametrize("shape, batch_axis", [((6, 5), 0), ((4, 6, 5), 1),
+                                               ((1030, 1024), 0), ((2, 515, 1024), 1)],
+                         ids=["small", "small-batch_axis1", "large", "large-batch_axis1"])
+def test_every_kind_of_upstream_gradient(shape, batch_axis):
+    # per-sample, one value expanded (the backward of sum() and mean()), a fused
+    # reduction; small gradients are scaled by NumPy, large ones by PyTorch
+    rng = np.random.default_rng(3)
+    pred_np, label_np = rng.standard_normal(shape), rng.standard_normal(shape)
+    n = shape[batch_axis]
+    numpy_loss = gl.HuberLoss(batch_axis=batch_axis)
+    per_sample = rng.uniform(-1, 2, n)
+    cases = [("none", lambda out: out.backward(torch.from_numpy(per_sample)), per_sample),
+             ("none", lambda out: out.sum().backward(), np.ones(n)),
+             ("none", lambda out: out.mean().backward(), np.full(n, 1 / n)),
+             ("none", lambda out: (3 * out.sum()).backward(), np.full(n, 3.0)),
+             ("mean", lambda out: out.backward(), np.full(n, 1 / n)),
+             ("mean", lambda out: (2 * out).backward(), np.full(n, 2 / n)),
+             ("sum", lambda out: out.backward(), np.ones(n)),
+             ("sum", lambda out: (-out).backward(), -np.ones(n))]
+    for reduction, backward, upstream in cases:
+        pred = torch.from_numpy(pred_np.copy()).requires_grad_()
+        backward(glt.HuberLoss(batch_axis=batch_axis, reduction=reduction)(
+            pred, torch.from_numpy(label_np)))
+        expected = numpy_loss.gradient(pred_np, label_np, out_grad=upstream)
+        np.testing.assert_allclose(pred.grad.numpy(), expected, rtol=1e-14, atol=1e-15,
+                                   err_msg=reduction)
+
+
 def test_inputs_of_any_strides():
     pred = torch.randn(5, 3, dtype=torch.float64).t().requires_grad_()   # (3, 5), transposed
     label = torch.randn(5, 3, dtype=torch.float64).t()
