@@ -20,7 +20,9 @@ bridge (> 1 means the bridge is faster).  Rows:
   ``gluonloss.jax.SoftmaxCELoss`` against
   ``optax.softmax_cross_entropy_with_integer_labels`` (value and gradient).
 
-Every backward pass starts from the same upstream gradient of shape (N,).
+Every backward pass starts from the same random upstream gradient of shape
+(N,), and again, in the rows "mean, loss.backward()", from the mean's
+scalar, as in a training step (``reduction='mean'`` for the bridge).
 """
 import argparse
 import os
@@ -70,9 +72,11 @@ def torch_rows(rng, repeats):
     import gluonloss.torch as glt
 
     def backward_pair(bridge_fn, native_fn, inputs, n):
-        """Two callables: forward and backward of each, grads reset."""
+        """Two callables: forward and backward of each, grads reset; with
+        ``n`` the backward starts from a random (N,) upstream gradient, with
+        None from the scalar output (a training step's ``loss.backward()``)."""
         tensors = [torch.from_numpy(x).requires_grad_(True) for x in inputs]
-        upstream = torch.rand(n, dtype=torch.float32)
+        upstream = None if n is None else torch.rand(n, dtype=torch.float32)
 
         def run(fn):
             def call():
@@ -97,6 +101,12 @@ def torch_rows(rng, repeats):
                              blank=c - 1, reduction="none"),
         [pred], n)
     rows.append(("CTCLoss T=200 N=32 C=50 L=40", "F.ctc_loss", bridge, native, 3.0))
+    ctc_mean = glt.CTCLoss(layout="TNC", reduction="mean")
+    bridge, native = backward_pair(
+        lambda p: ctc_mean(p, label_t),
+        lambda p: F.ctc_loss(F.log_softmax(p, dim=2), targets, input_lengths, target_lengths,
+                             blank=c - 1, reduction="none").mean(), [pred], None)
+    rows.append(("  mean, loss.backward()", "F.ctc_loss(...).mean()", bridge, native, 3.0))
     upstream_np = rng.random(n, dtype=np.float32)
     rows.append(("  the NumPy API alone", "", lambda g=upstream_np: gl.CTCLoss(
         layout="TNC").value_and_gradient(pred, label, out_grad=g), None, None))
@@ -108,6 +118,10 @@ def torch_rows(rng, repeats):
         lambda p: ce(p, classes),
         lambda p: F.cross_entropy(p, classes, reduction="none"), [logits], 4096)
     rows.append(("SoftmaxCELoss (4096, 1000)", "F.cross_entropy", bridge, native, 1.5))
+    ce_mean = glt.SoftmaxCELoss(reduction="mean")
+    bridge, native = backward_pair(lambda p: ce_mean(p, classes),
+                                   lambda p: F.cross_entropy(p, classes), [logits], None)
+    rows.append(("  mean, loss.backward()", "F.cross_entropy (mean)", bridge, native, 1.5))
     classes_np, upstream_np = classes.numpy(), rng.random(4096, dtype=np.float32)
     rows.append(("  the NumPy API alone", "", lambda g=upstream_np: gl.SoftmaxCELoss(
         ).value_and_gradient(logits, classes_np, out_grad=g), None, None))
@@ -120,6 +134,11 @@ def torch_rows(rng, repeats):
             lambda p, y=label_y: l2(p, y),
             lambda p, y=label_y: F.mse_loss(p, y, reduction="none").mean(1), [p], shape[0])
         rows.append((f"L2Loss {shape}", "F.mse_loss(...).mean(1)", bridge, native, target))
+        l2_mean = glt.L2Loss(reduction="mean")
+        bridge, native = backward_pair(
+            lambda p, y=label_y: l2_mean(p, y),
+            lambda p, y=label_y: F.mse_loss(p, y, reduction="none").mean(1).mean(), [p], None)
+        rows.append(("  mean, loss.backward()", "... .mean(1).mean()", bridge, native, target))
         upstream_np = rng.random(shape[0], dtype=np.float32)
         rows.append(("  the NumPy API alone", "", lambda p=p, y=y, g=upstream_np:
                      numpy_l2.value_and_gradient(p, y, out_grad=g), None, None))
