@@ -108,6 +108,8 @@ class _Call:
         if not all(jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)
                    or a.dtype == jnp.bool_ for a in differentiable):
             _raise_numpy_error(self.loss, signature, values)     # complex: not real numbers
+            raise TypeError(f"{type(self.loss).__name__}: the differentiable inputs must hold "
+                            f"real numbers, got {[str(a.dtype) for a in differentiable]}")
         self.dtype = _compute_dtype(differentiable)
         self.differentiable = tuple(a.astype(self.dtype) for a in differentiable)
         # slot of each argument: ("d", k) a differentiable operand, ("o", k)
