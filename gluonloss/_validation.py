@@ -31,6 +31,10 @@ def as_numeric_array(x, name):
     if a.dtype.kind not in _REAL_KINDS:
         raise TypeError(f"{name} must hold real numbers (bool, int or float), "
                         f"got an array of dtype {a.dtype}")
+    if not a.flags.aligned:
+        # The kernels read whole elements: an array at an odd address (a view
+        # of a byte buffer) is copied once, values unchanged.
+        a = a.copy()
     return a
 
 

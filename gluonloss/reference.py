@@ -664,10 +664,9 @@ class CosineEmbeddingLoss(_Loss):
         signed = (label == 1) | (label == -1)
         if not signed.all():
             first = int(np.argmin(signed.reshape(-1)))
-            where = tuple(int(i) for i in np.unravel_index(first, label.shape)) \
-                if label.ndim else ()
-            raise ValueError(f"label must be 1 or -1, got {label.reshape(-1)[first].item()!r} "
-                             f"at index {where}")
+            raise ValueError(f"{_entry('label', first, label.shape)} = "
+                             f"{label.reshape(-1)[first].item()!r} is not 1 or -1: labels must "
+                             f"be 1 (similar pair) or -1 (dissimilar pair)")
         dtype = _float_dtype(input1, input2)
         return _CosineCall(input1, input2, label.reshape(n),
                            _one_per_sample(sample_weight, n, dtype), _out_grad(out_grad, n),
@@ -878,7 +877,8 @@ def _ctc_labels(label, label_layout, given, n_classes):
                 raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
                                  f"{given[b]}")
             if last < 0:
-                raise ValueError(f"{where} = {value!r}: pred has only the blank class "
+                raise ValueError(f"{where} = {value!r} is not a valid CTC label: pred has only "
+                                 f"the blank class "
                                  f"(C = {n_classes}), so every label must be empty")
             raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
                              f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
@@ -963,9 +963,10 @@ class CTCLoss(_Loss):
         label_lengths = _ctc_lengths(label_lengths, "label_lengths", n, width,
                                      "the label width L")
         labels = _ctc_labels(label, self._label_layout, label_lengths, n_classes)
-        sample_weight = _n_values(sample_weight, "sample_weight", n)
+        dtype = _float_dtype(pred)
+        sample_weight = _one_per_sample(sample_weight, n, dtype)
         og = _broadcasting(out_grad, "out_grad", (n,), "the loss output")
-        return _CtcCall(pred, labels, pred_lengths, sample_weight, og, _float_dtype(pred), n)
+        return _CtcCall(pred, labels, pred_lengths, sample_weight, og, dtype, n)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n = call.dtype, call.n
@@ -975,7 +976,7 @@ class CTCLoss(_Loss):
         n_classes = x.shape[2]
         frames = np.full(n, x.shape[1]) if call.pred_lengths is None else call.pred_lengths
         w = self._w()
-        s = np.ones(n) if call.sample_weight is None else _wide(call.sample_weight, dtype)
+        s = call.sample_weight
         og = np.ones(n) if call.out_grad is None else np.broadcast_to(
             call.out_grad.astype(np.float64), (n,))
         out = np.empty(n)
