@@ -121,9 +121,8 @@ def _has_dask_array(values):
 # target: a shape the loss's geometry defines ("primary", "out" = (n_out,),
 #   "loss", "label").
 # fill: for arguments whose values are checked, a valid value for stand-ins.
-# where: how messages quote an element: "name[i, j]" or "at index (i, j)".
 
-_Arg = namedtuple("_Arg", "mode target fill where", defaults=("primary", None, "subscript"))
+_Arg = namedtuple("_Arg", "mode target fill", defaults=("primary", None))
 _Spec = namedtuple("_Spec", "primary geometry differentiable args")
 
 _PRIMARY = _Arg("primary")
@@ -149,7 +148,7 @@ _SPECS = {
         "sample_weight": _Arg("sample1"), "out_grad": _OUT}),
     "CosineEmbeddingLoss": _Spec("input2", "vectors", ("input1", "input2"), {
         "input1": _Arg("same"), "input2": _PRIMARY,
-        "label": _Arg("same", "out", fill=1, where="at index"),
+        "label": _Arg("same", "out", fill=1),
         "sample_weight": _Arg("sample1"), "out_grad": _OUT}),
     "SDMLLoss": _Spec("x1", "sdml", ("x1", "x2"), {
         "x1": _PRIMARY, "x2": _Arg("exact"), "out_grad": _OUT}),
@@ -238,7 +237,7 @@ def _geometry(loss, kind, shape):
 # One argument: its user shape, dtype, aligned shape and letters, the
 # position of the batch in the aligned shape (None: shared by all samples),
 # and the stand-in fill value.
-_Aligned = namedtuple("_Aligned", "name mode shape dtype aligned letters batch fill where")
+_Aligned = namedtuple("_Aligned", "name mode shape dtype aligned letters batch fill")
 
 _SIGNATURES = {}
 
@@ -370,9 +369,9 @@ def _lazy_call(loss, method, args, kwargs):
             if batch is not None and a_shape[batch] != n_batch:
                 batch = None                 # size 1: shared by every sample
             aligned[name] = _Aligned(name, arg.mode, shape, dtype, a_shape, letters, batch,
-                                     arg.fill, arg.where)
+                                     arg.fill)
     except _ShapeError as exc:
-        stand_ins = {n: _Aligned(n, "", *shapes[n], None, None, None, spec.args[n].fill, "")
+        stand_ins = {n: _Aligned(n, "", *shapes[n], None, None, None, spec.args[n].fill)
                      for n in shapes}
         _raise_numpy_error(loss, method, values, stand_ins, da.Array)
         raise ValueError(f"{type(loss).__name__}: the arguments cannot be split into "
@@ -529,7 +528,6 @@ def _block_task(*blocks, plan):
 
 
 _SUBSCRIPT = r"(?<![\w\]]){name}\[(\d+(?:, \d+)*)\]"
-_AT_INDEX = r"(at index )\((\d+(?:, \d+)*),?\)"
 
 
 def _global_indices(message, plan, blocks, offset):
@@ -552,13 +550,7 @@ def _global_indices(message, plan, blocks, offset):
                 return tuple(int(i) for i in np.unravel_index(flat, arg.shape))
             return (indices[0] + offset,) if len(indices) == 1 else indices
 
-        if arg.where == "at index":
-            def replace(match):
-                where = to_global(match.group(2))
-                return f"{match.group(1)}{where!r}"
-            message = re.sub(_AT_INDEX, replace, message)
-        else:
-            message = re.sub(_SUBSCRIPT.format(name=re.escape(name)),
-                             lambda m: f"{name}[{', '.join(map(str, to_global(m.group(1))))}]",
-                             message)
+        message = re.sub(_SUBSCRIPT.format(name=re.escape(name)),
+                         lambda m: f"{name}[{', '.join(map(str, to_global(m.group(1))))}]",
+                         message)
     return message
