@@ -22,7 +22,7 @@ from _bridge_cases import (  # noqa: E402
     check_public_surface,
     numpy_error,
 )
-from test_error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
+from _error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
 
 FIRST_IDS = [c.id for c in FIRST_PER_CLASS]
 

@@ -22,7 +22,7 @@ from _bridge_cases import (  # noqa: E402
     numpy_error,
 )
 from gluonloss._bridge import LOSS_NAMES  # noqa: E402
-from test_error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
+from _error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
 
 REDUCTIONS = ["none", "mean", "sum"]
 FIRST_IDS = [c.id for c in FIRST_PER_CLASS]
