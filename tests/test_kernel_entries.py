@@ -10,6 +10,7 @@ below is the one change, not a broken baseline), in every kernel build.
 import numpy as np
 import pytest
 
+from _all_losses import LOSSES
 from _cases import kernel_build
 
 F32 = np.float32
@@ -176,3 +177,45 @@ def test_entries_take_keywords_only(build):
     family, function, args = ENTRIES["elementwise"]()
     with pytest.raises(TypeError):
         getattr(_kernels(build, family), function)(*args.values())
+
+
+# -- what the entries refuse, the public API converts ------------------------------
+
+
+def _unaligned(a):
+    """``a``'s values at an odd address (a view into a byte buffer)."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    view = np.frombuffer(raw.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    view[...] = a
+    return view
+
+
+def _byteswapped(a):
+    return a.astype(a.dtype.newbyteorder())
+
+
+@pytest.mark.parametrize("convert", [_unaligned, _byteswapped])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("entry", LOSSES, ids=repr)
+def test_public_api_accepts_unaligned_and_byteswapped_arrays(entry, dtype, convert):
+    # The entries refuse such arrays; the validation layer hands them over as
+    # aligned native copies, so the results are bitwise those of plain arrays.
+    rng = np.random.default_rng(7)
+    args, kwargs = entry.call_args(rng, "small", dtype)
+    out_grad = entry.upstream(rng, args)
+    want_out, want_grad = entry.make().value_and_gradient(*args, **kwargs, out_grad=out_grad)
+
+    def spoil(value):
+        if isinstance(value, np.ndarray) and value.dtype.itemsize > 1 and value.size:
+            spoiled = convert(value)
+            assert not (spoiled.flags.aligned and spoiled.dtype.isnative)
+            return spoiled
+        return value
+
+    out, grad = entry.make().value_and_gradient(
+        *map(spoil, args), **{k: spoil(v) for k, v in kwargs.items()}, out_grad=spoil(out_grad))
+    assert out.dtype == want_out.dtype and out.tobytes() == want_out.tobytes()
+    for got, want in zip(grad if isinstance(grad, tuple) else (grad,),
+                         want_grad if isinstance(want_grad, tuple) else (want_grad,),
+                         strict=True):
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
