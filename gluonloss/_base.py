@@ -12,7 +12,7 @@ arguments are seen before validation.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -21,7 +21,7 @@ from gluonloss._dask import dask_aware
 from gluonloss._validation import check_int, check_real
 
 #: What ``gradient`` returns: one array, or one per differentiable input.
-Gradient = Union[np.ndarray, tuple[np.ndarray, ...]]
+Gradient = np.ndarray | tuple[np.ndarray, ...]
 
 _SUMMARY_ONE_PASS = "``(forward(...), gradient(...))`` from one pass over the data."
 _OUT_GRAD_DOC = ("array_like, optional",

@@ -108,7 +108,8 @@ class TripletLoss(Loss):
         if not want_grad:
             return out, None
         return out, tuple(from_rows(g, shape, axis).reshape(x.shape)
-                          for g, x in zip(grads, (call.pred, call.positive, call.negative)))
+                          for g, x in zip(grads, (call.pred, call.positive, call.negative),
+                                          strict=True))
 
 
 class CosineEmbeddingLoss(Loss):

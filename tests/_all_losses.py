@@ -10,8 +10,8 @@ Sizes: "small" (a handful of samples), "many" (thousands of small samples,
 above the parallel threshold) and "huge" (one or two very long samples: a
 single row split over the threads).
 """
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -10,8 +10,8 @@ float64 NumPy arrays kept away from the kinks, small enough for
 ``torch.autograd.gradcheck``.
 """
 import doctest
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gluonloss as gl
-from _error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, ENTRIES, N, SUBJECT, SUBJECTS
+from _error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, ENTRIES, SUBJECT, SUBJECTS, N
 from gluonloss import reference
 
 IMPLS = [pytest.param(gl, id="compiled"), pytest.param(reference, id="reference")]

@@ -48,14 +48,14 @@ def function_of(case, module, others, options):
     """The loss as a function of its differentiable inputs alone."""
     def loss(*differentiable):
         args = dict(others)
-        args.update(zip(case.differentiable, differentiable))
+        args.update(zip(case.differentiable, differentiable, strict=True))
         return module(*[args[i] for i in range(len(args))], **options)
     return loss
 
 
 def numpy_of(case, differentiable, others, options):
     args = {i: np.asarray(a) for i, a in others.items()}
-    args.update(zip(case.differentiable, (np.asarray(a) for a in differentiable)))
+    args.update(zip(case.differentiable, (np.asarray(a) for a in differentiable), strict=True))
     return [args[i] for i in range(len(args))], {k: np.asarray(v) for k, v in options.items()}
 
 
@@ -94,7 +94,7 @@ def test_matches_the_numpy_api(case, jit):
     np.testing.assert_array_equal(np.asarray(out), expected)            # one kernel, bitwise
     expected_grads = as_tuple(numpy_loss.gradient(*numpy_args, **numpy_options,
                                                   out_grad=upstream))
-    for grad, expected_grad in zip(grads, expected_grads):
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
         assert grad.dtype == jnp.float32
         np.testing.assert_allclose(np.asarray(grad), expected_grad, rtol=1e-6,
                                    atol=1e-6 * np.abs(expected_grad).max())
@@ -147,7 +147,7 @@ def test_vmap_over_a_leading_axis_is_a_python_loop(case):
     for k in range(3):
         value, grads = value_and_grad(*[x[k] for x in stacked])
         np.testing.assert_array_equal(np.asarray(mapped_values[k]), np.asarray(value))
-        for mapped, grad in zip(mapped_grads, grads):
+        for mapped, grad in zip(mapped_grads, grads, strict=True):
             np.testing.assert_allclose(np.asarray(mapped[k]), np.asarray(grad), rtol=1e-6,
                                        atol=1e-7)
 
@@ -253,7 +253,7 @@ def test_call_errors_under_jit_carry_the_numpy_apis_message(entry):
         module = getattr(glj, subject.cls)(**subject.ctor)
         names = list(args)
         with pytest.raises(Exception) as info:
-            jax.block_until_ready(jax.jit(lambda *xs: module(**dict(zip(names, xs))))(
+            jax.block_until_ready(jax.jit(lambda *xs: module(**dict(zip(names, xs, strict=True))))(
                 *[jnp.asarray(v) for v in args.values()]))
         assert str(expected) in str(info.value)
         assert isinstance(info.value, (type(expected), jax.errors.JaxRuntimeError)) or \

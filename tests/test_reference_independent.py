@@ -24,8 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gluonloss as gl
+from _fuzz_problems import PROBLEMS, fuzz_settings
 from gluonloss import reference, testing
-from test_fuzz import PROBLEMS, fuzz_settings
 
 PACKAGE = str(Path(gl.__file__).resolve().parent)
 REFERENCE = str(Path(reference.__file__).resolve())

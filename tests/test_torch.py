@@ -21,8 +21,8 @@ from _bridge_cases import (  # noqa: E402
     check_public_surface,
     numpy_error,
 )
-from gluonloss._bridge import LOSS_NAMES  # noqa: E402
 from _error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
+from gluonloss._bridge import LOSS_NAMES  # noqa: E402
 
 REDUCTIONS = ["none", "mean", "sum"]
 FIRST_IDS = [c.id for c in FIRST_PER_CLASS]
@@ -110,7 +110,7 @@ def test_matches_the_numpy_api(case, dtype):
     expected_grads = as_tuple(numpy_loss.gradient(*numpy_args, **numpy_options,
                                                   out_grad=upstream))
     rtol = 1e-6 if dtype == np.float32 else 1e-14
-    for i, expected_grad in zip(case.differentiable, expected_grads):
+    for i, expected_grad in zip(case.differentiable, expected_grads, strict=True):
         assert args[i].grad.dtype == args[i].dtype
         np.testing.assert_allclose(args[i].grad.numpy(), expected_grad, rtol=rtol,
                                    atol=rtol * np.abs(expected_grad).max())
@@ -126,7 +126,7 @@ def test_gradcheck_float64(case):
 
         def loss(*inputs):
             full = list(args)
-            for i, x in zip(case.differentiable, inputs):
+            for i, x in zip(case.differentiable, inputs, strict=True):
                 full[i] = x
             return module(*full, **options)
 
@@ -305,7 +305,7 @@ def test_second_backward_through_a_retained_graph():
         out.backward(upstream, retain_graph=True)
         first = [args[i].grad.clone() for i in case.differentiable]
         out.backward(2 * upstream)
-        for i, g in zip(case.differentiable, first):
+        for i, g in zip(case.differentiable, first, strict=True):
             torch.testing.assert_close(args[i].grad, 3 * g, rtol=1e-13, atol=1e-13)
 
 
