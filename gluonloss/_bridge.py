@@ -57,7 +57,7 @@ class Signature:
         if len(args) > len(self.names):
             raise TypeError(f"{loss_name}.forward takes {len(self.names)} arguments "
                             f"({', '.join(self.names)}) but {len(args)} were given")
-        values = dict(zip(self.names, args, strict=True))
+        values = dict(zip(self.names, args, strict=False))
         for name, value in kwargs.items():
             if name not in self.names:
                 raise TypeError(f"{loss_name}.forward got an unexpected keyword argument "

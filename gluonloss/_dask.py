@@ -41,6 +41,7 @@ import math
 import re
 import sys
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def dask_aware(method):
     return functools.update_wrapper(namespace[method.__name__], method)
 
 
-_PLAIN_TYPES = set()      # argument types seen not to be Dask arrays
+_PLAIN_TYPES: set[type] = set()      # argument types seen not to be Dask arrays
 
 
 def _has_dask_array(values):
@@ -239,7 +240,7 @@ def _geometry(loss, kind, shape):
 # and the stand-in fill value.
 _Aligned = namedtuple("_Aligned", "name mode shape dtype aligned letters batch fill")
 
-_SIGNATURES = {}
+_SIGNATURES: dict[Any, inspect.Signature] = {}
 
 
 def _bind(method, loss, args, kwargs):
@@ -294,7 +295,7 @@ def _align(name, arg, shape, geometry, n_batch):
     if len(shape) > len(target):
         raise _ShapeError(f"{name} has more axes than {target}")
     padded = (1,) * (len(target) - len(shape)) + shape
-    if any(s not in (1, t) for s, t in zip(padded, target)):
+    if any(s not in (1, t) for s, t in zip(padded, target, strict=True)):
         raise _ShapeError(f"{name} of shape {shape} does not broadcast to {target}")
     return padded, letters, batch
 
@@ -371,8 +372,8 @@ def _lazy_call(loss, method, args, kwargs):
             aligned[name] = _Aligned(name, arg.mode, shape, dtype, a_shape, letters, batch,
                                      arg.fill)
     except _ShapeError as exc:
-        stand_ins = {n: _Aligned(n, "", *shapes[n], None, None, None, spec.args[n].fill)
-                     for n in shapes}
+        stand_ins = {n: _Aligned(n, "", shape, dtype, None, None, None, spec.args[n].fill)
+                     for n, (shape, dtype) in shapes.items()}
         _raise_numpy_error(loss, method, values, stand_ins, da.Array)
         raise ValueError(f"{type(loss).__name__}: the arguments cannot be split into "
                          f"blocks of samples ({exc})") from None
@@ -435,7 +436,7 @@ def _build_graph(da, loss, method, spec, values, arrays, aligned, geometry, stan
     for n in names:
         task_letters += [c for c in aligned[n].letters if c not in task_letters]
     blockwise_args = []
-    for piece, n in zip(pieces, names):
+    for piece, n in zip(pieces, names, strict=True):
         blockwise_args += [piece, aligned[n].letters]
     blockwise_args += [offsets, (0,)]
     name = method.__name__
@@ -461,8 +462,10 @@ def _build_graph(da, loss, method, spec, values, arrays, aligned, geometry, stan
         out_chunks = (geometry.n_out,) if geometry.policy == "one block" else batch_chunks
         outputs.append(_pick(da, tuples, task_letters, 0, (0,), out_example.dtype,
                              {0: out_chunks}))
-    grads = []
-    for n, example in zip(spec.differentiable, grad_examples):
+    grads: list[Any] = []
+    example: Any
+    # forward has no gradient examples (zip stops at once)
+    for n, example in zip(spec.differentiable, grad_examples, strict=False):
         arg = aligned[n]
         grad = _pick(da, tuples, task_letters, len(outputs) + len(grads), arg.letters,
                      example.dtype, None)
@@ -507,7 +510,7 @@ def _block_task(*blocks, plan):
     offsets = blocks[-1]
     offset = int(offsets[0]) if offsets.size else 0
     kwargs = dict(plan.static)
-    for name, arg, block in zip(plan.names, plan.args, blocks):
+    for name, arg, block in zip(plan.names, plan.args, blocks, strict=False):  # offsets last
         kwargs[name] = block.reshape(_call_shape(arg, block.shape, plan.whole))
     try:
         with one_thread_unless_set():
@@ -519,12 +522,15 @@ def _block_task(*blocks, plan):
         raise ValueError(message) from None
     if plan.method == "forward":
         return (result,)
+    out: tuple[Any, ...]
+    grads: Any
     if plan.method == "gradient":
         out, grads = (), result
     else:
         out, grads = (result[0],), result[1]
     grads = grads if isinstance(grads, tuple) else (grads,)
-    return out + tuple(g.reshape(blocks[i].shape) for g, i in zip(grads, plan.grad_positions))
+    return out + tuple(g.reshape(blocks[i].shape)
+                       for g, i in zip(grads, plan.grad_positions, strict=True))
 
 
 _SUBSCRIPT = r"(?<![\w\]]){name}\[(\d+(?:, \d+)*)\]"
@@ -535,7 +541,7 @@ def _global_indices(message, plan, blocks, offset):
     the whole argument (as the in-memory call would quote it)."""
     if plan.whole:
         return message
-    for name, arg, block in zip(plan.names, plan.args, blocks):
+    for name, arg, block in zip(plan.names, plan.args, blocks, strict=False):  # offsets last
         if arg.fill is None or arg.batch is None:
             continue
         call_shape = _call_shape(arg, block.shape, False)
@@ -543,8 +549,8 @@ def _global_indices(message, plan, blocks, offset):
         def to_global(indices, arg=arg, block=block, call_shape=call_shape):
             indices = tuple(int(i) for i in indices.split(", "))
             if len(indices) == len(call_shape):
-                local = np.unravel_index(np.ravel_multi_index(indices, call_shape), block.shape)
-                local = list(local)
+                local = list(np.unravel_index(np.ravel_multi_index(indices, call_shape),
+                                              block.shape))
                 local[arg.batch] += offset
                 flat = np.ravel_multi_index(local, arg.aligned)
                 return tuple(int(i) for i in np.unravel_index(flat, arg.shape))

@@ -101,7 +101,7 @@ def check_broadcast(src_shape, target_shape, name, target_name):
     n = len(target_shape)
     ok = len(src_shape) <= n
     if ok:
-        for s, t in zip(reversed(src_shape), reversed(target_shape), strict=True):
+        for s, t in zip(reversed(src_shape), reversed(target_shape), strict=False):
             if s != 1 and s != t:
                 ok = False
                 break

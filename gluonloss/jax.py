@@ -35,6 +35,7 @@ make).  Called outside any transformation it calls the NumPy API directly.
 (0.1681, (2, 3))
 """
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +47,12 @@ from gluonloss._bridge import (
     require,
     samples_before,
 )
+
+if TYPE_CHECKING:
+    from jax import Array
+    from jax.core import Tracer
+
+    from gluonloss._bridge import Signature
 
 jax = require("jax", "JAX", "jax")
 jnp = require("jax.numpy", "JAX", "jax")
@@ -88,7 +95,8 @@ def _raise_numpy_error(loss, signature, values):
                  np.asarray(v) if isinstance(v, jax.Array) else v for v in values]
     n_inputs = len(signature.inputs)
     loss.forward(*stand_ins[:n_inputs], **{
-        name: v for name, v in zip(signature.options, stand_ins[n_inputs:]) if v is not None})
+        name: v for name, v in zip(signature.options, stand_ins[n_inputs:], strict=True)
+        if v is not None})
 
 
 class _Call:
@@ -115,7 +123,7 @@ class _Call:
         # slot of each argument: ("d", k) a differentiable operand, ("o", k)
         # another JAX operand, ("s", value) a value passed as it is (None too)
         self.slots = []
-        others = []
+        others: list[Array | Tracer] = []
         for position, value in enumerate(values):
             if position in signature.differentiable:
                 self.slots.append(("d", signature.differentiable.index(position)))
@@ -155,8 +163,9 @@ class _Call:
         values = [differentiable[item] if kind == "d" else
                   others[item] if kind == "o" else item for kind, item in self.slots]
         n_inputs = len(self.signature.inputs)
-        options = {name: value for name, value in zip(self.signature.options,
-                                                       values[n_inputs:]) if value is not None}
+        options = {name: value
+                   for name, value in zip(self.signature.options, values[n_inputs:], strict=True)
+                   if value is not None}
         return values[:n_inputs], options
 
     # -- host functions: NumPy arrays in, NumPy arrays out ------------------
@@ -223,8 +232,12 @@ class _Call:
 
 
 class _BridgedLoss:
-    _numpy_class = None
-    _signature = None
+    if TYPE_CHECKING:           # set on each class by make_classes
+        _numpy_class: type[Any]
+        _signature: Signature
+    else:
+        _numpy_class = None
+        _signature = None
 
     def __init__(self, *args, reduction="none", **kwargs):
         self.reduction = check_reduction(reduction)

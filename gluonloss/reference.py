@@ -182,23 +182,16 @@ _ElementwiseCall = namedtuple("_ElementwiseCall",
                               "pred label sample_weight pos_weight epsilon out_grad dtype axis n")
 
 
-class _Elementwise(_Loss):
-    """``_terms(call, p, y, q)`` gives the elementwise loss and its derivative in p."""
+class _ElementwiseBase(_Loss):
+    """``_terms(call, p, y, q)`` gives the elementwise loss and its derivative in p.
+
+    The public methods come from :class:`_Elementwise`, or from the subclass
+    itself when it takes more call arguments (pos_weight, epsilon) before
+    ``out_grad``.
+    """
 
     _label_name = "label"
     _has_epsilon = False    # PoissonNLLLoss's call argument
-
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, label, sample_weight, None, None, None)[0]
-
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
-        return self._evaluate(pred, label, sample_weight, None, None, out_grad)[1]
-
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, label, sample_weight, None, None, out_grad)
 
     def _differentiable(self, call):
         return (call.pred,)
@@ -236,6 +229,22 @@ class _Elementwise(_Loss):
         grad = dloss * ws * _along(og, axis, ndim) / per_sample
         return (np.ascontiguousarray(out, call.dtype).reshape(call.n),
                 np.ascontiguousarray(grad, call.dtype))
+
+
+class _Elementwise(_ElementwiseBase):
+    """The elementwise losses called with (pred, label, sample_weight)."""
+
+    def forward(self, pred, label, sample_weight=None):
+        """Per-sample loss, shape ``(N,)``."""
+        return self._evaluate(pred, label, sample_weight, None, None, None)[0]
+
+    def gradient(self, pred, label, sample_weight=None, out_grad=None):
+        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
+        return self._evaluate(pred, label, sample_weight, None, None, out_grad)[1]
+
+    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
+        """``(forward(...), gradient(...))``."""
+        return self._evaluate(pred, label, sample_weight, None, None, out_grad)
 
 
 class L2Loss(_Elementwise):
@@ -318,7 +327,7 @@ class LogisticLoss(_Elementwise):
         return _logit_bce_terms(p, y, 1.0)
 
 
-class SigmoidBinaryCrossEntropyLoss(_Elementwise):
+class SigmoidBinaryCrossEntropyLoss(_ElementwiseBase):
     """Binary cross-entropy of logits (or of probabilities), positive term times pos_weight."""
 
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
@@ -358,7 +367,7 @@ def _stirling_or_zero(t):
     return np.where(big, s, np.where(np.isnan(t), np.nan, 0.0))
 
 
-class PoissonNLLLoss(_Elementwise):
+class PoissonNLLLoss(_ElementwiseBase):
     """exp(p) - t p (from logits) or p - t log(p + epsilon); compute_full adds Stirling."""
 
     _label_name = "target"
@@ -420,8 +429,9 @@ def _class_indices(label, rows_shape, n_classes, axis):
     good = integral & (values >= 0) & (values < n_classes)
     if not good.all():
         first = int(np.argmin(good))
-        where = ", ".join(str(int(i)) for i in np.unravel_index(first, label.shape)) \
-            if label.ndim else ""
+        # a 0-d label is called just "label", as the compiled losses call it
+        where = "[" + ", ".join(str(int(i)) for i in np.unravel_index(first, label.shape)) \
+            + "]" if label.ndim else ""
         value = flat[first].item()
         if value != value:
             what = "is NaN"
@@ -430,7 +440,7 @@ def _class_indices(label, rows_shape, n_classes, axis):
         else:
             what = f"is outside [0, {n_classes})"
         raise ValueError(
-            f"label[{where}] = {value!r} {what}: sparse labels must be integer class indices "
+            f"label{where} = {value!r} {what}: sparse labels must be integer class indices "
             f"in [0, {n_classes}) (pred has {n_classes} classes along axis {axis})")
     return values.astype(np.int64).reshape(rows_shape)
 
@@ -619,7 +629,7 @@ class TripletLoss(_Loss):
         grads = (c * (n - q), c * (q - p), c * (p - n))
         return np.ascontiguousarray(out, dtype), tuple(
             np.ascontiguousarray(g, dtype).reshape(x.shape)
-            for g, x in zip(grads, (call.pred, call.positive, call.negative)))
+            for g, x in zip(grads, (call.pred, call.positive, call.negative), strict=True))
 
 
 _CosineCall = namedtuple("_CosineCall", "input1 input2 label sample_weight out_grad dtype n dim")

@@ -189,7 +189,7 @@ class CheckResult:
         elif self.gradients_checked < total:
             lines[0] += f" (gradients returned for {self.gradients_checked})"
         if self.failed:
-            by_loss = {}
+            by_loss: dict[str, int] = {}
             for case, _ in self.failed:
                 by_loss[case.loss] = by_loss.get(case.loss, 0) + 1
             lines.append("failed: " + ", ".join(f"{name} {count}"
@@ -227,6 +227,7 @@ def _source(loss, init, kwargs):
     if loss == "TripletLoss" and "sample_weight" not in kwargs:
         conversion = None
     if loss == "PoissonNLLLoss" and init.get("compute_full"):
+        assert conversion is not None           # PoissonNLLLoss has a conversion
         conversion += _POISSON_FULL
     return RECORDED if conversion is None else f"derived from MXNet 1.9.1: {conversion}"
 
@@ -367,7 +368,7 @@ def _named_gradients(case, grads):
         if len(grads) != len(expected):
             return None, (f"  grads: {len(grads)} arrays, expected {len(expected)} "
                           f"({', '.join(expected)}, in that order)")
-        return dict(zip(expected, grads)), None
+        return dict(zip(expected, grads, strict=True)), None
     if len(expected) != 1:
         return None, (f"  grads: one array, expected {len(expected)} "
                       f"({', '.join(expected)}): pass a tuple or a dict")

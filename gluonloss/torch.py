@@ -33,6 +33,8 @@ gradient.
 >>> round(value.item(), 4), logits.grad.shape
 (0.1681, torch.Size([2, 3]))
 """
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from gluonloss._bridge import (
@@ -44,7 +46,12 @@ from gluonloss._bridge import (
     samples_before,
 )
 
-torch = require("torch", "PyTorch", "torch")
+if TYPE_CHECKING:
+    import torch
+
+    from gluonloss._bridge import Signature
+else:
+    torch = require("torch", "PyTorch", "torch")
 
 __all__ = list(LOSS_NAMES)
 
@@ -162,7 +169,7 @@ class _LossFunction(torch.autograd.Function):
 
 def _gradient(call, upstream):
     """The gradient from the NumPy API for this upstream gradient."""
-    for tensor, version in zip(call.sources, call.versions):
+    for tensor, version in zip(call.sources, call.versions, strict=True):
         if tensor._version != version:
             raise RuntimeError(
                 f"an argument of {type(call.module).__name__} was modified in place after "
@@ -234,8 +241,12 @@ def _scale_in_place(grad, upstream, n, before):
 
 
 class _BridgedLoss(torch.nn.Module):
-    _numpy_class = None
-    _signature = None
+    if TYPE_CHECKING:           # set on each class by make_classes
+        _numpy_class: type[Any]
+        _signature: Signature
+    else:
+        _numpy_class = None
+        _signature = None
 
     def __init__(self, *args, reduction="none", **kwargs):
         super().__init__()
@@ -263,7 +274,8 @@ class _BridgedLoss(torch.nn.Module):
         signature = self._signature
         name = type(self).__name__
         inputs, options = signature.bind(name, args, kwargs)
-        arrays = [_to_numpy(value, arg, name) for value, arg in zip(inputs, signature.inputs)]
+        arrays = [_to_numpy(value, arg, name)
+                  for value, arg in zip(inputs, signature.inputs, strict=True)]
         numpy_options = {arg: _to_numpy(value, arg, name) for arg, value in options.items()}
         if _is_grad_enabled():
             differentiable = [inputs[i] for i in signature.differentiable]

@@ -47,7 +47,7 @@ def _fits(x, target_shape):
     shape = np.shape(x)
     if len(shape) > len(target_shape):
         return False
-    return all(a in (1, b) for a, b in zip(reversed(shape), reversed(target_shape), strict=True))
+    return all(a in (1, b) for a, b in zip(reversed(shape), reversed(target_shape), strict=False))
 
 
 # -- scalars -----------------------------------------------------------------------------

