@@ -39,14 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gluonloss._bridge import (
-    LOSS_NAMES,
-    check_reduction,
-    make_classes,
-    output_size,
-    require,
-    samples_before,
-)
+from gluonloss import _bridge
 
 if TYPE_CHECKING:
     from jax import Array
@@ -54,10 +47,10 @@ if TYPE_CHECKING:
 
     from gluonloss._bridge import Signature
 
-jax = require("jax", "JAX", "jax")
-jnp = require("jax.numpy", "JAX", "jax")
+jax = _bridge.require("jax", "JAX", "jax")
+jnp = _bridge.require("jax.numpy", "JAX", "jax")
 
-__all__ = list(LOSS_NAMES)
+__all__ = list(_bridge.LOSS_NAMES)
 
 _Tracer = jax.core.Tracer
 _SINGLE_PRECISION = (np.dtype(np.float16), np.dtype(jnp.bfloat16), np.dtype(np.float32))
@@ -135,7 +128,7 @@ class _Call:
         self.others = tuple(others)
         shapes = [a.shape for a in self.differentiable]
         try:
-            n = output_size(self.loss, [self._shape(slot, shapes) for slot in self.slots[
+            n = _bridge.output_size(self.loss, [self._shape(slot, shapes) for slot in self.slots[
                 :len(signature.inputs)]])
         except (TypeError, ValueError):          # an input NumPy cannot read as an array
             _raise_numpy_error(self.loss, signature, values)
@@ -148,7 +141,7 @@ class _Call:
             # XLA may skip a host call with empty results: check at trace time
             _raise_numpy_error(self.loss, signature, values)
         self.n = n
-        self.before = samples_before(self.loss, shapes)
+        self.before = _bridge.samples_before(self.loss, shapes)
         self.out_struct = jax.ShapeDtypeStruct((n,), self.dtype)
         self.grad_structs = tuple(jax.ShapeDtypeStruct(s, self.dtype) for s in shapes)
 
@@ -232,15 +225,12 @@ class _Call:
 
 
 class _BridgedLoss:
-    if TYPE_CHECKING:           # set on each class by make_classes
-        _numpy_class: type[Any]
-        _signature: Signature
-    else:
-        _numpy_class = None
-        _signature = None
+    # Set on each class by make_classes.
+    _numpy_class: type[Any]
+    _signature: "Signature"
 
     def __init__(self, *args, reduction="none", **kwargs):
-        self.reduction = check_reduction(reduction)
+        self.reduction = _bridge.check_reduction(reduction)
         self.loss = self._numpy_class(*args, **kwargs)
 
     def __repr__(self):
@@ -257,4 +247,4 @@ class _BridgedLoss:
         return _reduce(_Call(self, inputs, options).evaluate(), self.reduction)
 
 
-make_classes(globals(), _BridgedLoss, "JAX function", "a zero gradient", "a 0-d array")
+_bridge.make_classes(globals(), _BridgedLoss, "JAX function", "a zero gradient", "a 0-d array")

@@ -241,12 +241,9 @@ def _scale_in_place(grad, upstream, n, before):
 
 
 class _BridgedLoss(torch.nn.Module):
-    if TYPE_CHECKING:           # set on each class by make_classes
-        _numpy_class: type[Any]
-        _signature: Signature
-    else:
-        _numpy_class = None
-        _signature = None
+    # Set on each class by make_classes.
+    _numpy_class: type[Any]
+    _signature: "Signature"
 
     def __init__(self, *args, reduction="none", **kwargs):
         super().__init__()

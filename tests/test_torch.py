@@ -2,8 +2,6 @@
 API (values bitwise, gradients to rounding), torch.autograd.gradcheck in
 float64 for every case and reduction, and every error of the NumPy API
 raised with the same message."""
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -22,6 +20,7 @@ from _bridge_cases import (  # noqa: E402
     numpy_error,
 )
 from _error_catalog import CALL_ENTRIES, CONSTRUCTOR_ENTRIES, SUBJECT  # noqa: E402
+from _package_under_test import run_python as run_in_child  # noqa: E402
 from gluonloss._bridge import LOSS_NAMES  # noqa: E402
 
 REDUCTIONS = ["none", "mean", "sum"]
@@ -46,9 +45,9 @@ def as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-def run_python(code):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=120)
+def run_python(code, cwd):
+    """``code`` in a fresh interpreter in ``cwd``, on the gluonloss under test."""
+    return run_in_child(["-c", textwrap.dedent(code)], cwd=cwd, timeout=120)
 
 
 # -- the module's surface ---------------------------------------------------------
@@ -59,20 +58,20 @@ def test_public_surface():
     assert "reduction='sum'" in repr(glt.L2Loss(reduction="sum"))
 
 
-def test_import_gluonloss_imports_no_framework():
+def test_import_gluonloss_imports_no_framework(tmp_path):
     result = run_python("""
         import sys
         import gluonloss, gluonloss.reference
         gluonloss.L2Loss()([[1.0]], [[0.0]])
         print(sorted(m for m in ('torch', 'jax', 'optax') if m in sys.modules))
-    """)
+    """, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("module, extra", [("gluonloss.torch", "torch"),
                                            ("gluonloss.jax", "jax")])
-def test_missing_framework_gives_the_install_command(module, extra):
+def test_missing_framework_gives_the_install_command(module, extra, tmp_path):
     # A meta-path finder that refuses the framework, as if it were not installed.
     result = run_python(f"""
         import sys, importlib.abc
@@ -86,7 +85,7 @@ def test_missing_framework_gives_the_install_command(module, extra):
             import {module}
         except ImportError as exc:
             print(type(exc).__name__, exc)
-    """)
+    """, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ImportError")
     assert f'pip install "gluonloss[{extra}]"' in result.stdout
