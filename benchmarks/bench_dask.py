@@ -6,10 +6,11 @@ L2Loss and SigmoidBCELoss ``value_and_gradient`` on a float32 (rows, cols)
 array in ``--chunks`` chunks of rows:
 
 - **in memory**: the NumPy call on the whole arrays;
-- **threads**: ``dask.compute`` of the lazy (out, grad) on the threaded
-  scheduler with 2 threads, results gathered into NumPy arrays (this
-  includes concatenating the blocks); once as by default (each task runs
-  its kernel on one OpenMP thread) and once with ``gl.num_threads(2)``,
+- **threads**: the lazy (out, grad) on the threaded scheduler with 2
+  threads: ``dask.persist`` (every block computed, left as a Dask array in
+  memory), then ``dask.compute``, results gathered into NumPy arrays (this
+  adds Dask's concatenation of the blocks); once as by default (each task
+  runs its kernel on one OpenMP thread) and once with ``gl.num_threads(2)``,
   which gives every task's kernel 2 OpenMP threads (4 on 2 cores);
 - **cluster, N workers**: a ``dask.distributed.LocalCluster`` of N worker
   processes with one thread each, the inputs persisted on the workers
@@ -77,6 +78,8 @@ def bench_threads(losses, pred, label, chunk_rows, repeats):
 
         contenders = {
             "in memory": lambda loss=loss: loss.value_and_gradient(pred, label),
+            "threads (2), blocks left in memory (persist)": lambda: dask.persist(
+                *lazy(), scheduler="threads", num_workers=2),
             "threads (2), 1 OpenMP thread per task": lambda: dask.compute(
                 *lazy(), scheduler="threads", num_workers=2),
             "threads (2), gl.num_threads(2) in each task": threads_two_omp_threads,
