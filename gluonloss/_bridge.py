@@ -75,27 +75,6 @@ class Signature:
         return inputs, options
 
 
-_ELEMENTWISE = Signature(("pred", "label"), (0,), ("sample_weight",))
-
-SIGNATURES = {
-    "L2Loss": _ELEMENTWISE,
-    "L1Loss": _ELEMENTWISE,
-    "HuberLoss": _ELEMENTWISE,
-    "HingeLoss": _ELEMENTWISE,
-    "SquaredHingeLoss": _ELEMENTWISE,
-    "LogisticLoss": _ELEMENTWISE,
-    "SigmoidBinaryCrossEntropyLoss": Signature(("pred", "label"), (0,),
-                                               ("sample_weight", "pos_weight")),
-    "PoissonNLLLoss": Signature(("pred", "target"), (0,), ("sample_weight", "epsilon")),
-    "SoftmaxCrossEntropyLoss": _ELEMENTWISE,
-    "KLDivLoss": _ELEMENTWISE,
-    "TripletLoss": Signature(("pred", "positive", "negative"), (0, 1, 2), ("sample_weight",)),
-    "CosineEmbeddingLoss": Signature(("input1", "input2", "label"), (0, 1), ("sample_weight",)),
-    "SDMLLoss": Signature(("x1", "x2"), (0, 1), (), per_sample=False),
-    "CTCLoss": Signature(("pred", "label"), (0,),
-                         ("pred_lengths", "label_lengths", "sample_weight")),
-}
-
 #: Public names: every loss class and the two aliases.
 LOSS_NAMES = tuple(name for name in _gl.__all__
                    if isinstance(getattr(_gl, name), type)
@@ -103,7 +82,16 @@ LOSS_NAMES = tuple(name for name in _gl.__all__
 
 CANONICAL = {name: getattr(_gl, name).__name__ for name in LOSS_NAMES}
 
-assert set(CANONICAL.values()) == set(SIGNATURES), sorted(CANONICAL.values())
+
+def _signature(cls):
+    """``cls``'s call signature, read from the data its methods are made from."""
+    return Signature(cls._inputs, tuple(cls._inputs.index(x) for x in cls._differentiable),
+                     tuple(option for option, _ in cls._options),
+                     # SDMLLoss couples the batch: every gradient row sees every sample.
+                     per_sample=cls is not _gl.SDMLLoss)
+
+
+SIGNATURES = {name: _signature(getattr(_gl, name)) for name in dict.fromkeys(CANONICAL.values())}
 
 
 REDUCTIONS = ("none", "mean", "sum")

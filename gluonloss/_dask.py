@@ -9,8 +9,9 @@ lazy Dask arrays instead of computing.  How a call is turned into a graph:
    ``dask.array`` was imported, and this module never imports it itself
    outside the Dask path.
 2. **Table.** ``_SPECS`` says, per loss, which argument is the *primary*
-   one (whose batch axis the blocks follow), how every other array argument
-   lines up with it and which inputs are differentiable.
+   one (whose batch axis the blocks follow) and how every other array
+   argument lines up with it; the differentiable inputs are the class's
+   own ``_differentiable``.
 3. **Shapes at call time.** The arguments' shapes are aligned to the
    primary's batch axis (below).  Then the NumPy method itself runs on
    stand-in arrays of the same dtypes and shapes, cut down to one sample
@@ -124,14 +125,14 @@ def _has_dask_array(values):
 # fill: for arguments whose values are checked, a valid value for stand-ins.
 
 _Arg = namedtuple("_Arg", "mode target fill", defaults=("primary", None))
-_Spec = namedtuple("_Spec", "primary geometry differentiable args")
+_Spec = namedtuple("_Spec", "primary geometry args")
 
 _PRIMARY = _Arg("primary")
 _OUT = _Arg("broadcast", "out")
 
 
 def _elementwise_spec():
-    return _Spec("pred", "batch_axis", ("pred",), {
+    return _Spec("pred", "batch_axis", {
         "pred": _PRIMARY, "label": _Arg("same"), "target": _Arg("same"),
         "sample_weight": _Arg("broadcast"), "pos_weight": _Arg("broadcast"), "out_grad": _OUT})
 
@@ -140,20 +141,20 @@ _SPECS = {
     **{name: _elementwise_spec() for name in (
         "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
         "SigmoidBinaryCrossEntropyLoss", "PoissonNLLLoss")},
-    **{name: _Spec("pred", "softmax", ("pred",), {
+    **{name: _Spec("pred", "softmax", {
         "pred": _PRIMARY, "label": _Arg("same", "label", fill=0),
         "sample_weight": _Arg("broadcast", "loss"), "out_grad": _OUT})
        for name in ("SoftmaxCrossEntropyLoss", "KLDivLoss")},
-    "TripletLoss": _Spec("pred", "batch_axis", ("pred", "positive", "negative"), {
+    "TripletLoss": _Spec("pred", "batch_axis", {
         "pred": _PRIMARY, "positive": _Arg("same"), "negative": _Arg("same"),
         "sample_weight": _Arg("sample1"), "out_grad": _OUT}),
-    "CosineEmbeddingLoss": _Spec("input2", "vectors", ("input1", "input2"), {
+    "CosineEmbeddingLoss": _Spec("input2", "vectors", {
         "input1": _Arg("same"), "input2": _PRIMARY,
         "label": _Arg("same", "out", fill=1),
         "sample_weight": _Arg("sample1"), "out_grad": _OUT}),
-    "SDMLLoss": _Spec("x1", "sdml", ("x1", "x2"), {
+    "SDMLLoss": _Spec("x1", "sdml", {
         "x1": _PRIMARY, "x2": _Arg("exact"), "out_grad": _OUT}),
-    "CTCLoss": _Spec("pred", "ctc", ("pred",), {
+    "CTCLoss": _Spec("pred", "ctc", {
         "pred": _PRIMARY, "label": _Arg("axis", "label", fill=-1),
         "pred_lengths": _Arg("sample", fill=0), "label_lengths": _Arg("sample", fill=0),
         "sample_weight": _Arg("sample"), "out_grad": _OUT}),
@@ -444,7 +445,7 @@ def _build_graph(da, loss, method, spec, values, arrays, aligned, geometry, stan
     static = {n: v for n, v in values.items() if n not in arrays}
     plan = _BlockPlan(loss, name, names, [aligned[n] for n in names], static,
                       len(batch_chunks) == 1,
-                      [names.index(n) for n in spec.differentiable] if wants_grad else [])
+                      [names.index(n) for n in loss._differentiable] if wants_grad else [])
     tuples = da.blockwise(_block_task, tuple(task_letters), *blockwise_args, plan=plan,
                           concatenate=True, align_arrays=False,
                           meta=np.empty((0,) * len(task_letters), object),
@@ -465,7 +466,7 @@ def _build_graph(da, loss, method, spec, values, arrays, aligned, geometry, stan
     grads: list[Any] = []
     example: Any
     # forward has no gradient examples (zip stops at once)
-    for n, example in zip(spec.differentiable, grad_examples, strict=False):
+    for n, example in zip(loss._differentiable, grad_examples, strict=False):
         arg = aligned[n]
         grad = _pick(da, tuples, task_letters, len(outputs) + len(grads), arg.letters,
                      example.dtype, None)
