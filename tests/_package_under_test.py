@@ -25,10 +25,11 @@ def child_environment():
     return env
 
 
-def run_python(args, cwd, timeout=300):
+def run_python(args, cwd, timeout=300, extra_env=None):
     """``python *args`` in ``cwd`` (a completed process, output captured as
-    text), after checking that the child imports the package under test."""
-    env = child_environment()
+    text), after checking that the child imports the package under test;
+    ``extra_env`` adds variables to the child's environment."""
+    env = {**child_environment(), **(extra_env or {})}
     where = subprocess.run(
         [sys.executable, "-c", "import gluonloss; print(gluonloss.__file__)"], cwd=cwd, env=env,
         capture_output=True, text=True, timeout=timeout)

@@ -5,8 +5,6 @@ shape and dtype errors at call time and value errors at compute time, with
 the NumPy API's messages."""
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -17,6 +15,7 @@ import pytest
 import gluonloss as gl
 from _all_losses import LOSS_IDS, LOSSES
 from _cases import stable_rng
+from _package_under_test import run_python
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -267,10 +266,7 @@ def test_numpy_arguments_never_import_dask(tmp_path):
         gl.CTCLoss()(np.zeros((2, 5, 3)), np.zeros((2, 2)))
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
     """)
-    # Away from the source tree, importing the gluonloss this test imported.
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(gl.__file__)))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path, env=env)
+    result = run_python(["-c", code], cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -535,9 +531,7 @@ def test_array_expression_mode(tmp_path):
                 assert a.tobytes() == b.tobytes()
         print("ok")
     """)
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(gl.__file__)),
-               DASK_ARRAY__QUERY_PLANNING="True")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path, env=env)
+    result = run_python(["-c", code], cwd=tmp_path, timeout=120,
+                        extra_env={"DASK_ARRAY__QUERY_PLANNING": "True"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

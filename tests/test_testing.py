@@ -1,12 +1,11 @@
 """gluonloss.testing: the case objects, assert_case's reports and check's results."""
 import dataclasses
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import gluonloss as gl
+from _package_under_test import run_python
 from gluonloss import testing
 
 
@@ -207,12 +206,7 @@ def test_testing_is_reachable_as_an_attribute(tmp_path):
     # A fresh interpreter where nothing imported it yet; `import gluonloss` alone does not.
     code = ("import sys, gluonloss as gl; assert 'gluonloss.testing' not in sys.modules; "
             "print(len(gl.testing.cases('CTCLoss')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env={"PYTHONPATH": str(_package_parent())})
+    result = run_python(["-c", code], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "16"
 
-
-def _package_parent():
-    from pathlib import Path
-    return Path(gl.__file__).resolve().parent.parent
