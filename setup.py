@@ -19,10 +19,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 KERNEL_MODULES = ["_elementwise", "_openmp", "_vmath", "_softmax", "_pairwise", "_ctc"]
-# Compiled a second time with AVX2 on x86-64; gluonloss._dispatch picks the
-# build at import.  -mavx2 without -mfma: no fused multiply-adds, so both
-# builds round identically.
-AVX2_MODULES = ["_elementwise", "_softmax", "_pairwise", "_ctc"]
+# Compiled twice more on x86-64, as <name>_avx2 and <name>_avx512;
+# gluonloss._dispatch picks the build at import.  -ffp-contract=off (in every
+# build) keeps the compiler from fusing a*b+c into one FMA, which AVX-512F
+# has: every build rounds each operation alike, so all give identical bits.
+WIDE_MODULES = ["_elementwise", "_softmax", "_pairwise", "_ctc"]
+ISA_FLAGS = {
+    "avx2": ["-mavx2"],
+    "avx512": ["-mavx2", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+               "-mprefer-vector-width=512"],
+}
 
 DEBUG = os.environ.get("GLUONLOSS_DEBUG", "") not in ("", "0")
 NATIVE = os.environ.get("GLUONLOSS_NATIVE", "") not in ("", "0")
@@ -79,7 +85,7 @@ def extensions():
         # -fno-trapping-math lets GCC turn `a if c else b` into vector selects
         # (it only gives up FP exception flags; values, NaN and inf are
         # unchanged).  Never -ffast-math: it breaks NaN/inf handling.
-        base = ["-O3", "-fno-trapping-math", "-fno-math-errno"]
+        base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off"]
         if NATIVE:
             base.append("-march=native")
     def extension(name, isa_flags=()):
@@ -94,7 +100,8 @@ def extensions():
 
     modules = [extension(name) for name in KERNEL_MODULES]
     if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32" and not NATIVE:
-        modules += [extension(f"{name}_avx2", ["-mavx2"]) for name in AVX2_MODULES]
+        modules += [extension(f"{name}_{isa}", flags)
+                    for isa, flags in ISA_FLAGS.items() for name in WIDE_MODULES]
     return modules
 
 

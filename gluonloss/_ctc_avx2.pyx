@@ -1,3 +1,2 @@
-# The kernel of _ctc.pyx, compiled a second time with -mavx2 (see setup.py)
-# and chosen at import by gluonloss._dispatch when the CPU has AVX2.
+# The kernels of _ctc.pyx compiled with AVX2; see _elementwise_avx2.pyx.
 include "_ctc.pyx"

@@ -1,4 +1,2 @@
-# The kernels of _pairwise.pyx, compiled a second time with -mavx2 (see
-# setup.py) and chosen at import by gluonloss._dispatch when the CPU has AVX2.
-# No FMA: every operation rounds exactly as in the baseline build.
+# The kernels of _pairwise.pyx compiled with AVX2; see _elementwise_avx2.pyx.
 include "_pairwise.pyx"

@@ -1,2 +1,2 @@
-# The kernels of _softmax.pyx compiled with -mavx2 (no FMA); see _elementwise_avx2.pyx.
+# The kernels of _softmax.pyx compiled with AVX2; see _elementwise_avx2.pyx.
 include "_softmax.pyx"

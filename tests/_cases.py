@@ -15,24 +15,27 @@ import pytest
 import gluonloss as gl
 from gluonloss import _dispatch, reference
 
+#: The builds compiled beside the baseline on x86-64.
+WIDE_BUILDS = ("avx2", "avx512")
+
 
 def kernel_build(name, build):
-    """Kernel module ``name`` in its 'baseline' or 'avx2' build; skips the test
-    where there is no AVX2 build or the CPU cannot run it."""
+    """Kernel module ``name`` in its 'baseline', 'avx2' or 'avx512' build; skips
+    the test where that build was not compiled or the CPU cannot run it."""
     if build == "baseline":
         return importlib.import_module(f"gluonloss.{name}")
     try:
-        avx2 = importlib.import_module(f"gluonloss.{name}_avx2")
+        module = importlib.import_module(f"gluonloss.{name}_{build}")
     except ImportError:
-        pytest.skip("no AVX2 build on this platform")
-    if not _dispatch.cpu_has_avx2():
-        pytest.skip("this CPU has no AVX2")
-    return avx2
+        pytest.skip(f"no {build} build on this platform")
+    if not _dispatch.cpu_runs(build):
+        pytest.skip(f"this CPU cannot run the {build} build")
+    return module
 
 
-def kernel_builds(name):
-    """The baseline and AVX2 builds of kernel module ``name`` (see kernel_build)."""
-    return kernel_build(name, "baseline"), kernel_build(name, "avx2")
+def kernel_builds(name, wide):
+    """The baseline and the ``wide`` build of kernel module ``name`` (see kernel_build)."""
+    return kernel_build(name, "baseline"), kernel_build(name, wide)
 
 
 def stable_rng(*parts):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from _all_losses import LOSSES
-from _cases import kernel_build
+from _cases import WIDE_BUILDS, kernel_build
 
 F32 = np.float32
-BUILDS = ["baseline", "avx2"]
+BUILDS = ["baseline", *WIDE_BUILDS]
 
 
 def _kernels(build, family):

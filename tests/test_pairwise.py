@@ -12,7 +12,7 @@ from scipy.optimize import check_grad
 from scipy.special import logsumexp
 
 import gluonloss as gl
-from _cases import kernel_builds, stable_rng
+from _cases import WIDE_BUILDS, kernel_builds, stable_rng
 from _layouts import simple_layouts
 from _pairwise_cases import PAIR_CASES, PAIR_IDS, gradient_atol, tolerances
 from gluonloss import _openmp, pairwise
@@ -522,13 +522,14 @@ def test_many_python_threads_at_once(case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", PAIR_CASES, ids=PAIR_IDS)
-def test_avx2_build_is_bitwise_identical_to_baseline(case, dtype, monkeypatch):
-    base, avx2 = kernel_builds("_pairwise")
+@pytest.mark.parametrize("wide", WIDE_BUILDS)
+def test_wide_builds_are_bitwise_identical_to_baseline(wide, case, dtype, monkeypatch):
+    base, wide_build = kernel_builds("_pairwise", wide)
     rng = np.random.default_rng(16)
     inputs, extra = case.data(rng, (37, 45), dtype)
     inputs[0][3, 7] = np.nan
     results = []
-    for module in (base, avx2):
+    for module in (base, wide_build):
         monkeypatch.setattr(pairwise, "_pairwise", module)
         with np.errstate(all="ignore"):
             out, grads = case.make().value_and_gradient(*case.call_args(inputs, extra))

@@ -14,7 +14,7 @@ from scipy.optimize import check_grad
 from scipy.special import log_softmax, softmax
 
 import gluonloss as gl
-from _cases import kernel_builds, stable_rng, tolerances, ulp_distance
+from _cases import WIDE_BUILDS, kernel_builds, stable_rng, tolerances, ulp_distance
 from _softmax_cases import CASE_IDS, CASES, case_loss_shape, case_n_out
 from gluonloss import _openmp, reference
 from gluonloss import softmax as softmax_module
@@ -624,8 +624,9 @@ def test_many_python_threads_at_once():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_avx2_build_is_bitwise_identical_to_baseline(dtype, monkeypatch):
-    base, avx2 = kernel_builds("_softmax")
+@pytest.mark.parametrize("wide", WIDE_BUILDS)
+def test_wide_builds_are_bitwise_identical_to_baseline(wide, dtype, monkeypatch):
+    base, wide_build = kernel_builds("_softmax", wide)
     rng = np.random.default_rng(0)
     for case in CASES:
         pred, label = case.data(rng, (37, 1000), -1, dtype)
@@ -635,7 +636,7 @@ def test_avx2_build_is_bitwise_identical_to_baseline(dtype, monkeypatch):
         sw = rng.uniform(0, 2, (37, 1))
         og = rng.standard_normal(37)
         results = []
-        for module in (base, avx2):
+        for module in (base, wide_build):
             monkeypatch.setattr(softmax_module, "_softmax", module)
             with np.errstate(all="ignore"):
                 results.append(case.make().value_and_gradient(pred, label, sw, og))
