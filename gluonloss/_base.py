@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from gluonloss._dask import dask_aware
+from gluonloss._threads import threads_for
 from gluonloss._validation import check_int, check_real
 
 #: What ``gradient`` returns: one array, or one per differentiable input.
@@ -95,9 +96,22 @@ class Loss:
     #: Returns text of the gradient; empty: "Shaped like ``<input>``." for one
     #: differentiable input, "Each shaped like its input." for several.
     _grad_doc: ClassVar[str] = ""
+    #: The family's compiled entry for the common call (see :meth:`_call`), or
+    #: None.  It takes ``(self._fast_constants(), inputs, options, out_grad,
+    #: want_loss, want_grad, threads_for)`` and returns ``(out, grad)``, or None
+    #: when the call is not one it answers.
+    _fast_entry: ClassVar[Any] = None
+    #: The default of each option, in the order of ``_options``.
+    _option_defaults: ClassVar[tuple[Any, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._option_defaults = tuple(default for _, default in cls._options)
+        if (("_validate" in cls.__dict__ or "_compute" in cls.__dict__)
+                and "_fast_entry" not in cls.__dict__):
+            # Whoever changes how a call is checked or computed gets the general
+            # path, unless the class says that its family's fast entry still holds.
+            cls._fast_entry = None
         docs: dict[str, tuple[str, str]] = {}
         for klass in reversed(cls.__mro__):
             docs.update(klass.__dict__.get("_parameter_docs", {}))
@@ -142,9 +156,18 @@ class Loss:
         Receives the raw call arguments, before any validation: ``inputs``
         and ``options`` are tuples in the order of ``_inputs`` and
         ``_options``, ``out_grad`` is None for ``forward``.  Returns
-        ``(out, grad)``, each None when not wanted: validates (``_validate``),
-        then computes (``_compute``) unless the batch is empty.
+        ``(out, grad)``, each None when not wanted.  The common call (plain
+        C-contiguous float arrays, no options; see ``_fast_entry``) runs in one
+        compiled step, which the general path would reach with the same kernel
+        job; any other validates (``_validate``), then computes (``_compute``)
+        unless the batch is empty.
         """
+        fast = self._fast_entry
+        if fast is not None:
+            result = fast(self._fast_constants(), inputs, options, out_grad, want_loss, want_grad,
+                          threads_for)
+            if result is not None:
+                return result
         call = self._validate(inputs, options, out_grad)
         if getattr(call, self._count) == 0:
             grads = tuple(np.zeros(getattr(call, x).shape, call.dtype)

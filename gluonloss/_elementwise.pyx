@@ -477,3 +477,6 @@ def elementwise(*, int kind_id, double param0, double param1, pred, label, aux, 
             _dispatch(kind_id, param0, param1, <const float*>job.pred, &job, n_threads)
         else:
             _dispatch(kind_id, param0, param1, <const double*>job.pred, &job, n_threads)
+
+
+include "_elementwise_fast.pxi"

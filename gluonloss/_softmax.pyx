@@ -622,3 +622,6 @@ def class_indices(cnp.ndarray labels not None, Py_ssize_t n_classes):
     with nogil:
         bad = _convert(typenum, src, n, n_classes, dst)
     return out, bad
+
+
+include "_softmax_fast.pxi"

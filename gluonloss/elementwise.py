@@ -66,6 +66,12 @@ class _ElementwiseLoss(Loss):
     # -- the two halves of a call -------------------------------------------
 
     _validate = validate_elementwise
+    _fast_entry = staticmethod(_elementwise.elementwise_fast)
+
+    def _fast_constants(self):
+        param0, param1 = self._kernel_params()
+        return (self._kind, float(param0), float(param1), self._scalar_weight(),
+                self._option_defaults, self._batch_axis)
 
     def _kernel_params(self):
         return 0.0, 0.0
@@ -476,6 +482,9 @@ class PoissonNLLLoss(_ElementwiseLoss):
                       (False, True): _elementwise.POISSON_RATE_FULL}[
                           self._from_logits, self._compute_full]
         self._epsilon = 1e-08
+
+    # The fast entry answers only calls with the default epsilon, which binds nothing.
+    _fast_entry = staticmethod(_elementwise.elementwise_fast)
 
     def _validate(self, inputs, options, out_grad):
         # epsilon is a call argument: it goes on a private copy of the loss (the

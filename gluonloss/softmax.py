@@ -86,6 +86,12 @@ class _SoftmaxFamilyLoss(Loss):
     # -- the two halves of a call -------------------------------------------
 
     _validate = validate_softmax
+    # Sparse cross-entropy only (the entry returns None for the other kinds).
+    _fast_entry = staticmethod(_softmax.sparse_ce_fast)
+
+    def _fast_constants(self):
+        return (self._kind, self._from_logits, self._scalar_weight(), self._axis,
+                self._batch_axis, self._option_defaults)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape

@@ -1,0 +1,124 @@
+# The fast entry of SoftmaxCrossEntropyLoss with sparse labels, included at
+# the end of _softmax.pyx (so every build of that module has it).
+#
+# ``Loss._call`` tries it before the general path (validation, layout moves,
+# the label scan, the keyword entry above).  It answers only the common call,
+# which the general path would accept and hand to the same kernel with the same
+# job: pred a 2-D (N, C) ndarray of float32 or float64, native byte order,
+# aligned and C-contiguous, with the classes last (axis -1) and the samples
+# first (batch_axis 0), N >= 1, C >= 1; label an int32 or int64 ndarray,
+# native, aligned and C-contiguous, of N elements, each in [0, C); the sample
+# weight left at its default; no out_grad.  Anything else, a bad label
+# included, returns None and goes the general way, which makes every check
+# and raises every error.
+
+from libc.string cimport memset
+
+
+cdef inline bint _plain_array(object x) noexcept:
+    """``x`` is an ndarray in native byte order, aligned and C-contiguous."""
+    cdef int flags
+    if type(x) is not cnp.ndarray:
+        return False
+    flags = cnp.PyArray_FLAGS(<cnp.ndarray>x)
+    return (flags & cnp.NPY_ARRAY_C_CONTIGUOUS and flags & cnp.NPY_ARRAY_ALIGNED
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x))
+
+
+cdef inline bint _is_int_type(int typenum, int itemsize, size_t size) noexcept:
+    """A signed integer typenum of ``size`` bytes (long and long long alike)."""
+    return itemsize == <int>size and typenum in (cnp.NPY_BYTE, cnp.NPY_SHORT, cnp.NPY_INT,
+                                                 cnp.NPY_LONG, cnp.NPY_LONGLONG)
+
+
+cdef Py_ssize_t _checked_index(const int* labels, Py_ssize_t n, Py_ssize_t n_classes,
+                               Py_ssize_t* out) noexcept nogil:
+    """int32 labels into ``out``; the position of the first outside [0, n_classes), or -1."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= n_classes:
+            return i
+        out[i] = labels[i]
+    return -1
+
+
+cdef Py_ssize_t _first_bad_index(const Py_ssize_t* labels, Py_ssize_t n,
+                                 Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= n_classes:
+            return i
+    return -1
+
+
+def sparse_ce_fast(tuple constants, tuple inputs, tuple options, out_grad,
+                   bint want_loss, bint want_grad, threads_for):
+    """``(out, grad)`` of a common call (see above), or None for the general path.
+
+    constants   : ``(kind_id, from_logits, weight, axis, batch_axis, defaults)``
+                  of the loss: its kernel kind (only sparse cross-entropy is
+                  answered), its scalar weight (a float), its axes and the
+                  default of each option.
+    inputs      : ``(pred, label)`` as the caller passed them.
+    options     : the call's options, in the order of ``defaults``; the call is
+                  common only when each is its default object itself.
+    threads_for : the thread count for a number of elements.
+    """
+    cdef tuple defaults = constants[5]
+    cdef object pred, label
+    cdef int typenum, label_type
+    cdef Py_ssize_t i, bad
+    cdef Job job
+    cdef cnp.ndarray out = None, grad = None, index
+    if (out_grad is not None or constants[0] != KIND_SPARSE_CE
+            or len(options) != len(defaults)):
+        return None
+    for i in range(len(options)):
+        if options[i] is not defaults[i]:
+            return None
+    pred, label = inputs
+    if not (_plain_array(pred) and _plain_array(label)):
+        return None
+    typenum = cnp.PyArray_TYPE(<cnp.ndarray>pred)
+    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
+            or cnp.PyArray_NDIM(<cnp.ndarray>pred) != 2
+            or constants[3] not in (1, -1) or constants[4] not in (0, -2)):
+        return None
+    memset(&job, 0, sizeof(job))
+    job.n_rows = cnp.PyArray_DIM(<cnp.ndarray>pred, 0)
+    job.n_classes = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
+    if job.n_rows == 0 or job.n_classes == 0 or cnp.PyArray_SIZE(<cnp.ndarray>label) != job.n_rows:
+        return None
+    label_type = cnp.PyArray_TYPE(<cnp.ndarray>label)
+    if _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), sizeof(Py_ssize_t)):
+        job.index = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>label)
+        with nogil:
+            bad = _first_bad_index(job.index, job.n_rows, job.n_classes)
+    elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), sizeof(int)):
+        index = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(<cnp.ndarray>pred), cnp.NPY_INTP, 0)
+        job.index = <const Py_ssize_t*>cnp.PyArray_DATA(index)
+        with nogil:
+            bad = _checked_index(<const int*>cnp.PyArray_DATA(<cnp.ndarray>label), job.n_rows,
+                                 job.n_classes, <Py_ssize_t*>job.index)
+    else:
+        return None
+    if bad >= 0:
+        return None
+    job.pred = cnp.PyArray_DATA(<cnp.ndarray>pred)
+    job.n_samples = job.n_rows
+    job.n_inner = 1
+    job.from_logits = constants[1]
+    job.scale = <double>constants[2]
+    if want_loss:
+        out = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(<cnp.ndarray>pred), typenum, 0)
+        job.out = cnp.PyArray_DATA(out)
+    if want_grad:
+        grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(<cnp.ndarray>pred), typenum, 0)
+        job.grad = cnp.PyArray_DATA(grad)
+    cdef int n_threads = threads_for(job.n_rows * job.n_classes)
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _dispatch(KIND_SPARSE_CE, <const float*>job.pred, &job, n_threads)
+        else:
+            _dispatch(KIND_SPARSE_CE, <const double*>job.pred, &job, n_threads)
+    return out, grad
