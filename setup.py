@@ -6,8 +6,10 @@ Environment switches:
   GLUONLOSS_NATIVE=1  add -march=native (opt-in: the default build must run
                       on any x86-64).
 """
+import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,6 +19,7 @@ import warnings
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 KERNEL_MODULES = ["_elementwise", "_openmp", "_vmath", "_softmax", "_pairwise", "_ctc"]
 # Compiled twice more on x86-64, as <name>_avx2 and <name>_avx512;
@@ -115,5 +118,50 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
+BUILD_INFO = "_build_info.json"
+
+
+def build_of(extension_name):
+    """The kernel build an extension belongs to (as gluonloss._dispatch.build_of)."""
+    for isa in ISA_FLAGS:
+        if extension_name.endswith(f"_{isa}"):
+            return isa
+    return "baseline"
+
+
+class BuildExtWithInfo(build_ext):
+    """build_ext that also writes gluonloss/_build_info.json next to the modules:
+    the compiler command and the flags of each kernel build, read by
+    gluonloss.show_config() (so a wheel reports how it was built, wherever it
+    is installed; the compiler's name and version come from the modules)."""
+
+    def build_extensions(self):
+        super().build_extensions()
+        command = list(getattr(self.compiler, "compiler_so", None) or [])
+        flags = {}
+        for extension in self.extensions:
+            flags.setdefault(build_of(extension.name.rsplit(".", 1)[-1]),
+                             list(extension.extra_compile_args))
+        info = {"compiler_type": self.compiler.compiler_type,
+                "command": command,
+                "flags": flags}
+        path = self._build_info_path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(info, f, indent=1, sort_keys=True)
+
+    def _build_info_path(self):
+        return os.path.join(self.build_lib, "gluonloss", BUILD_INFO)
+
+    def get_outputs(self):
+        return [*super().get_outputs(), self._build_info_path()]
+
+    def copy_extensions_to_source(self):
+        super().copy_extensions_to_source()
+        package_dir = self.get_finalized_command("build_py").get_package_dir("gluonloss")
+        shutil.copyfile(self._build_info_path(), os.path.join(package_dir, BUILD_INFO))
+
+
 setup(ext_modules=cythonize(extensions(), compiler_directives=DIRECTIVES,
-                            annotate=DEBUG))
+                            annotate=DEBUG),
+      cmdclass={"build_ext": BuildExtWithInfo})

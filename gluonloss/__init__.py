@@ -8,6 +8,7 @@ with forward values and analytic gradients, in Cython with OpenMP.
 (array([1.5]), array([[ 0.5, -0.5]]))
 """
 from gluonloss._base import Loss
+from gluonloss._config import show_config
 from gluonloss._threads import get_num_threads, num_threads, set_num_threads
 from gluonloss.ctc import CTCLoss
 from gluonloss.elementwise import (
@@ -34,6 +35,7 @@ __all__ = [
     "TripletLoss", "CosineEmbeddingLoss", "SDMLLoss",
     "get_num_threads", "set_num_threads", "num_threads",
     "CTCLoss",
+    "show_config",
 ]
 
 

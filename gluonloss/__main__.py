@@ -1,7 +1,8 @@
 """Self-check: ``python -m gluonloss``.
 
-For every implemented loss (and each of its main options) prints the mean
-forward value on a fixed sample batch, the gradient check against
+Prints :func:`gluonloss.show_config` (the build in use); then, for every
+implemented loss (and each of its main options), the mean forward value on
+a fixed sample batch, the gradient check against
 ``scipy.optimize.check_grad`` (float64), and the float32 throughput of
 ``value_and_gradient``.  Exits with status 1 if any gradient check fails.
 """
@@ -93,6 +94,8 @@ def report_row(name, value, rel_err, max_err, rate, failed):
 
 def main():
     rng = np.random.default_rng(0)
+    gl.show_config()
+    print()
     header = (f"{'loss':<30} {'mean forward':>13} {'check_grad':>11} {'max |diff|':>11} "
               f"{'Melem/s f32':>12}  status")
     print(f"gluonloss {gl.__version__}: sample batch {SAMPLE_SHAPE} float64, throughput of "

@@ -175,6 +175,11 @@ class Loss:
             return np.empty(0, call.dtype), grads if len(grads) > 1 else grads[0]
         return self._compute(call, want_loss, want_grad)
 
+    def _fast_constants(self) -> tuple[Any, ...]:
+        """What ``_fast_entry`` reads of the loss (its kernel kind, parameters,
+        scalar weight, axes and option defaults, in the entry's order)."""
+        return ()
+
     #: The field of a validated call record that holds the number of samples.
     _count: ClassVar[str] = "n_samples"
 

@@ -22,3 +22,27 @@ def openmp_enabled():
 def max_threads():
     """OpenMP's current default team size (OMP_NUM_THREADS, threadpoolctl)."""
     return omp_get_max_threads()
+
+
+cdef extern from *:
+    """
+    #define GLUONLOSS_STRING_(x) #x
+    #define GLUONLOSS_STRING(x) GLUONLOSS_STRING_(x)
+    #if defined(__clang__)
+    #define GLUONLOSS_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define GLUONLOSS_COMPILER "gcc " __VERSION__
+    #elif defined(_MSC_VER)
+    #define GLUONLOSS_COMPILER "msvc " GLUONLOSS_STRING(_MSC_FULL_VER)
+    #else
+    #define GLUONLOSS_COMPILER "unknown"
+    #endif
+    """
+    const char* GLUONLOSS_COMPILER
+
+
+def compiler():
+    """``(name, version)`` of the C compiler that built this module, from its
+    own predefined macros (so it holds wherever the module was built)."""
+    name, _, version = GLUONLOSS_COMPILER.decode("utf-8", "replace").partition(" ")
+    return name, version.strip() or None
