@@ -12,6 +12,11 @@ def test_main_passes_and_prints_every_loss(tmp_path):
     for name, _ in main_module.CTC_CONFIGS:
         assert name in result.stdout
     assert "FAILED" not in result.stdout
+    # The configuration comes first, above the table.
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("gluonloss ") and "  kernels: " in lines[1]
+    assert lines.index("  compiler:") < next(i for i, line in enumerate(lines)
+                                             if line.startswith("loss "))
 
 
 def test_main_fails_when_a_gradient_is_wrong(monkeypatch, capsys):
