@@ -23,7 +23,8 @@ cdef inline bint _plain_float_array(object x, int typenum) noexcept:
             and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x))
 
 
-def elementwise_fast(tuple constants, tuple inputs, tuple options, out_grad,
+def elementwise_fast(tuple constants not None, tuple inputs not None,
+                     tuple options not None, out_grad,
                      bint want_loss, bint want_grad, threads_for):
     """``(out, grad)`` of a common call (see above), or None for the general path.
 
@@ -35,8 +36,12 @@ def elementwise_fast(tuple constants, tuple inputs, tuple options, out_grad,
                   common only when each is its default object itself.
     threads_for : the thread count for a number of elements.
     """
+    if len(constants) != 6:      # indexing below is unchecked
+        raise TypeError(f"elementwise_fast: constants must have 6 items, got {len(constants)}")
     cdef int kind_id = constants[0]
     cdef tuple defaults = constants[4]
+    if defaults is None:
+        raise TypeError("the option defaults must be a tuple, got None")
     cdef object pred, label
     cdef int typenum, ndim
     cdef Py_ssize_t i, size

@@ -51,7 +51,8 @@ cdef Py_ssize_t _first_bad_index(const Py_ssize_t* labels, Py_ssize_t n,
     return -1
 
 
-def sparse_ce_fast(tuple constants, tuple inputs, tuple options, out_grad,
+def sparse_ce_fast(tuple constants not None, tuple inputs not None,
+                   tuple options not None, out_grad,
                    bint want_loss, bint want_grad, threads_for):
     """``(out, grad)`` of a common call (see above), or None for the general path.
 
@@ -64,7 +65,11 @@ def sparse_ce_fast(tuple constants, tuple inputs, tuple options, out_grad,
                   common only when each is its default object itself.
     threads_for : the thread count for a number of elements.
     """
+    if len(constants) != 6:      # indexing below is unchecked
+        raise TypeError(f"sparse_ce_fast: constants must have 6 items, got {len(constants)}")
     cdef tuple defaults = constants[5]
+    if defaults is None:
+        raise TypeError("the option defaults must be a tuple, got None")
     cdef object pred, label
     cdef int typenum, label_type
     cdef Py_ssize_t i, bad

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 import gluonloss as gl
+from _cases import WIDE_BUILDS, kernel_build
+from gluonloss import elementwise, softmax
+from gluonloss._threads import threads_for
 
 ELEMENTWISE = [
     ("L2Loss", {}), ("L2Loss", {"weight": 0.3}), ("L1Loss", {}), ("HuberLoss", {"rho": 0.7}),
@@ -51,7 +54,9 @@ def _flat(result):
     return [result]
 
 
-def _assert_same(fast, general):
+def _assert_same(fast, general, nan_sign=True):
+    """Same error, or same arrays byte for byte (with ``nan_sign`` False, a NaN
+    matches a NaN of either sign)."""
     assert fast[0] == general[0], (fast, general)
     if fast[0] == "raised":
         assert fast[1:] == general[1:]
@@ -59,6 +64,8 @@ def _assert_same(fast, general):
     for a, b in zip(_flat(fast[1]), _flat(general[1]), strict=True):
         assert type(a) is type(b) is np.ndarray
         assert (a.dtype, a.shape, a.flags.c_contiguous) == (b.dtype, b.shape, True)
+        if not nan_sign:
+            a, b = (np.where(np.isnan(x), np.abs(x), x) for x in (a, b))
         assert a.tobytes() == b.tobytes()
 
 
@@ -313,3 +320,68 @@ def test_subclasses_that_change_validation_or_computation_take_the_general_path(
     np.testing.assert_array_equal(Scaled()(pred, label), [1.0, 1.0])
     with pytest.raises(ValueError, match="refused"):
         Checked()(pred, np.array([0, 1]))
+
+
+# -- the entries themselves -------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", ["baseline", *WIDE_BUILDS])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_build_of_the_fast_entries_gives_the_same_bits(build, dtype):
+    rng = np.random.default_rng(5)
+    for shape in ((7, 13), (3, 5000), (200, 300)):
+        pred = _specials(rng, shape, dtype)
+        label = rng.standard_normal(shape).astype(dtype)
+        classes = rng.integers(0, shape[1], shape[0])
+        for loss, kernel, entry, args in (
+                (gl.HuberLoss(rho=0.5), "_elementwise", "elementwise_fast", (pred, label)),
+                (gl.SigmoidBCELoss(), "_elementwise", "elementwise_fast", (pred, label)),
+                (gl.SoftmaxCELoss(), "_softmax", "sparse_ce_fast", (pred, classes))):
+            module = kernel_build(kernel, build)
+            with gl.num_threads(2):
+                result = getattr(module, entry)(loss._fast_constants(), args,
+                                                loss._option_defaults, None, True, True,
+                                                threads_for)
+            # The builds agree on every value; a NaN's sign may differ between them.
+            _assert_same(("ok", result), ("ok", _general(loss).value_and_gradient(*args)),
+                         nan_sign=False)
+
+
+@pytest.mark.parametrize(("entry", "loss"), [
+    ("elementwise_fast", gl.L2Loss()), ("sparse_ce_fast", gl.SoftmaxCELoss())])
+def test_fast_entries_refuse_malformed_arguments_without_crashing(entry, loss):
+    module = {"elementwise_fast": elementwise._elementwise,
+              "sparse_ce_fast": softmax._softmax}[entry]
+    fast = getattr(module, entry)
+    pred = np.ones((2, 3))
+    label = np.zeros((2, 3)) if entry == "elementwise_fast" else np.array([0, 1])
+    constants = loss._fast_constants()
+    good = (constants, (pred, label), (None,), None, True, True, threads_for)
+    assert fast(*good) is not None
+    for position, bad in ((0, list(constants)), (0, None), (1, [pred, label]), (2, None)):
+        args = list(good)
+        args[position] = bad
+        with pytest.raises(TypeError):
+            fast(*args)
+    with pytest.raises((TypeError, ValueError)):
+        fast(constants, (pred,), (None,), None, True, True, threads_for)
+    with pytest.raises(TypeError):
+        fast(constants[:-1], (pred, label), (None,), None, True, True, threads_for)
+    no_defaults = list(constants)
+    no_defaults[{"elementwise_fast": 4, "sparse_ce_fast": 5}[entry]] = None
+    with pytest.raises(TypeError):
+        fast(tuple(no_defaults), (pred, label), (None,), None, True, True, threads_for)
+    with pytest.raises(TypeError):
+        fast(constants + (0,), (pred, label), (None,), None, True, True, threads_for)
+    with pytest.raises(TypeError):
+        fast(constants, (pred, label), (None,), None, True, True, None)
+    # not the common call: None, and nothing is computed
+    assert fast(constants, (pred, label), (np.ones(1),), None, True, True, threads_for) is None
+    assert fast(constants, (pred, label), (), None, True, True, threads_for) is None
+    assert fast(constants, (pred, label), (None,), np.ones(2), True, True, threads_for) is None
+    if entry == "elementwise_fast":
+        with pytest.raises(ValueError, match="unknown kind_id"):
+            fast((99,) + constants[1:], (pred, label), (None,), None, True, False, threads_for)
+    else:
+        assert fast((99,) + constants[1:], (pred, label), (None,), None, True, False,
+                    threads_for) is None
