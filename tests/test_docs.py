@@ -10,6 +10,7 @@ import pytest
 
 import gluonloss
 import gluonloss._base
+import gluonloss._config
 import gluonloss._threads
 import gluonloss.ctc
 import gluonloss.elementwise
@@ -18,9 +19,9 @@ import gluonloss.reference
 import gluonloss.softmax
 import gluonloss.testing
 
-MODULES = [gluonloss, gluonloss._base, gluonloss._threads, gluonloss.elementwise,
-           gluonloss.reference, gluonloss.softmax, gluonloss.pairwise, gluonloss.ctc,
-           gluonloss.testing]
+MODULES = [gluonloss, gluonloss._base, gluonloss._config, gluonloss._threads,
+           gluonloss.elementwise, gluonloss.reference, gluonloss.softmax, gluonloss.pairwise,
+           gluonloss.ctc, gluonloss.testing]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
 # Pages that teach by example; the others (api, performance) hold none.
