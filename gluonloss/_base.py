@@ -157,7 +157,7 @@ class Loss:
         and ``options`` are tuples in the order of ``_inputs`` and
         ``_options``, ``out_grad`` is None for ``forward``.  Returns
         ``(out, grad)``, each None when not wanted.  The common call (plain
-        C-contiguous float arrays, no options; see ``_fast_entry``) runs in one
+        C-contiguous arrays, no options; see ``_fast_entry``) runs in one
         compiled step, which the general path would reach with the same kernel
         job; any other validates (``_validate``), then computes (``_compute``)
         unless the batch is empty.

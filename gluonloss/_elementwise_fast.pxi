@@ -4,9 +4,10 @@
 # ``Loss._call`` tries it before the general path (validation, layout moves,
 # the keyword entry above).  It answers only the common call, which the
 # general path would accept unchanged and hand to the same kernel with the
-# same job: pred and label ndarrays of one float dtype (float32 or float64),
-# native byte order, aligned and C-contiguous, label with pred's number of
-# elements, every option left at its default, no out_grad, batch_axis 0, and
+# same job: pred an ndarray of float32 or float64 and label an ndarray of
+# bool, integers or floats (cast to pred's dtype as the general path casts
+# it), both native byte order, aligned and C-contiguous, label with pred's
+# number of elements, every option left at its default, no out_grad, batch_axis 0, and
 # a non-empty batch of non-empty samples.  Anything else returns None and goes
 # the general way, which makes every check and raises every error.
 
@@ -17,6 +18,18 @@ cdef inline bint _plain_float_array(object x, int typenum) noexcept:
     """``x`` is an ndarray of ``typenum``, native, aligned and C-contiguous."""
     cdef int flags
     if type(x) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>x) != typenum:
+        return False
+    flags = cnp.PyArray_FLAGS(<cnp.ndarray>x)
+    return (flags & cnp.NPY_ARRAY_C_CONTIGUOUS and flags & cnp.NPY_ARRAY_ALIGNED
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x))
+
+
+cdef inline bint _plain_real_array(object x) noexcept:
+    """``x`` is an ndarray of bool, integers or floats, native, aligned and C-contiguous."""
+    cdef int flags
+    if type(x) is not cnp.ndarray or not (
+            cnp.PyArray_ISBOOL(<cnp.ndarray>x) or cnp.PyArray_ISINTEGER(<cnp.ndarray>x)
+            or cnp.PyArray_ISFLOAT(<cnp.ndarray>x)):
         return False
     flags = cnp.PyArray_FLAGS(<cnp.ndarray>x)
     return (flags & cnp.NPY_ARRAY_C_CONTIGUOUS and flags & cnp.NPY_ARRAY_ALIGNED
@@ -58,8 +71,13 @@ def elementwise_fast(tuple constants not None, tuple inputs not None,
     typenum = cnp.PyArray_TYPE(<cnp.ndarray>pred)
     if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
         return None
-    if not (_plain_float_array(pred, typenum) and _plain_float_array(label, typenum)):
+    if not _plain_float_array(pred, typenum):
         return None
+    if not _plain_float_array(label, typenum):
+        if not _plain_real_array(label):
+            return None
+        # numpy's unsafe cast, as np.ascontiguousarray(label, dtype) in the general path
+        label = cnp.PyArray_Cast(<cnp.ndarray>label, typenum)
     ndim = cnp.PyArray_NDIM(<cnp.ndarray>pred)
     size = cnp.PyArray_SIZE(<cnp.ndarray>pred)
     if (ndim == 0 or size == 0 or cnp.PyArray_SIZE(<cnp.ndarray>label) != size

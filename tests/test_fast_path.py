@@ -115,6 +115,11 @@ def _elementwise_inputs(rng, dtype):
         (p, (y > 0.5).astype(np.int64), {}),
         (p, y > 0.5, {}),
         (p, y.astype(np.float16), {}),
+        (p, y.astype(np.longdouble), {}),
+        (p, (y * 300 - 150).astype(np.int8), {}),
+        (p, (y * 1e6).astype(np.uint64), {}),
+        (p, np.full((6, 5), 2**63 + 2**40, np.uint64), {}),
+        (p, np.full((6, 5), 2**62 + 1, np.int64), {}),
         (p.astype(np.float16), y, {}),                     # pred not float32/float64
         (np.nan_to_num(p, posinf=0, neginf=0).astype(np.int32), y, {}),
         (p > 0, y, {}),
@@ -295,6 +300,11 @@ def test_the_common_call_takes_the_fast_entry(monkeypatch, cls, kwargs, dtype):
     loss.gradient(pred, label)
     loss.value_and_gradient(pred, label)
     assert answers == [True] * 3
+    if cls != "SoftmaxCELoss":     # labels of another real dtype are cast in the entry
+        for cast in (np.int64, np.int8, bool, np.float16, np.float64, np.float32):
+            loss(pred, label.astype(cast))
+        assert answers == [True] * 9
+        del answers[3:]
     loss(pred, label, sample_weight=np.ones((8, 1)))
     loss.gradient(pred, label, out_grad=np.ones(8))
     loss(np.asfortranarray(pred), label)
