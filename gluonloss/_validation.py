@@ -39,9 +39,9 @@ def as_numeric_array(x, name):
 
 
 def compute_dtype(*differentiable):
-    """float32 when every differentiable input is float32, else float64."""
+    """float32 when every differentiable input is float32 or float16, else float64."""
     for a in differentiable:
-        if a.dtype.kind != "f" or a.dtype.itemsize != 4:   # any byte order
+        if a.dtype.kind != "f" or a.dtype.itemsize > 4:   # any byte order
             return np.float64
     return np.float32
 
@@ -211,10 +211,11 @@ _INDEX_SOURCE_DTYPES = frozenset(np.dtype(t) for t in (
     np.float32, np.float64))
 
 
-def class_indices(label, rows_shape, n_rows, n_classes, axis, scan):
-    """Sparse labels as an intp array of ``rows_shape``, each an integer in [0, n_classes).
+def class_indices(label, rows_shape, n_rows, n_classes, axis, scan, ignore=None):
+    """Sparse labels as an intp array of ``rows_shape``, each an integer in [0, n_classes)
+    or -1 where it equals ``ignore`` (None: no label is ignored).
 
-    ``scan(flat, n_classes)`` is the compiled check-and-convert pass: it
+    ``scan(flat, n_classes, ignore)`` is the compiled check-and-convert pass: it
     returns ``(indices, position of the first bad label or -1)``.
     """
     if label.size != n_rows:
@@ -228,7 +229,7 @@ def class_indices(label, rows_shape, n_rows, n_classes, axis, scan):
         flat = flat.astype(np.float64 if dtype.kind == "f" else np.int64)
     if not flat.flags.c_contiguous:
         flat = np.ascontiguousarray(flat)
-    index, bad = scan(flat, n_classes)
+    index, bad = scan(flat, n_classes, ignore)
     if bad >= 0:
         value = label.reshape(-1)[bad].item()
         if value != value:
@@ -240,7 +241,8 @@ def class_indices(label, rows_shape, n_rows, n_classes, axis, scan):
         raise element_error(
             "label", unravel(bad, label.shape), value, problem,
             f"sparse labels must be integer class indices in [0, {n_classes}) (pred has "
-            f"{n_classes} classes along axis {axis})")
+            f"{n_classes} classes along axis {axis})"
+            + ("" if ignore is None else f" or ignore_label = {ignore}"))
     return index if len(rows_shape) == 1 else index.reshape(rows_shape)
 
 
@@ -383,7 +385,7 @@ def validate_softmax(loss, inputs, options, out_grad):
                              f"undefined")
     if loss._sparse:
         label = class_indices(label, rows_shape, n_rows, n_classes, axis,
-                              loss._kernels.class_indices)
+                              loss._kernels.class_indices, loss._ignore_label)
     else:
         label = reshape_like(label, shape, pred.size, "label")
     if sample_weight is not None:

@@ -31,6 +31,7 @@ which is not a per-sample loss.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
@@ -42,7 +43,12 @@ from gluonloss._layout import (
     to_class_rows,
 )
 from gluonloss._threads import threads_for
-from gluonloss._validation import check_int, validate_softmax
+from gluonloss._validation import (
+    as_numeric_array,
+    check_int,
+    check_real,
+    validate_softmax,
+)
 
 _softmax = load_kernels("_softmax")
 
@@ -70,6 +76,10 @@ class _SoftmaxFamilyLoss(Loss):
     _elementwise_over_classes = False   # True: the loss keeps the class axis (KL)
     _sparse = False                     # True: class-index labels
     _kernels = _softmax
+    # Cross-entropy options (SoftmaxCrossEntropyLoss sets them; KL has none).
+    _ignore_label = None
+    _class_weights = None               # {dtype: (C,) array} or None
+    _label_smoothing = 0.0
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -113,7 +123,9 @@ class _SoftmaxFamilyLoss(Loss):
             index=index, weight=weight, w_sample_stride=strides[0], w_row_stride=strides[1],
             w_class_stride=strides[2], n_samples=n_samples, n_inner=n_inner,
             scale=self._scalar_weight() / call.n_per_sample, sample_weight=sample_factor,
-            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size))
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size),
+            class_weight=None if self._class_weights is None else self._class_weights[dtype],
+            smoothing=self._label_smoothing, ignore=self._ignore_label is not None)
         return out, (from_class_rows(grad, shape, axis) if want_grad else None)
 
     def _weight_operand(self, call, n_rows, n_classes):
@@ -204,11 +216,93 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
     _kind = _softmax.SPARSE_CE
 
     def __init__(self, axis: int = -1, sparse_label: bool = True, from_logits: bool = False,
-                 weight: float | None = None, batch_axis: int = 0) -> None:
+                 weight: float | None = None, batch_axis: int = 0, *,
+                 class_weight: ArrayLike | None = None, ignore_label: int | None = None,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
         self._kind = _softmax.SPARSE_CE if self._sparse else _softmax.DENSE_CE
+        self._class_weights = _check_class_weight(class_weight)
+        self._ignore_label = _check_ignore_label(ignore_label, self._sparse)
+        self._label_smoothing = _check_label_smoothing(label_smoothing)
+
+    @property
+    def class_weight(self) -> np.ndarray | None:
+        """The per-class weights (a read-only float64 copy), or None."""
+        return None if self._class_weights is None else self._class_weights[np.float64]
+
+    @property
+    def ignore_label(self) -> int | None:
+        """The sparse label value whose positions are ignored, or None."""
+        return self._ignore_label
+
+    @property
+    def label_smoothing(self) -> float:
+        """The label smoothing epsilon in [0, 1)."""
+        return self._label_smoothing
+
+    def _validate(self, inputs, options, out_grad):
+        call = validate_softmax(self, inputs, options, out_grad)
+        if self._class_weights is not None:
+            n_classes = call.pred.shape[call.axis]
+            given = self._class_weights[np.float64].size
+            if given != n_classes:
+                raise ValueError(f"class_weight has {given} entries but pred has {n_classes} "
+                                 f"classes along axis {self._axis} (pred shape "
+                                 f"{call.pred.shape}); it needs one weight per class")
+        return call
+
+    def __repr__(self) -> str:
+        text = super().__repr__()[:-1]
+        if self._class_weights is not None:
+            text += f", class_weight={self.class_weight.tolist()}"
+        if self._ignore_label is not None:
+            text += f", ignore_label={self._ignore_label}"
+        if self._label_smoothing:
+            text += f", label_smoothing={self._label_smoothing}"
+        return text + ")"
+
+
+def _check_class_weight(class_weight):
+    """None, or ``{float32: ..., float64: ...}`` read-only copies of valid class weights."""
+    if class_weight is None:
+        return None
+    weights = as_numeric_array(class_weight, "class_weight")
+    if weights.ndim != 1:
+        raise ValueError(f"class_weight must be 1-D (one weight per class), got shape "
+                         f"{weights.shape}")
+    weights = weights.astype(np.float64)
+    bad = ~(np.isfinite(weights) & (weights >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"class_weight[{i}] = {weights[i]!r} is not a finite number >= 0")
+    copies = {np.float64: weights, np.float32: weights.astype(np.float32)}
+    for copy in copies.values():
+        copy.flags.writeable = False
+    return copies
+
+
+def _check_ignore_label(ignore_label, sparse):
+    if ignore_label is None:
+        return None
+    if isinstance(ignore_label, (bool, np.bool_)):
+        raise TypeError(f"ignore_label must be an integer or None, got {ignore_label!r}")
+    value = check_int(ignore_label, "ignore_label")
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError(f"ignore_label must fit in 64 bits, got {value}")
+    if not sparse:
+        raise ValueError(f"ignore_label={value} needs sparse labels (sparse_label=True): "
+                         f"dense labels have no label value to ignore")
+    return value
+
+
+def _check_label_smoothing(label_smoothing):
+    check_real(label_smoothing, "label_smoothing")
+    value = float(label_smoothing)
+    if not 0 <= value < 1:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+    return value
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
