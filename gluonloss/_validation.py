@@ -78,6 +78,50 @@ def check_choice(value, name, choices):
     return value
 
 
+def check_class_weight(class_weight):
+    """None, or SoftmaxCrossEntropyLoss's ``class_weight`` as read-only copies,
+    ``{numpy.float32: ..., numpy.float64: ...}``, each finite and >= 0."""
+    if class_weight is None:
+        return None
+    weights = as_numeric_array(class_weight, "class_weight")
+    if weights.ndim != 1:
+        raise ValueError(f"class_weight must be 1-D (one weight per class), got shape "
+                         f"{weights.shape}")
+    weights = weights.astype(np.float64)
+    bad = ~(np.isfinite(weights) & (weights >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"class_weight[{i}] = {weights[i]!r} is not a finite number >= 0")
+    copies = {np.float64: weights, np.float32: weights.astype(np.float32)}
+    for copy in copies.values():
+        copy.flags.writeable = False
+    return copies
+
+
+def check_ignore_label(ignore_label, sparse):
+    """None, or SoftmaxCrossEntropyLoss's ``ignore_label`` as a Python int."""
+    if ignore_label is None:
+        return None
+    if isinstance(ignore_label, (bool, np.bool_)):
+        raise TypeError(f"ignore_label must be an integer or None, got {ignore_label!r}")
+    value = check_int(ignore_label, "ignore_label")
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError(f"ignore_label must fit in 64 bits, got {value}")
+    if not sparse:
+        raise ValueError(f"ignore_label={value} needs sparse labels (sparse_label=True): "
+                         f"dense labels have no label value to ignore")
+    return value
+
+
+def check_label_smoothing(label_smoothing):
+    """SoftmaxCrossEntropyLoss's ``label_smoothing`` as a float in [0, 1)."""
+    check_real(label_smoothing, "label_smoothing")
+    value = float(label_smoothing)
+    if not 0 <= value < 1:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+    return value
+
+
 def normalize_axis(axis, ndim, name, array_name="pred"):
     """A possibly negative axis as a non-negative one, or ValueError."""
     if not -ndim <= axis < ndim:

@@ -12,7 +12,7 @@ function, so a bug in the compiled path shows up as a difference.
 The arithmetic is written for clarity, not speed: float64 throughout, with
 NumPy broadcasting for ``sample_weight`` and ``out_grad``; results are cast to
 the compute dtype at the end (float32 when every differentiable input is
-float32, else float64).  Use these classes to cross-check the compiled
+float32 or float16, else float64).  Use these classes to cross-check the compiled
 kernels, or as a readable statement of what each loss computes.
 
 >>> import numpy as np
@@ -26,7 +26,15 @@ from collections import namedtuple
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
 
-from gluonloss._validation import check_choice, check_int, check_positive, check_real
+from gluonloss._validation import (
+    check_choice,
+    check_class_weight,
+    check_ignore_label,
+    check_int,
+    check_label_smoothing,
+    check_positive,
+    check_real,
+)
 
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
@@ -56,8 +64,9 @@ def _numeric(x, name):
 
 
 def _float_dtype(*differentiable):
-    """The compute dtype: float32 when every differentiable input is float32."""
-    both = all(a.dtype.kind == "f" and a.dtype.itemsize == 4 for a in differentiable)
+    """The compute dtype: float32 when every differentiable input is float32 or
+    float16, else float64."""
+    both = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in differentiable)
     return np.dtype(np.float32) if both else np.dtype(np.float64)
 
 
@@ -238,11 +247,11 @@ class _Elementwise(_ElementwiseBase):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, sample_weight, None, None, None)[0]
 
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, sample_weight, None, None, out_grad)[1]
 
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, sample_weight, None, None, out_grad)
 
@@ -338,11 +347,11 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseBase):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, sample_weight, pos_weight, None, None)[0]
 
-    def gradient(self, pred, label, sample_weight=None, pos_weight=None, out_grad=None):
+    def gradient(self, pred, label, *, sample_weight=None, pos_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, sample_weight, pos_weight, None, out_grad)[1]
 
-    def value_and_gradient(self, pred, label, sample_weight=None, pos_weight=None,
+    def value_and_gradient(self, pred, label, *, sample_weight=None, pos_weight=None,
                            out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, sample_weight, pos_weight, None, out_grad)
@@ -382,11 +391,11 @@ class PoissonNLLLoss(_ElementwiseBase):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, target, sample_weight, None, epsilon, None)[0]
 
-    def gradient(self, pred, target, sample_weight=None, epsilon=1e-08, out_grad=None):
+    def gradient(self, pred, target, *, sample_weight=None, epsilon=1e-08, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, target, sample_weight, None, epsilon, out_grad)[1]
 
-    def value_and_gradient(self, pred, target, sample_weight=None, epsilon=1e-08,
+    def value_and_gradient(self, pred, target, *, sample_weight=None, epsilon=1e-08,
                            out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, target, sample_weight, None, epsilon, out_grad)
@@ -410,9 +419,10 @@ _SoftmaxCall = namedtuple("_SoftmaxCall", "pred label sample_weight out_grad dty
                                           "batch_axis loss_shape n per_sample")
 
 
-def _class_indices(label, rows_shape, n_classes, axis):
+def _class_indices(label, rows_shape, n_classes, axis, ignore=None):
     """Sparse labels as an int64 array of ``rows_shape`` (pred without its class
-    axis), each an integer in [0, n_classes); ValueError naming the first bad one."""
+    axis), each an integer in [0, n_classes), or -1 where the label equals
+    ``ignore``; ValueError naming the first bad one."""
     n_rows = math.prod(rows_shape)
     if label.size != n_rows:
         raise ValueError(
@@ -426,7 +436,8 @@ def _class_indices(label, rows_shape, n_classes, axis):
     else:
         values = flat
         integral = np.ones(flat.shape, bool)
-    good = integral & (values >= 0) & (values < n_classes)
+    ignored = np.zeros(flat.shape, bool) if ignore is None else (values == ignore)
+    good = ignored | (integral & (values >= 0) & (values < n_classes))
     if not good.all():
         first = int(np.argmin(good))
         # a 0-d label is called just "label", as the compiled losses call it
@@ -441,8 +452,9 @@ def _class_indices(label, rows_shape, n_classes, axis):
             what = f"is outside [0, {n_classes})"
         raise ValueError(
             f"label{where} = {value!r} {what}: sparse labels must be integer class indices "
-            f"in [0, {n_classes}) (pred has {n_classes} classes along axis {axis})")
-    return values.astype(np.int64).reshape(rows_shape)
+            f"in [0, {n_classes}) (pred has {n_classes} classes along axis {axis})"
+            + ("" if ignore is None else f" or ignore_label = {ignore}"))
+    return np.where(ignored, -1, values).astype(np.int64).reshape(rows_shape)
 
 
 class _SoftmaxFamily(_Loss):
@@ -465,11 +477,11 @@ class _SoftmaxFamily(_Loss):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, sample_weight, None)[0]
 
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, sample_weight, out_grad)[1]
 
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, sample_weight, out_grad)
 
@@ -505,7 +517,8 @@ class _SoftmaxFamily(_Loss):
                              f"batch_axis={self._batch_axis}); the per-sample mean is "
                              f"undefined")
         if self._sparse:
-            label = _class_indices(label, rows_shape, n_classes, axis)
+            label = _class_indices(label, rows_shape, n_classes, axis,
+                                   getattr(self, "_ignore_label", None))
         else:
             label = _like(label, shape, "label")
         sample_weight = _broadcasting(sample_weight, "sample_weight", loss_shape, where)
@@ -517,11 +530,14 @@ class _SoftmaxFamily(_Loss):
         dtype, axis, batch_axis = call.dtype, call.axis, call.batch_axis
         p = _wide(call.pred, dtype)
         lp = p if self._from_logits else p - logsumexp(p, axis=axis, keepdims=True)
-        if self._sparse:            # one-hot rows
+        if self._sparse:            # one-hot rows (all zero where ignored)
             y = np.zeros(p.shape)
-            np.put_along_axis(y, np.expand_dims(call.label, axis), 1.0, axis=axis)
+            kept = np.expand_dims(call.label >= 0, axis)
+            np.put_along_axis(y, np.expand_dims(np.maximum(call.label, 0), axis), 1.0, axis=axis)
+            y *= kept
         else:
             y = _wide(call.label, dtype)
+        y = self._target(y, p.shape, axis)
         loss = self._elementwise_loss(call, y, lp, p)       # shape call.loss_shape
         s = 1.0 if call.sample_weight is None else _wide(call.sample_weight, dtype)
         ws = self._w() * np.broadcast_to(s, call.loss_shape)
@@ -534,8 +550,14 @@ class _SoftmaxFamily(_Loss):
             grad = -yu
         else:
             grad = np.exp(lp) * np.sum(yu, axis=axis, keepdims=True) - yu
+        if self._sparse:            # ignored positions: exactly 0, whatever pred holds
+            grad = np.where(np.expand_dims(call.label >= 0, axis), grad, 0.0)
         return (np.ascontiguousarray(out, dtype).reshape(call.n),
                 np.ascontiguousarray(grad, dtype))
+
+    def _target(self, y, shape, axis):
+        """The target distribution the loss compares with (the label itself here)."""
+        return y
 
 
 def _label_times(y, lp, p):
@@ -544,18 +566,45 @@ def _label_times(y, lp, p):
 
 
 class SoftmaxCrossEntropyLoss(_SoftmaxFamily):
-    """-log softmax(p)[label] (sparse) or -sum_j y_j log softmax(p)_j (dense)."""
+    """-sum_j t_j log softmax(p)_j: t the one-hot (sparse) or given (dense)
+    label, smoothed to (1 - eps) t + eps / C and times the class weights;
+    0 where a sparse label equals ``ignore_label``."""
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
-                 batch_axis=0):
+                 batch_axis=0, *, class_weight=None, ignore_label=None, label_smoothing=0.0):
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
+        weights = check_class_weight(class_weight)
+        self._class_weight = None if weights is None else weights[np.float64]
+        self._ignore_label = check_ignore_label(ignore_label, self._sparse)
+        self._label_smoothing = check_label_smoothing(label_smoothing)
+
+    def _validate(self, pred, label, sample_weight, out_grad):
+        call = super()._validate(pred, label, sample_weight, out_grad)
+        n_classes = call.pred.shape[call.axis]
+        if self._class_weight is not None and self._class_weight.size != n_classes:
+            raise ValueError(f"class_weight has {self._class_weight.size} entries but pred "
+                             f"has {n_classes} classes along axis {self._axis} (pred shape "
+                             f"{call.pred.shape}); it needs one weight per class")
+        return call
+
+    def _target(self, y, shape, axis):
+        n_classes = shape[axis]
+        eps = self._label_smoothing
+        if eps:
+            present = np.sum(y, axis=axis, keepdims=True) > 0 if self._sparse else True
+            y = (1 - eps) * y + np.where(present, eps / n_classes, 0.0)
+        if self._class_weight is not None:
+            y = y * self._class_weight.reshape([-1 if a == axis else 1
+                                                for a in range(len(shape))])
+        return y
 
     def _elementwise_loss(self, call, y, lp, p):
+        loss = -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
         if self._sparse:
-            return -np.take_along_axis(lp, np.expand_dims(call.label, call.axis), call.axis)
-        return -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
+            loss = np.where(np.expand_dims(call.label >= 0, call.axis), loss, 0.0)
+        return loss
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
@@ -591,11 +640,11 @@ class TripletLoss(_Loss):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, positive, negative, sample_weight, None)[0]
 
-    def gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
+    def gradient(self, pred, positive, negative, *, sample_weight=None, out_grad=None):
         """``(d_pred, d_positive, d_negative)``."""
         return self._evaluate(pred, positive, negative, sample_weight, out_grad)[1]
 
-    def value_and_gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, pred, positive, negative, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, positive, negative, sample_weight, out_grad)
 
@@ -646,11 +695,11 @@ class CosineEmbeddingLoss(_Loss):
         """Per-vector loss, shape ``(number of vectors,)``."""
         return self._evaluate(input1, input2, label, sample_weight, None)[0]
 
-    def gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
+    def gradient(self, input1, input2, label, *, sample_weight=None, out_grad=None):
         """``(d_input1, d_input2)``."""
         return self._evaluate(input1, input2, label, sample_weight, out_grad)[1]
 
-    def value_and_gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, input1, input2, label, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(input1, input2, label, sample_weight, out_grad)
 
@@ -726,11 +775,11 @@ class SDMLLoss(_Loss):
         """Per-row loss, shape ``(N,)``."""
         return self._evaluate(x1, x2, None)[0]
 
-    def gradient(self, x1, x2, out_grad=None):
+    def gradient(self, x1, x2, *, out_grad=None):
         """``(d_x1, d_x2)``."""
         return self._evaluate(x1, x2, out_grad)[1]
 
-    def value_and_gradient(self, x1, x2, out_grad=None):
+    def value_and_gradient(self, x1, x2, *, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(x1, x2, out_grad)
 
@@ -933,13 +982,13 @@ class CTCLoss(_Loss):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None)[0]
 
-    def gradient(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
+    def gradient(self, pred, label, *, pred_lengths=None, label_lengths=None, sample_weight=None,
                  out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight,
                               out_grad)[1]
 
-    def value_and_gradient(self, pred, label, pred_lengths=None, label_lengths=None,
+    def value_and_gradient(self, pred, label, *, pred_lengths=None, label_lengths=None,
                            sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad)

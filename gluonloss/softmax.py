@@ -44,9 +44,10 @@ from gluonloss._layout import (
 )
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
-    as_numeric_array,
+    check_class_weight,
+    check_ignore_label,
     check_int,
-    check_real,
+    check_label_smoothing,
     validate_softmax,
 )
 
@@ -223,9 +224,9 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
         self._kind = _softmax.SPARSE_CE if self._sparse else _softmax.DENSE_CE
-        self._class_weights = _check_class_weight(class_weight)
-        self._ignore_label = _check_ignore_label(ignore_label, self._sparse)
-        self._label_smoothing = _check_label_smoothing(label_smoothing)
+        self._class_weights = check_class_weight(class_weight)
+        self._ignore_label = check_ignore_label(ignore_label, self._sparse)
+        self._label_smoothing = check_label_smoothing(label_smoothing)
 
     @property
     def class_weight(self) -> np.ndarray | None:
@@ -262,47 +263,6 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         if self._label_smoothing:
             text += f", label_smoothing={self._label_smoothing}"
         return text + ")"
-
-
-def _check_class_weight(class_weight):
-    """None, or ``{float32: ..., float64: ...}`` read-only copies of valid class weights."""
-    if class_weight is None:
-        return None
-    weights = as_numeric_array(class_weight, "class_weight")
-    if weights.ndim != 1:
-        raise ValueError(f"class_weight must be 1-D (one weight per class), got shape "
-                         f"{weights.shape}")
-    weights = weights.astype(np.float64)
-    bad = ~(np.isfinite(weights) & (weights >= 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"class_weight[{i}] = {weights[i]!r} is not a finite number >= 0")
-    copies = {np.float64: weights, np.float32: weights.astype(np.float32)}
-    for copy in copies.values():
-        copy.flags.writeable = False
-    return copies
-
-
-def _check_ignore_label(ignore_label, sparse):
-    if ignore_label is None:
-        return None
-    if isinstance(ignore_label, (bool, np.bool_)):
-        raise TypeError(f"ignore_label must be an integer or None, got {ignore_label!r}")
-    value = check_int(ignore_label, "ignore_label")
-    if not -2 ** 63 <= value < 2 ** 63:
-        raise ValueError(f"ignore_label must fit in 64 bits, got {value}")
-    if not sparse:
-        raise ValueError(f"ignore_label={value} needs sparse labels (sparse_label=True): "
-                         f"dense labels have no label value to ignore")
-    return value
-
-
-def _check_label_smoothing(label_smoothing):
-    check_real(label_smoothing, "label_smoothing")
-    value = float(label_smoothing)
-    if not 0 <= value < 1:
-        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
-    return value
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
