@@ -290,10 +290,12 @@ def class_indices(label, rows_shape, n_rows, n_classes, axis, scan, ignore=None)
     return index if len(rows_shape) == 1 else index.reshape(rows_shape)
 
 
-def ctc_labels(label, label_layout, given_lengths, n_classes, resolve):
+def ctc_labels(label, label_layout, given_lengths, n_classes, resolve, blank_first=False):
     """Resolve every sample's CTC label length and check the labels inside it.
 
-    ``resolve`` is the compiled pass (see ``_ctc.resolve_labels``).  Returns
+    The blank is class C-1 and labels are padded with -1, or (``blank_first``)
+    the blank is class 0 and labels are padded with 0.  ``resolve`` is the
+    compiled pass (see ``_ctc.resolve_labels``).  Returns
     the lengths (int64) and the used labels as a C-contiguous int32
     ``(N, L)`` array (-1 past each length) for the kernel.
     """
@@ -312,12 +314,14 @@ def ctc_labels(label, label_layout, given_lengths, n_classes, resolve):
     n, width = rows.shape
     label_lengths = np.empty(n, np.int64)
     kernel_label = np.empty((n, width), np.int32)
-    bad = resolve(values, given_lengths, n_classes, kernel_label, label_lengths)
+    bad = resolve(values, given_lengths, n_classes, kernel_label, label_lengths, blank_first)
     if bad >= 0:
         b, j = divmod(bad, width)
         where = (b, j) if label_layout == "NT" else (j, b)
         value = rows[b, j].item()
-        if value == -1:
+        pad, blank = (0, 0) if blank_first else (-1, n_classes - 1)
+        first, last = (1, n_classes - 1) if blank_first else (0, n_classes - 2)
+        if value == pad:
             # only possible with label_lengths: otherwise the first -1 ends the label
             raise element_error("label", where, value, f"(padding) lies inside "
                                 f"label_lengths[{b}] = {given_lengths[b]}")
@@ -326,8 +330,8 @@ def ctc_labels(label, label_layout, given_lengths, n_classes, resolve):
                                 f"pred has only the blank class (C = {n_classes}), so every "
                                 f"label must be empty")
         raise element_error("label", where, value, "is not a valid CTC label",
-                            f"labels must be integers in [0, {n_classes - 2}] (class "
-                            f"{n_classes - 1} is the blank), padded with -1")
+                            f"labels must be integers in [{first}, {last}] (class "
+                            f"{blank} is the blank), padded with {pad}")
     return label_lengths, kernel_label
 
 
@@ -525,7 +529,8 @@ def validate_ctc(loss, inputs, options, out_grad):
                             "the number of frames T")
     given = lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
     label_lengths, kernel_label = ctc_labels(label, loss._label_layout, given, n_classes,
-                                             loss._kernels.resolve_labels)
+                                             loss._kernels.resolve_labels,
+                                             loss._blank_label == "first")
     dtype = compute_dtype(pred)
     sample_weight = per_sample_weight(sample_weight, n_samples, dtype)
     out_grad = out_grad_vector(out_grad, n_samples)

@@ -905,43 +905,46 @@ def _ctc_lengths(x, name, n, limit, limit_name):
     return values.astype(np.int64)
 
 
-def _ctc_labels(label, label_layout, given, n_classes):
+def _ctc_labels(label, label_layout, given, n_classes, blank_first):
     """Each sample's label sequence (int64), cut at its length.
 
     The length is ``given[b]`` or, without ``label_lengths``, the position of
-    the sample's first -1 (the whole row without one).  Every entry inside the
-    length must be an integer in [0, C - 2]; entries after it are never looked at.
+    the sample's first padding value (-1, or 0 when the blank is first; the
+    whole row without one).  Every entry inside the length must be an integer
+    in [0, C - 2] ([1, C - 1] when the blank is first); entries after it are
+    never looked at.
     """
     rows = label if label_layout == "NT" else label.T            # (N, L)
-    last = n_classes - 2
+    first, last = (1, n_classes - 1) if blank_first else (0, n_classes - 2)
+    pad, blank = (0, 0) if blank_first else (-1, n_classes - 1)
     sequences = []
     for b in range(rows.shape[0]):
         row = rows[b]
         if given is not None:
             length = int(given[b])
         else:
-            padding = np.flatnonzero(row == -1)
+            padding = np.flatnonzero(row == pad)
             length = int(padding[0]) if padding.size else row.size
         used = row[:length]
         if used.dtype.kind == "f":
             good = np.isfinite(used) & (used == np.floor(used))
         else:
             good = np.ones(used.shape, bool)
-        good &= (used >= 0) & (used <= last) if last >= 0 else False
+        good &= (used >= first) & (used <= last) if last >= first else False
         if not np.all(good):
             j = int(np.argmin(good))
             where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
             value = used[j].item()
-            if value == -1:
-                raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
-                                 f"{given[b]}")
-            if last < 0:
+            if value == pad:
+                raise ValueError(f"{where} = {value!r} (padding) lies inside "
+                                 f"label_lengths[{b}] = {given[b]}")
+            if last < first:
                 raise ValueError(f"{where} = {value!r} is not a valid CTC label: pred has only "
                                  f"the blank class "
                                  f"(C = {n_classes}), so every label must be empty")
             raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
-                             f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
-                             f"padded with -1")
+                             f"integers in [{first}, {last}] (class {blank} is the blank), "
+                             f"padded with {pad}")
         sequences.append(used.astype(np.int64))
     return sequences
 
@@ -950,10 +953,13 @@ _CtcCall = namedtuple("_CtcCall", "pred labels pred_lengths sample_weight out_gr
 
 
 class CTCLoss(_Loss):
-    """-log sum over alignments of prod_t softmax(x_t)[pi_t], blank = class C - 1."""
+    """-log sum over alignments of prod_t softmax(x_t)[pi_t], blank = class C - 1
+    (``blank_label='last'``) or class 0 (``'first'``)."""
 
-    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True):
+    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True, *,
+                 blank_label="last"):
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
+        self._blank_label = check_choice(blank_label, "blank_label", ("first", "last"))
         self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
         # MXNet's batch_axis for CTCLoss: the label's batch axis.
         super().__init__(weight, label_layout.find("N"))
@@ -974,9 +980,15 @@ class CTCLoss(_Loss):
         """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
         return self._zero_infinity
 
+    @property
+    def blank_label(self):
+        """Where the blank is: 'last' (class C-1) or 'first' (class 0)."""
+        return self._blank_label
+
     def __repr__(self):
+        blank = "" if self._blank_label == "last" else ", blank_label='first'"
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
-                f"w={self._weight}, zero_infinity={self._zero_infinity})")
+                f"w={self._weight}, zero_infinity={self._zero_infinity}{blank})")
 
     def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
         """Per-sample loss, shape ``(N,)``."""
@@ -1021,7 +1033,8 @@ class CTCLoss(_Loss):
                                     "the number of frames T")
         label_lengths = _ctc_lengths(label_lengths, "label_lengths", n, width,
                                      "the label width L")
-        labels = _ctc_labels(label, self._label_layout, label_lengths, n_classes)
+        labels = _ctc_labels(label, self._label_layout, label_lengths, n_classes,
+                             self._blank_label == "first")
         dtype = _float_dtype(pred)
         sample_weight = _one_per_sample(sample_weight, n, dtype)
         og = _broadcasting(out_grad, "out_grad", (n,), "the loss output")
@@ -1041,7 +1054,8 @@ class CTCLoss(_Loss):
         out = np.empty(n)
         grad = np.zeros(x.shape)
         for b in range(n):
-            nll, g = _ctc_sample(x[b, :frames[b]], call.labels[b], n_classes - 1)
+            blank = 0 if self._blank_label == "first" else n_classes - 1
+            nll, g = _ctc_sample(x[b, :frames[b]], call.labels[b], blank)
             if nll == np.inf and self._zero_infinity:
                 out[b] = 0.0
             else:
