@@ -70,8 +70,9 @@ class Loss:
 
     - Inputs are anything :func:`numpy.asarray` accepts, in any memory
       layout; they are never modified, and outputs never alias them.
-    - Computation is float32 when every differentiable input is float32,
-      else float64.
+    - Computation is float32 when every differentiable input is float32 or
+      float16, else float64 (float16 inputs are computed, and returned, in
+      float32).
     - ``sample_weight`` follows one of two rules.  Where there is an
       elementwise loss (the elementwise and softmax families) it multiplies
       that loss before the per-sample reduction, so it may vary inside a

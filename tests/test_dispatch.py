@@ -24,7 +24,8 @@ def test_avx2_build_is_bitwise_identical_to_baseline(case, dtype, monkeypatch):
     for module in (base, avx2):
         monkeypatch.setattr(elementwise, "_elementwise", module)
         with np.errstate(all="ignore"):
-            results.append(case.make().value_and_gradient(pred, label, sw, **extra, out_grad=og))
+            results.append(case.make().value_and_gradient(pred, label, sample_weight=sw, **extra,
+                                                          out_grad=og))
     for a, b in zip(*results, strict=False):
         assert_array_equal(a, b)
 
@@ -54,6 +55,7 @@ def test_ctc_avx2_build_is_bitwise_identical_to_baseline(dtype, monkeypatch):
     results = []
     for module in (base, avx2):
         monkeypatch.setattr(ctc, "_ctc", module)
-        results.append(CTCLoss().value_and_gradient(pred, label, frames, lengths))
+        results.append(CTCLoss().value_and_gradient(pred, label, pred_lengths=frames,
+                                                    label_lengths=lengths))
     for a, b in zip(*results, strict=False):
         assert_array_equal(a, b)
