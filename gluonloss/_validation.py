@@ -91,7 +91,7 @@ def check_class_weight(class_weight):
     bad = ~(np.isfinite(weights) & (weights >= 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"class_weight[{i}] = {weights[i]!r} is not a finite number >= 0")
+        raise ValueError(f"class_weight[{i}] = {float(weights[i])!r} is not a finite number >= 0")
     copies = {np.float64: weights, np.float32: weights.astype(np.float32)}
     for copy in copies.values():
         copy.flags.writeable = False
