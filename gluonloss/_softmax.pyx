@@ -335,8 +335,38 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
     return lanes_sum(acc, LANES, loss)
 
 
-cdef inline double smoothed_row(const floating* x, Py_ssize_t n, Py_ssize_t label,
-                                const floating* cw, bint weighted, floating on_label,
+# Whether the smoothed sparse row has class weights, as a fused type: each
+# variant gets its own loops (a runtime flag in the loop would keep them scalar).
+cdef struct WeightedTag:
+    char unused
+
+cdef struct UnweightedTag:
+    char unused
+
+ctypedef fused Weighting:
+    WeightedTag
+    UnweightedTag
+
+
+cdef inline floating smoothing_term(Weighting weighting, floating w, floating x,
+                                   floating big) noexcept nogil:
+    """w * (M - x), 0 where w == 0 even for x = -inf (NaN where x is NaN);
+    unweighted M - x."""
+    if Weighting is WeightedTag:
+        return dense_term(w, w, x, big, False)
+    return big - x
+
+
+cdef inline floating smoothing_logits_term(Weighting weighting, floating w,
+                                           floating x) noexcept nogil:
+    """-w * x from logits, guarded as smoothing_term; unweighted -x."""
+    if Weighting is WeightedTag:
+        return logits_term(w, w, x, False)
+    return -x
+
+
+cdef inline double smoothed_row(Weighting weighting, const floating* x, Py_ssize_t n,
+                                Py_ssize_t label, const floating* cw, floating on_label,
                                 floating spread, double target_total, bint from_logits,
                                 floating u, floating* g) noexcept nogil:
     """Sparse cross-entropy against the smoothed target t_j = spread * cw_j
@@ -361,13 +391,13 @@ cdef inline double smoothed_row(const floating* x, Py_ssize_t n, Py_ssize_t labe
         for c in range(n_vec // LANES):
             i = c * LANES
             for j in range(LANES):
-                w = cw[i + j] if weighted else <floating>1
-                acc[j] += logits_term(w, w, x[i + j], False)
+                w = cw[i + j] if Weighting is WeightedTag else <floating>1
+                acc[j] += smoothing_logits_term(weighting, w, x[i + j])
                 if g != NULL:
                     g[i + j] = -off * w
         for i in range(n_vec, n):
-            w = cw[i] if weighted else <floating>1
-            rest += logits_term(w, w, x[i], False)
+            w = cw[i] if Weighting is WeightedTag else <floating>1
+            rest += smoothing_logits_term(weighting, w, x[i])
             if g != NULL:
                 g[i] = -off * w
         if g != NULL:
@@ -383,20 +413,20 @@ cdef inline double smoothed_row(const floating* x, Py_ssize_t n, Py_ssize_t labe
             for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
                 i = block * BLOCK + c * LANES
                 for j in range(LANES):
-                    w = cw[i + j] if weighted else <floating>1
-                    acc[j] += dense_term(w, w, x[i + j], big, False)
+                    w = cw[i + j] if Weighting is WeightedTag else <floating>1
+                    acc[j] += smoothing_term(weighting, w, x[i + j], big)
                     g[i + j] = g[i + j] * f[j] - off * w
     else:
         for c in range(n_vec // LANES):
             i = c * LANES
             for j in range(LANES):
-                w = cw[i + j] if weighted else <floating>1
-                acc[j] += dense_term(w, w, x[i + j], big, False)
+                w = cw[i + j] if Weighting is WeightedTag else <floating>1
+                acc[j] += smoothing_term(weighting, w, x[i + j], big)
                 if g != NULL:
                     g[i + j] = vexp_nonpositive(x[i + j] - big) * k - off * w
     for i in range(n_vec, n):
-        w = cw[i] if weighted else <floating>1
-        rest += dense_term(w, w, x[i], big, False)
+        w = cw[i] if Weighting is WeightedTag else <floating>1
+        rest += smoothing_term(weighting, w, x[i], big)
         if g != NULL:
             g[i] = vexp_nonpositive(x[i] - big) * k - off * w
     if g != NULL:
@@ -453,9 +483,9 @@ cdef inline double _sparse_options_row(const floating* x, const Job* job, Py_ssi
     on_label = <floating>((1.0 - job.smoothing) * w_label)
     spread = <floating>(job.smoothing / n)
     if cw != NULL:
-        return smoothed_row(x, n, label, cw, True, on_label, spread,
+        return smoothed_row(_WEIGHTED_TAG, x, n, label, cw, on_label, spread,
                             on_label + spread * job.class_weight_total, job.from_logits, u, g)
-    return smoothed_row(x, n, label, cw, False, on_label, spread,
+    return smoothed_row(_UNWEIGHTED_TAG, x, n, label, cw, on_label, spread,
                         on_label + spread * job.class_weight_total, job.from_logits, u, g)
 
 
@@ -546,6 +576,8 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
 
 # The kinds carry no parameters: one zero-initialised tag each selects _run's
 # specialisation.
+cdef WeightedTag _WEIGHTED_TAG
+cdef UnweightedTag _UNWEIGHTED_TAG
 cdef SparseCEKind _SPARSE_CE_TAG
 cdef DenseCEKind _DENSE_CE_TAG
 cdef KLDivKind _KL_DIV_TAG

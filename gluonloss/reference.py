@@ -28,7 +28,6 @@ from scipy.special import expit, log_expit, logsumexp
 
 from gluonloss._validation import (
     check_choice,
-    check_class_weight,
     check_ignore_label,
     check_int,
     check_label_smoothing,
@@ -575,8 +574,7 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamily):
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
-        weights = check_class_weight(class_weight)
-        self._class_weight = None if weights is None else weights[np.float64]
+        self._class_weight = _class_weight(class_weight)
         self._ignore_label = check_ignore_label(ignore_label, self._sparse)
         self._label_smoothing = check_label_smoothing(label_smoothing)
 
@@ -601,10 +599,33 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamily):
         return y
 
     def _elementwise_loss(self, call, y, lp, p):
-        loss = -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
+        if self._sparse and not self._label_smoothing:
+            # Only the label's own log-probability is read (times its weight).
+            index = np.expand_dims(np.maximum(call.label, 0), call.axis)
+            picked = np.take_along_axis(lp, index, call.axis)
+            if self._class_weight is not None:
+                picked = picked * self._class_weight[index]
+            loss = -picked
+        else:
+            loss = -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
         if self._sparse:
             loss = np.where(np.expand_dims(call.label >= 0, call.axis), loss, 0.0)
         return loss
+
+
+def _class_weight(class_weight):
+    """None, or the class weights as a float64 vector, each finite and >= 0."""
+    if class_weight is None:
+        return None
+    weights = _numeric(class_weight, "class_weight")
+    if weights.ndim != 1:
+        raise ValueError(f"class_weight must be 1-D (one weight per class), got shape "
+                         f"{weights.shape}")
+    weights = weights.astype(np.float64)
+    for i, value in enumerate(weights.tolist()):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"class_weight[{i}] = {value!r} is not a finite number >= 0")
+    return weights
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss

@@ -269,7 +269,7 @@ def test_label_is_read_in_c_order_by_size():
     (np.float32, np.int64, np.float32),
     (np.float32, np.bool_, np.float32),
     (np.float64, np.float32, np.float64),
-    (np.float16, np.float16, np.float64),
+    (np.float16, np.float16, np.float32),
     (np.int32, np.float32, np.float64),
     (np.bool_, np.float32, np.float64),
 ])

@@ -518,7 +518,7 @@ def test_memory_layouts_and_no_aliasing(case, axis, batch_axis):
 
 @pytest.mark.parametrize("pred_dtype, expected", [
     (np.float32, np.float32), (">f4", np.float32), (np.float64, np.float64),
-    (np.float16, np.float64), (np.int32, np.float64),
+    (np.float16, np.float32), (np.int32, np.float64),
 ])
 def test_dtype_policy(pred_dtype, expected):
     pred = np.array([[1, 0, 2], [0, 1, 1]]).astype(pred_dtype)
