@@ -335,25 +335,32 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
     return lanes_sum(acc, LANES, loss)
 
 
-# Whether the smoothed sparse row has class weights, as a fused type: each
-# variant gets its own loops (a runtime flag in the loop would keep them scalar).
+# Whether the smoothed sparse row has class weights (and whether one is 0), as a
+# fused type: each variant gets its own loops (a runtime flag in the loop would
+# keep them scalar).
 cdef struct WeightedTag:
     char unused
 
 cdef struct UnweightedTag:
     char unused
 
+cdef struct PositiveWeightedTag:
+    char unused
+
 ctypedef fused Weighting:
-    WeightedTag
+    WeightedTag           # some class weight is 0: 0 * (M - x) must stay 0 at x = -inf
+    PositiveWeightedTag   # every class weight > 0: no guard
     UnweightedTag
 
 
 cdef inline floating smoothing_term(Weighting weighting, floating w, floating x,
-                                   floating big) noexcept nogil:
+                                    floating big) noexcept nogil:
     """w * (M - x), 0 where w == 0 even for x = -inf (NaN where x is NaN);
     unweighted M - x."""
     if Weighting is WeightedTag:
         return dense_term(w, w, x, big, False)
+    if Weighting is PositiveWeightedTag:
+        return w * (big - x)
     return big - x
 
 
@@ -362,6 +369,8 @@ cdef inline floating smoothing_logits_term(Weighting weighting, floating w,
     """-w * x from logits, guarded as smoothing_term; unweighted -x."""
     if Weighting is WeightedTag:
         return logits_term(w, w, x, False)
+    if Weighting is PositiveWeightedTag:
+        return -w * x
     return -x
 
 
@@ -391,12 +400,12 @@ cdef inline double smoothed_row(Weighting weighting, const floating* x, Py_ssize
         for c in range(n_vec // LANES):
             i = c * LANES
             for j in range(LANES):
-                w = cw[i + j] if Weighting is WeightedTag else <floating>1
+                w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
                 acc[j] += smoothing_logits_term(weighting, w, x[i + j])
                 if g != NULL:
                     g[i + j] = -off * w
         for i in range(n_vec, n):
-            w = cw[i] if Weighting is WeightedTag else <floating>1
+            w = <floating>1 if Weighting is UnweightedTag else cw[i]
             rest += smoothing_logits_term(weighting, w, x[i])
             if g != NULL:
                 g[i] = -off * w
@@ -413,19 +422,25 @@ cdef inline double smoothed_row(Weighting weighting, const floating* x, Py_ssize
             for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
                 i = block * BLOCK + c * LANES
                 for j in range(LANES):
-                    w = cw[i + j] if Weighting is WeightedTag else <floating>1
+                    w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
                     acc[j] += smoothing_term(weighting, w, x[i + j], big)
                     g[i + j] = g[i + j] * f[j] - off * w
+    elif g == NULL:
+        # The forward alone: one more read of the row, from cache, without exps.
+        for c in range(n_vec // LANES):
+            i = c * LANES
+            for j in range(LANES):
+                w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
+                acc[j] += smoothing_term(weighting, w, x[i + j], big)
     else:
         for c in range(n_vec // LANES):
             i = c * LANES
             for j in range(LANES):
-                w = cw[i + j] if Weighting is WeightedTag else <floating>1
+                w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
                 acc[j] += smoothing_term(weighting, w, x[i + j], big)
-                if g != NULL:
-                    g[i + j] = vexp_nonpositive(x[i + j] - big) * k - off * w
+                g[i + j] = vexp_nonpositive(x[i + j] - big) * k - off * w
     for i in range(n_vec, n):
-        w = cw[i] if Weighting is WeightedTag else <floating>1
+        w = <floating>1 if Weighting is UnweightedTag else cw[i]
         rest += smoothing_term(weighting, w, x[i], big)
         if g != NULL:
             g[i] = vexp_nonpositive(x[i] - big) * k - off * w
@@ -460,6 +475,7 @@ cdef struct Job:
     # Cross-entropy options (the plain loss: NULL, 0, False)
     const void* class_weight     # (C,) of the dtype, or NULL
     double class_weight_total    # sum of class_weight (C without one)
+    bint class_weight_positive   # every class weight > 0
     double smoothing             # label smoothing epsilon in [0, 1)
     bint ignore                  # sparse: index -1 marks an ignored row
 
@@ -482,6 +498,9 @@ cdef inline double _sparse_options_row(const floating* x, const Job* job, Py_ssi
         return w_label * sparse_row(x, n, label, job.from_logits, u * w_label, g)
     on_label = <floating>((1.0 - job.smoothing) * w_label)
     spread = <floating>(job.smoothing / n)
+    if cw != NULL and job.class_weight_positive:
+        return smoothed_row(_POSITIVE_WEIGHTED_TAG, x, n, label, cw, on_label, spread,
+                            on_label + spread * job.class_weight_total, job.from_logits, u, g)
     if cw != NULL:
         return smoothed_row(_WEIGHTED_TAG, x, n, label, cw, on_label, spread,
                             on_label + spread * job.class_weight_total, job.from_logits, u, g)
@@ -577,6 +596,7 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
 # The kinds carry no parameters: one zero-initialised tag each selects _run's
 # specialisation.
 cdef WeightedTag _WEIGHTED_TAG
+cdef PositiveWeightedTag _POSITIVE_WEIGHTED_TAG
 cdef UnweightedTag _UNWEIGHTED_TAG
 cdef SparseCEKind _SPARSE_CE_TAG
 cdef DenseCEKind _DENSE_CE_TAG
@@ -642,11 +662,13 @@ def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
     job.class_weight = array_data(class_weight, "softmax_loss", "class_weight", typenum, 1,
                                   job.n_classes, ANY, ANY, OPTIONAL)
     job.class_weight_total = job.n_classes
+    job.class_weight_positive = False
     if job.class_weight != NULL:
         with nogil:
             job.class_weight_total = _checked_total(job.class_weight, typenum, job.n_classes)
         if not job.class_weight_total >= 0:
             raise ValueError("softmax_loss: class_weight must be finite and >= 0")
+        job.class_weight_positive = bool(np.all(class_weight > 0))
     if kind_id == KIND_SPARSE_CE:
         job.index = <const Py_ssize_t*>array_data(index, "softmax_loss", "index", cnp.NPY_INTP,
                                                   1, job.n_rows, ANY, ANY, 0)
