@@ -383,3 +383,40 @@ def test_two_positional_extras_name_both_keywords():
     loss = gl.SigmoidBCELoss()
     with pytest.raises(TypeError, match=r"pass sample_weight=\.\.\., pos_weight=\.\.\."):
         loss.value_and_gradient(np.zeros(3), np.ones(3), None, None)
+
+
+# -- the conformance kit's option cases ------------------------------------------------
+
+def _runner(impl, drop=()):
+    def run(case):
+        params = {k: v for k, v in case.params.items() if k not in drop}
+        loss = getattr(impl, case.loss)(**params)
+        return loss.value_and_gradient(*case.inputs.values(), **case.kwargs,
+                                       out_grad=case.out_grad)
+    return run
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name", ["SoftmaxCELoss", "CTCLoss"])
+def test_conformance_option_cases_pass(impl, name):
+    from gluonloss import testing
+    derived = [c for c in testing.cases(name, options=True) if c not in testing.cases(name)]
+    assert derived and all(c.source.startswith("derived from MXNet 1.9.1") for c in derived)
+    assert all(("blank_label" in c.params) or ("class_weight" in c.params) for c in derived)
+    result = testing.check(_runner(impl), name, options=True)
+    assert result, result
+
+
+@pytest.mark.parametrize("name, option", [("SoftmaxCELoss", "class_weight"),
+                                          ("SoftmaxCELoss", "ignore_label"),
+                                          ("CTCLoss", "blank_label")])
+def test_conformance_option_cases_catch_a_forgotten_option(name, option):
+    from gluonloss import testing
+    if option == "ignore_label":
+        # Without ignore_label the -1 labels are invalid: every derived case fails.
+        run = _runner(gl, drop=("ignore_label",))
+    else:
+        run = _runner(gl, drop=(option,))
+    result = testing.check(run, name, options=True)
+    n_derived = len(testing.cases(name, options=True)) - len(testing.cases(name))
+    assert len(result.failed) == n_derived
