@@ -393,7 +393,7 @@ def _derived(loss):
     if derive is None:
         return ()
     recorded = _load(loss)
-    made = []
+    made: list[Case] = []
     for case in recorded:
         new = derive(case, len(recorded) + len(made))
         if new is not None:
