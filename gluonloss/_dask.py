@@ -276,6 +276,14 @@ def _call_shape(arg, aligned_block, whole):
     return aligned_block
 
 
+def _fill(loss, name, arg):
+    """The stand-in value of an argument (CTC labels with the blank first are
+    padded with 0, not -1)."""
+    if name == "label" and getattr(loss, "blank_label", "last") == "first":
+        return 0
+    return arg.fill
+
+
 def _stand_in(arg, shape, strided):
     fill = 0 if arg.fill is None else arg.fill
     if fill < 0 and arg.dtype.kind in "bu":
@@ -331,9 +339,10 @@ def _lazy_call(loss, method, args, kwargs):
             if batch is not None and a_shape[batch] != n_batch:
                 batch = None                 # size 1: shared by every sample
             aligned[name] = _Aligned(name, arg.mode, shape, dtype, a_shape, letters, batch,
-                                     arg.fill)
+                                     _fill(loss, name, arg))
     except _ShapeError as exc:
-        stand_ins = {n: _Aligned(n, "", shape, dtype, None, None, None, spec.args[n].fill)
+        stand_ins = {n: _Aligned(n, "", shape, dtype, None, None, None,
+                                 _fill(loss, n, spec.args[n]))
                      for n, (shape, dtype) in shapes.items()}
         _raise_numpy_error(loss, method, values, stand_ins, da.Array)
         raise ValueError(f"{type(loss).__name__}: the arguments cannot be split into "

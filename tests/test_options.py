@@ -420,3 +420,79 @@ def test_conformance_option_cases_catch_a_forgotten_option(name, option):
     result = testing.check(run, name, options=True)
     n_derived = len(testing.cases(name, options=True)) - len(testing.cases(name))
     assert len(result.failed) == n_derived
+
+
+# -- through the PyTorch and JAX bridges and on Dask arrays ------------------------------
+
+OPTIONS = {"class_weight": CLASS_WEIGHT, "ignore_label": -100, "label_smoothing": 0.1}
+CTC_LABEL_FIRST = np.array([[2, 1, 0, 0], [3, 2, 2, 0], [1, 2, 1, 3]])
+
+
+def _option_data():
+    rng = stable_rng("bridges-options")
+    pred = rng.standard_normal((N, C))
+    label = np.array([0, -100, 2, 3, 4, 1])
+    og = rng.uniform(0.5, 2, N)
+    ctc_pred = rng.standard_normal((3, 6, 4))
+    return pred, label, og, ctc_pred
+
+
+def test_options_through_torch():
+    torch = _torch()
+    import gluonloss.torch as glt
+    pred, label, og, ctc_pred = _option_data()
+    want_out, want_grad = gl.SoftmaxCELoss(**OPTIONS).value_and_gradient(pred, label,
+                                                                         out_grad=og)
+    tp = torch.tensor(pred, requires_grad=True)
+    out = glt.SoftmaxCELoss(**OPTIONS)(tp, torch.tensor(label))
+    (out * torch.tensor(og)).sum().backward()
+    assert_array_equal(out.detach().numpy(), want_out)
+    assert_allclose(tp.grad.numpy(), want_grad, rtol=1e-13, atol=1e-16)
+    want_out, want_grad = gl.CTCLoss(blank_label="first").value_and_gradient(ctc_pred,
+                                                                             CTC_LABEL_FIRST)
+    tp = torch.tensor(ctc_pred, requires_grad=True)
+    out = glt.CTCLoss(blank_label="first")(tp, torch.tensor(CTC_LABEL_FIRST))
+    out.sum().backward()
+    assert_array_equal(out.detach().numpy(), want_out)
+    assert_allclose(tp.grad.numpy(), want_grad, rtol=1e-13, atol=1e-16)
+
+
+def test_options_through_jax():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import gluonloss.jax as glj
+    pred, label, og, ctc_pred = _option_data()
+    pred32, ctc32 = pred.astype(np.float32), ctc_pred.astype(np.float32)
+    want_out, want_grad = gl.SoftmaxCELoss(**OPTIONS).value_and_gradient(pred32, label,
+                                                                         out_grad=og)
+    loss = glj.SoftmaxCELoss(**OPTIONS)
+    out = loss(jnp.asarray(pred32), label)
+    grad = jax.grad(lambda p: jnp.sum(loss(p, label) * og))(jnp.asarray(pred32))
+    assert_allclose(np.asarray(out), want_out, rtol=1e-6)
+    assert_allclose(np.asarray(grad), want_grad, rtol=1e-5, atol=1e-7)
+    want_grad = gl.CTCLoss(blank_label="first").gradient(ctc32, CTC_LABEL_FIRST)
+    ctc = glj.CTCLoss(blank_label="first")
+    grad = jax.grad(lambda p: jnp.sum(ctc(p, CTC_LABEL_FIRST)))(jnp.asarray(ctc32))
+    assert_allclose(np.asarray(grad), want_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_options_on_dask_arrays():
+    da = pytest.importorskip("dask.array")
+    pred, label, og, ctc_pred = _option_data()
+    loss = gl.SoftmaxCELoss(**OPTIONS)
+    out, grad = loss.value_and_gradient(da.from_array(pred, chunks=(2, C)),
+                                        da.from_array(label, chunks=2), out_grad=og)
+    want_out, want_grad = loss.value_and_gradient(pred, label, out_grad=og)
+    assert_array_equal(out.compute(), want_out)
+    assert_array_equal(grad.compute(), want_grad)
+    ctc = gl.CTCLoss(blank_label="first")
+    out, grad = ctc.value_and_gradient(da.from_array(ctc_pred, chunks=(1, 6, 4)),
+                                       CTC_LABEL_FIRST)
+    want_out, want_grad = ctc.value_and_gradient(ctc_pred, CTC_LABEL_FIRST)
+    assert_array_equal(out.compute(), want_out)
+    assert_array_equal(grad.compute(), want_grad)
+    with pytest.raises(ValueError, match=r"label\[2, 0\] = 0 \(padding\) lies inside"):
+        ctc(da.from_array(ctc_pred, chunks=(1, 6, 4)), np.where(CTC_LABEL_FIRST == 1, 0,
+                                                                 CTC_LABEL_FIRST),
+            None, [2, 3, 4]).compute()
