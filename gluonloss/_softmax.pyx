@@ -15,7 +15,11 @@ moved the class axis last, so the kernels see:
   ``weight[n * sample_stride + (p * n_inner + q) * row_stride + c * class_stride]``
   (class_stride 0: one weight per row; 1: per element, KLDivLoss only);
 * ``scale`` = weight / (elements of the loss per sample), optional float64
-  per-sample factors ``sample_weight`` and ``out_grad``.
+  per-sample factors ``sample_weight`` and ``out_grad``;
+* cross-entropy options: optional ``(C,)`` class weights c, label smoothing
+  eps and, for sparse labels, ``ignore`` (an index of -1 marks an ignored
+  row: loss and gradient 0).  They replace the label y by the target
+  t = c * ((1 - eps) * y + eps / C) (see smoothed_row and target).
 
 With s_r the row weight, f_n = scale * sample_weight[n] and
 u_r = f_n * out_grad[n] * s_r, a row's contribution to ``out[n]`` is

@@ -196,12 +196,35 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         Global scalar weight; None means 1.
     batch_axis : int, default 0
         The axis of ``pred`` that indexes samples.
+    class_weight : array_like or None, default None
+        Keyword-only.  C finite weights >= 0, one per class: the target of
+        class k is multiplied by ``class_weight[k]`` (sparse labels without
+        smoothing: each position's loss by ``class_weight[label]``).
+    ignore_label : int or None, default None
+        Keyword-only, sparse labels only.  Positions whose label equals it
+        get loss 0 and gradient 0 (and still count in the per-sample mean);
+        it may lie outside [0, C), e.g. -1 or -100.
+    label_smoothing : float, default 0.0
+        Keyword-only, in [0, 1): the target becomes ``(1 - eps) * y + eps / C``
+        (y one-hot for sparse labels).
 
     Notes
     -----
     Call ``loss(pred, label, sample_weight=None)``: ``sample_weight``
     broadcasts to the elementwise loss (pred's shape with ``axis`` as size 1,
     e.g. ``(N, 1)``); returns shape ``(N,)``.
+
+    The options replace the label by the target
+    :math:`t_k = c_k((1-\varepsilon)\,y_k + \varepsilon/C)` (:math:`c` the
+    class weights, :math:`\varepsilon` the smoothing) in
+    :math:`\ell = -\sum_k t_k\,\mathrm{lp}_k` and in the gradient
+    :math:`u(\mathrm{softmax}(p)_k \sum_j t_j - t_k)` (:math:`-u\,t_k` from
+    logits, where ``pred`` is :math:`\mathrm{lp}` itself).  For a 2-D
+    ``(N, C)`` pred with the class axis last this is exactly
+    ``torch.nn.functional.cross_entropy(pred, label, weight=class_weight,
+    ignore_index=ignore_label, label_smoothing=eps, reduction='none')``; for
+    other shapes ``out`` is the per-sample mean of this per-position value.
+    They are computed in the same pass as the plain loss.
 
     Examples
     --------
@@ -212,6 +235,15 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
     array([9.0001234 , 6.00247569])
     >>> loss.gradient(np.array([[0., 0.]]), np.array([1]))   # softmax - onehot
     array([[ 0.5, -0.5]])
+
+    Class weights, an ignored padding label and label smoothing:
+
+    >>> padded = gl.SoftmaxCrossEntropyLoss(class_weight=[1.0, 2.0], ignore_label=-1)
+    >>> padded(pred, np.array([1, -1]))                       # 2 log(1 + e^-9), 0
+    array([0.0002468, 0.       ])
+    >>> smooth = gl.SoftmaxCrossEntropyLoss(label_smoothing=0.2)
+    >>> smooth.gradient(np.array([[0., 0.]]), np.array([1]))  # softmax - (0.1, 0.9)
+    array([[ 0.4, -0.4]])
     """
 
     _kind = _softmax.SPARSE_CE
