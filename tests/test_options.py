@@ -496,3 +496,41 @@ def test_options_on_dask_arrays():
         ctc(da.from_array(ctc_pred, chunks=(1, 6, 4)), np.where(CTC_LABEL_FIRST == 1, 0,
                                                                  CTC_LABEL_FIRST),
             None, [2, 3, 4]).compute()
+
+
+# -- float16 through the bridges, every loss ----------------------------------------------
+
+def _bridge_cases():
+    from _bridge_cases import FIRST_PER_CLASS
+    return FIRST_PER_CLASS
+
+
+@pytest.mark.parametrize("case", _bridge_cases(), ids=lambda c: c.id)
+def test_float16_through_torch(case):
+    torch = _torch()
+    import gluonloss.torch as glt
+    args, options = case.arrays(np.float16)
+    tensors = [torch.from_numpy(np.array(a)) for a in args]
+    for i in case.differentiable:
+        tensors[i].requires_grad_(True)
+    out = case.make(glt)(*tensors, **{k: torch.as_tensor(v) for k, v in options.items()})
+    want = case.make()(*args, **options)
+    assert out.dtype == torch.float32 and want.dtype == np.float32
+    assert_array_equal(out.detach().numpy(), want)
+    out.sum().backward()
+    for i in case.differentiable:
+        assert tensors[i].grad.dtype == torch.float16
+
+
+@pytest.mark.parametrize("case", _bridge_cases(), ids=lambda c: c.id)
+def test_float16_through_jax(case):
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import gluonloss.jax as glj
+    args, options = case.arrays(np.float16)
+    inputs = [jnp.asarray(a) if i in case.differentiable else a for i, a in enumerate(args)]
+    out = case.make(glj)(*inputs, **options)
+    want = case.make()(*args, **options)
+    assert out.dtype == jnp.float32 and want.dtype == np.float32
+    assert_allclose(np.asarray(out), want, rtol=1e-6, atol=1e-7)
