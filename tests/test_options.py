@@ -524,7 +524,7 @@ def test_float16_through_torch(case):
 
 @pytest.mark.parametrize("case", _bridge_cases(), ids=lambda c: c.id)
 def test_float16_through_jax(case):
-    jax = pytest.importorskip("jax")
+    pytest.importorskip("jax")
     import jax.numpy as jnp
 
     import gluonloss.jax as glj
