@@ -98,6 +98,14 @@ def check_class_weight(class_weight):
     return copies
 
 
+def check_class_count(n_weights, n_classes, axis, shape):
+    """SoftmaxCrossEntropyLoss's ``class_weight`` must have one entry per class."""
+    if n_weights != n_classes:
+        raise ValueError(f"class_weight has {n_weights} entries but pred has {n_classes} "
+                         f"classes along axis {axis} (pred shape {shape}); it needs one "
+                         f"weight per class")
+
+
 def check_ignore_label(ignore_label, sparse):
     """None, or SoftmaxCrossEntropyLoss's ``ignore_label`` as a Python int."""
     if ignore_label is None:
@@ -443,6 +451,8 @@ def validate_softmax(loss, inputs, options, out_grad):
             if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
     if out_grad is not None:
         out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
+    if loss._class_weights is not None:
+        check_class_count(loss._class_weights[np.float64].size, n_classes, loss._axis, shape)
     return SoftmaxCall(pred, label, sample_weight, out_grad, compute_dtype(pred), axis, batch_axis,
                        loss_shape, n_out, n_loss // n_out if n_out else 0)
 

@@ -81,6 +81,12 @@ class _SoftmaxFamilyLoss(Loss):
     _ignore_label = None
     _class_weights = None               # {dtype: (C,) array} or None
     _label_smoothing = 0.0
+    _has_options = False
+
+    def _kernel_options(self, dtype):
+        return {"class_weight": None if self._class_weights is None
+                else self._class_weights[dtype],
+                "smoothing": self._label_smoothing, "ignore": self._ignore_label is not None}
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -119,14 +125,14 @@ class _SoftmaxFamilyLoss(Loss):
             call.out_grad, call.n_out)
         out = np.empty(call.n_out, dtype) if want_loss else None
         grad = np.empty((n_rows, n_classes), dtype) if want_grad else None
+        # The options only when set: the plain call keeps its cost.
+        options = self._kernel_options(dtype) if self._has_options else {}
         _softmax.softmax_loss(
             kind_id=self._kind, from_logits=self._from_logits, pred=pred, label=label,
             index=index, weight=weight, w_sample_stride=strides[0], w_row_stride=strides[1],
             w_class_stride=strides[2], n_samples=n_samples, n_inner=n_inner,
             scale=self._scalar_weight() / call.n_per_sample, sample_weight=sample_factor,
-            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size),
-            class_weight=None if self._class_weights is None else self._class_weights[dtype],
-            smoothing=self._label_smoothing, ignore=self._ignore_label is not None)
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size), **options)
         return out, (from_class_rows(grad, shape, axis) if want_grad else None)
 
     def _weight_operand(self, call, n_rows, n_classes):
@@ -259,6 +265,8 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         self._class_weights = check_class_weight(class_weight)
         self._ignore_label = check_ignore_label(ignore_label, self._sparse)
         self._label_smoothing = check_label_smoothing(label_smoothing)
+        self._has_options = (self._class_weights is not None or self._ignore_label is not None
+                             or self._label_smoothing != 0)
 
     @property
     def class_weight(self) -> np.ndarray | None:
@@ -274,17 +282,6 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
     def label_smoothing(self) -> float:
         """The label smoothing epsilon in [0, 1)."""
         return self._label_smoothing
-
-    def _validate(self, inputs, options, out_grad):
-        call = validate_softmax(self, inputs, options, out_grad)
-        if self._class_weights is not None:
-            n_classes = call.pred.shape[call.axis]
-            given = self._class_weights[np.float64].size
-            if given != n_classes:
-                raise ValueError(f"class_weight has {given} entries but pred has {n_classes} "
-                                 f"classes along axis {self._axis} (pred shape "
-                                 f"{call.pred.shape}); it needs one weight per class")
-        return call
 
     def __repr__(self) -> str:
         text = super().__repr__()[:-1]
