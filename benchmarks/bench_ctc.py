@@ -11,7 +11,9 @@ interleaved round by round (a noisy neighbour hits all alike), each timed
 call right after an untimed one of its own (see time_interleaved_hot); the
 table shows medians and ratios.  gluonloss is also timed with one thread to show
 its scaling (PyTorch gets ``--threads`` throughout).  Every label has length L
-and every sample all T frames.
+and every sample all T frames.  A last row times ``CTCLoss(blank_label='first')``
+on the same batch with the classes rolled by one (blank at class 0, labels + 1)
+against the default blank-last loss, interleaved with it: the ratio should be 1.
 """
 import argparse
 import os
@@ -52,6 +54,11 @@ def contenders(pred, label, layout, threads):
     for n in sorted({1, threads}):
         c[f"gl fwd {n}t"] = with_threads(n, lambda: loss(pred, label))
         c[f"gl f+g {n}t"] = with_threads(n, lambda: loss.value_and_gradient(pred, label))
+    first = gl.CTCLoss(layout=layout, blank_label="first")
+    first_pred, first_label = np.ascontiguousarray(np.roll(pred, 1, axis=2)), label + 1
+    c["first fwd"] = with_threads(threads, lambda: first(first_pred, first_label))
+    c["first f+g"] = with_threads(threads, lambda: first.value_and_gradient(first_pred,
+                                                                             first_label))
     if torch is not None:
         n, n_frames = label.shape[0], pred.shape[0 if layout == "TNC" else 1]
         targets = torch.from_numpy(label)
@@ -140,6 +147,10 @@ def main():
         peer = t.get(f"torch {key}", nan)
         print(f"| {what} | {one:.2f} | {many:.2f} | {peer:.2f} | {peer / many:.2f}x "
               f"| {one / many:.2f}x |")
+    print(f"\nblank_label='first' / 'last', {n} threads: forward "
+          f"{t['first fwd'] / t[f'gl fwd {n}t']:.3f} ({t['first fwd']:.2f} ms), "
+          f"value_and_gradient {t['first f+g'] / t[f'gl f+g {n}t']:.3f} "
+          f"({t['first f+g']:.2f} ms)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ gluonloss is faster).  Rows:
 * the call overhead on a (32, 10) batch.
 
 PyTorch is optional; its columns are NaN without it.
+
+``--options`` prints instead the cost of SoftmaxCELoss's options
+(``class_weight``, ``ignore_label``, ``label_smoothing``, and all three
+together) relative to the plain loss on the same batch, forward and
+forward + gradient, sparse and dense labels: medians of interleaved rounds
+and the ratio option time / plain time (1.10 = 10% slower).  The
+``ignore_label`` rows ignore no position (``--ignored`` sets the fraction),
+so every row is computed as in the plain loss.
 """
 import argparse
 import platform
@@ -89,6 +97,55 @@ def contenders(name, pred, classes, dist):
     return calls
 
 
+def option_losses(n_classes):
+    """Row name -> SoftmaxCELoss, sparse then dense, each option alone and together."""
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, n_classes)
+    sparse = {
+        "sparse plain": {},
+        "sparse class_weight": {"class_weight": weights},
+        "sparse ignore_label": {"ignore_label": -100},
+        "sparse label_smoothing": {"label_smoothing": 0.1},
+        "sparse all three": {"class_weight": weights, "ignore_label": -100,
+                             "label_smoothing": 0.1},
+    }
+    dense = {
+        "dense plain": {},
+        "dense class_weight": {"class_weight": weights},
+        "dense label_smoothing": {"label_smoothing": 0.1},
+        "dense both": {"class_weight": weights, "label_smoothing": 0.1},
+    }
+    return ({name: gl.SoftmaxCELoss(**kw) for name, kw in sparse.items()},
+            {name: gl.SoftmaxCELoss(sparse_label=False, **kw) for name, kw in dense.items()})
+
+
+def option_table(pred, classes, dist, repeats, ignored):
+    """Print the option-cost table: each option against the plain loss."""
+    classes = classes.copy()
+    if ignored:
+        rng = np.random.default_rng(2)
+        classes[rng.random(classes.size) < ignored] = -100
+    plain_classes = np.where(classes < 0, 0, classes)
+    sparse, dense = option_losses(pred.shape[1])
+    print("| loss | fwd ms | f+g ms | fwd / plain | f+g / plain |")
+    print("|---|---|---|---|---|")
+    for losses in (sparse, dense):
+        calls = {}
+        for name, loss in losses.items():
+            # -100 marks the ignored positions; the losses without ignore_label
+            # get class 0 there.
+            label = (dist if not loss._sparse_label
+                     else classes if loss.ignore_label is not None else plain_classes)
+            calls[(name, "fwd")] = lambda loss=loss, label=label: loss(pred, label)
+            calls[(name, "f+g")] = lambda loss=loss, label=label: loss.value_and_gradient(
+                pred, label)
+        t = {k: v * 1e3 for k, v in time_interleaved(calls, repeats).items()}
+        plain = next(iter(losses))
+        for name in losses:
+            fwd, fg = t[(name, "fwd")], t[(name, "f+g")]
+            print(f"| {name} | {fwd:.3f} | {fg:.3f} | {fwd / t[(plain, 'fwd')]:.3f} | "
+                  f"{fg / t[(plain, 'f+g')]:.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=2, default=[4096, 1000], metavar=("N", "C"))
@@ -99,6 +156,10 @@ def main():
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--overhead-only", action="store_true",
                         help="only the small-batch call-overhead rows")
+    parser.add_argument("--options", action="store_true",
+                        help="the option-cost table of SoftmaxCELoss instead")
+    parser.add_argument("--ignored", type=float, default=0.0,
+                        help="fraction of ignored positions in the ignore_label rows")
     args = parser.parse_args()
     dtype = np.dtype(args.dtype)
     threads = use_threads(args.threads)
@@ -113,6 +174,9 @@ def main():
           f"ratios are peer time / gluonloss time\n")
 
     pred, classes, dist = make_inputs(rng, shape, dtype)
+    if args.options:
+        option_table(pred, classes, dist, args.repeats, args.ignored)
+        return
     nan = float("nan")
     cols = ["gl fwd", "gl f+g", "torch fwd", "torch f+g", "torch/gl fwd", "torch/gl f+g",
             "other"]

@@ -12,12 +12,13 @@ arguments are seen before validation.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gluonloss._dask import dask_aware
+from gluonloss._dask import _MODULES, _PLAIN_TYPES, _has_dask_array, _lazy_call
 from gluonloss._threads import threads_for
 from gluonloss._validation import check_int, check_real
 
@@ -29,10 +30,21 @@ _OUT_GRAD_DOC = ("array_like, optional",
                  "Upstream gradient, broadcasting to ``(N,)``; None means ones.")
 
 # The source of a generated method: a plain function with the real signature,
-# so a call costs what a hand-written method costs.
+# so a call costs what a hand-written method costs.  ``gradient`` and
+# ``value_and_gradient`` take everything after the inputs by keyword; their
+# ``*_extra`` only exists to turn a positional extra into a TypeError that
+# names the keyword.  The Dask check costs one dictionary lookup until
+# ``dask.array`` is imported (see gluonloss._dask).
 _METHOD_SOURCE = """\
 def {name}(self, {parameters}) -> {returns!r}:
+{extra_check}\
+    if 'dask.array' in _modules and ({unseen}) and _has_dask_array(({values})):
+        return _lazy_call(self, _this, (), {{{by_name}}})
     return self._call(({inputs}), ({options}), {out_grad}, {want_loss}, {want_grad}){pick}
+"""
+_EXTRA_CHECK = """\
+    if _extra:
+        _positional_extra(self, {name!r}, _extra)
 """
 
 
@@ -59,8 +71,9 @@ class Loss:
 
     - Inputs are anything :func:`numpy.asarray` accepts, in any memory
       layout; they are never modified, and outputs never alias them.
-    - Computation is float32 when every differentiable input is float32,
-      else float64.
+    - Computation is float32 when every differentiable input is float32 or
+      float16, else float64 (float16 inputs are computed, and returned, in
+      float32).
     - ``sample_weight`` follows one of two rules.  Where there is an
       elementwise loss (the elementwise and softmax families) it multiplies
       that loss before the per-sample reduction, so it may vary inside a
@@ -118,11 +131,7 @@ class Loss:
         cls._parameter_docs = docs
         if cls._inputs:
             for name in ("forward", "gradient", "value_and_gradient"):
-                method = cls.__dict__.get(name) or _make_method(cls, name)
-                if not hasattr(method, "__wrapped__"):
-                    # Dask array arguments take the lazy path (gluonloss._dask).
-                    method = dask_aware(method)
-                setattr(cls, name, method)
+                setattr(cls, name, cls.__dict__.get(name) or _make_method(cls, name))
             if "__call__" not in cls.__dict__:
                 # As Loss.__call__, one Python call fewer.
                 setattr(cls, "__call__", cls.forward)  # noqa: B010 (a method, not an attribute)
@@ -255,12 +264,22 @@ def _make_method(cls, name):
     """``forward``, ``gradient`` or ``value_and_gradient`` for ``cls``, from its data."""
     with_grad = name != "forward"
     namespace = {f"_default{i}": default for i, (_, default) in enumerate(cls._options)}
-    parameters = [f"{x}: 'ArrayLike'" for x in cls._inputs] + [
-        f"{option}: 'Any' = _default{i}" for i, (option, _) in enumerate(cls._options)]
+    namespace.update(_modules=_MODULES, _plain=_PLAIN_TYPES, _has_dask_array=_has_dask_array,
+                     _lazy_call=_lazy_call, _positional_extra=_positional_extra)
+    parameters = [f"{x}: 'ArrayLike'" for x in cls._inputs]
+    if with_grad:
+        parameters.append("*_extra: 'Any'")
+    parameters += [f"{option}: 'Any' = _default{i}" for i, (option, _) in enumerate(cls._options)]
+    names = list(cls._inputs) + [option for option, _ in cls._options]
     if with_grad:
         parameters.append("out_grad: 'ArrayLike | None' = None")
+        names.append("out_grad")
     source = _METHOD_SOURCE.format(
         name=name, parameters=", ".join(parameters),
+        extra_check=_EXTRA_CHECK.format(name=name) if with_grad else "",
+        unseen=" or ".join(f"type({x}) not in _plain" for x in names),
+        values="".join(f"{x}, " for x in names),
+        by_name=", ".join(f"{x!r}: {x}" for x in names),
         inputs="".join(f"{x}, " for x in cls._inputs),
         options="".join(f"{option}, " for option, _ in cls._options),
         out_grad="out_grad" if with_grad else "None",
@@ -269,11 +288,30 @@ def _make_method(cls, name):
                  "value_and_gradient": "tuple[np.ndarray, Gradient]"}[name],
         pick={"forward": "[0]", "gradient": "[1]", "value_and_gradient": ""}[name])
     exec(source, namespace)
-    method = namespace[name]
+    method = namespace["_this"] = namespace[name]
     method.__qualname__ = f"{cls.__qualname__}.{name}"
     method.__module__ = cls.__module__
     method.__doc__ = _method_doc(cls, name)
+    if with_grad:
+        # What help() and the docs show: ``*, sample_weight=None, ...``.
+        signature = inspect.signature(method)
+        method.__signature__ = signature.replace(parameters=[
+            p for p in signature.parameters.values() if p.kind is not p.VAR_POSITIONAL])
     return method
+
+
+def _positional_extra(loss, name, extra):
+    """The TypeError for positional arguments after the inputs of ``gradient`` or
+    ``value_and_gradient``, naming the keywords they would have been."""
+    keywords = [option for option, _ in loss._options] + ["out_grad"]
+    inputs = ", ".join(loss._inputs)
+    meant = ", ".join(f"{keyword}=..." for keyword in keywords[:len(extra)])
+    count = len(extra)
+    raise TypeError(
+        f"{type(loss).__name__}.{name}() takes only the inputs ({inputs}) positionally; "
+        f"it got {count} more positional argument{'s' if count != 1 else ''}. Everything "
+        f"after the inputs is keyword-only: pass {meant or 'nothing more'} "
+        f"(keywords: {', '.join(keywords)})")
 
 
 def _method_doc(cls, name):

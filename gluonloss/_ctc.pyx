@@ -2,8 +2,9 @@
 per thread.
 
 The Python layer (``gluonloss/ctc.py``) has validated everything and hands
-over, per sample b, a frame count T_b <= T and a label of S_b classes in
-[0, C-2] (class C-1 is the blank).  With the extended label
+over, per sample b, a frame count T_b <= T and a label of S_b classes other
+than the blank, which is class C-1 (``blank_first`` False) or class 0
+(True): labels lie in [0, C-2] or [1, C-1].  With the extended label
 l' = (blank, l_1, blank, l_2, ..., l_S, blank) of 2S+1 states:
 
     loss_b = -log p(l | x_b),   p = sum over the alignments of prod_t y_t(l'_s(t))
@@ -185,6 +186,7 @@ cdef struct Job:
     Py_ssize_t label_position_stride
     const int64_t* frames             # T_b
     const int64_t* label_length       # S_b
+    int32_t blank                     # C-1, or 0 with blank_first
     const double* loss_scale          # weight * sample_weight[b]
     const double* grad_scale          # weight * sample_weight[b] * out_grad[b]
     bint zero_infinity
@@ -251,7 +253,7 @@ cdef inline Py_ssize_t _extended_label(const Job* job, Py_ssize_t b, Py_ssize_t 
     """Fill the extended label and its skip mask; return the adjacent repeats."""
     cdef const int32_t* label = job.label + b * job.label_sample_stride
     cdef Py_ssize_t j, repeats = 0
-    cdef int32_t blank = <int32_t>(job.n_classes - 1)
+    cdef int32_t blank = job.blank
     cdef int32_t k, previous = -1
     classes[0] = blank
     skip[0] = -INFINITY
@@ -389,7 +391,7 @@ cdef inline void _backward(const Job* job, const floating* x0, floating* g0,
         inv_total = <floating>1.0 / sum_exp(nxt + start, shift, work + start, stop - start)
         # The blanks (even states) in partial sums: one running total in memory
         # would chain every other state through a store and a reload.
-        occupancy[c - 1] = even_sum(work, start, stop) * inv_total
+        occupancy[job.blank] = even_sum(work, start, stop) * inv_total
         for s in range(start | 1, stop, 2):
             occupancy[classes[s]] += work[s] * inv_total
         for k in range(c):
@@ -477,14 +479,15 @@ cdef void _run(const Job* job, const floating* pred, Py_ssize_t n_samples,
 
 
 def ctc(*, pred, int sample_axis, label, frames, label_length, loss_scale, grad_scale,
-        bint zero_infinity, out, grad, int n_threads):
+        bint zero_infinity, out, grad, int n_threads, bint blank_first=False):
     """Run CTC on a validated batch; see the module docstring for the contract.
 
     pred        : float32 or float64, (N, T, C) for sample_axis 0 or (T, N, C)
                   for 1, with contiguous classes (other strides free); class
-                  C-1 is the blank.
+                  C-1 is the blank, or class 0 with blank_first.
     label       : (N, L) C-contiguous int32; label j of sample b in [0, C-2]
-                  for j < label_length[b] (entries after it are not read).
+                  ([1, C-1] with blank_first) for j < label_length[b] (entries
+                  after it are not read).
     frames, label_length : (N,) int64, frames[b] in [0, T], label_length[b] in [0, L].
     loss_scale, grad_scale : (N,) float64.
     out         : (N,) of pred's dtype, or None.
@@ -507,6 +510,7 @@ def ctc(*, pred, int sample_axis, label, frames, label_length, loss_scale, grad_
     job.n_classes = cnp.PyArray_DIM(<cnp.ndarray>pred, 2)
     if job.n_classes < 1:
         raise ValueError("ctc: pred needs at least the blank class")
+    job.blank = 0 if blank_first else <int32_t>(job.n_classes - 1)
     job.pred_sample_stride = element_stride(pred, sample_axis)
     job.pred_frame_stride = element_stride(pred, 1 - sample_axis)
     job.label = <const int32_t*>array_data(label, "ctc", "label", cnp.NPY_INT32, 2, n_samples,
@@ -536,7 +540,8 @@ def ctc(*, pred, int sample_axis, label, frames, label_length, loss_scale, grad_
     if bad_sample >= 0:
         raise ValueError(f"ctc: sample {bad_sample} has frames = {job.frames[bad_sample]}, "
                          f"label_length = {job.label_length[bad_sample]} (T = {n_frames}, "
-                         f"L = {width}) or a label outside [0, {job.n_classes - 2}] at "
+                         f"L = {width}) or a label outside [{1 if blank_first else 0}, "
+                         f"{job.n_classes - 1 if blank_first else job.n_classes - 2}] at "
                          f"position {bad_position}")
     n_threads = max(1, min(n_threads, n_samples))
     job.zero_infinity = zero_infinity
@@ -570,7 +575,7 @@ cdef Py_ssize_t _first_bad_sample(const Job* job, Py_ssize_t n_samples, Py_ssize
             return b
         for j in range(job.label_length[b]):
             value = job.label[b * width + j]
-            if value < 0 or value > job.n_classes - 2:
+            if value == job.blank or value < 0 or value > job.n_classes - 1:
                 bad_position[0] = j
                 return b
         used = min(job.label_length[b], job.frames[b])
@@ -588,7 +593,7 @@ ctypedef fused label_value:
 
 
 cdef inline Py_ssize_t _resolve_sample(const label_value[:, :] rows, Py_ssize_t b,
-                                       Py_ssize_t length, label_value last,
+                                       Py_ssize_t length, label_value first, label_value last,
                                        int32_t[:, ::1] out_label) noexcept nogil:
     """Check and copy sample b's first ``length`` labels; the bad position or -1."""
     cdef Py_ssize_t j
@@ -596,8 +601,8 @@ cdef inline Py_ssize_t _resolve_sample(const label_value[:, :] rows, Py_ssize_t 
     for j in range(length):
         value = rows[b, j]
         # NaN fails both comparisons; a float must also be integral (the cast
-        # is safe once the value is known to lie in [0, last]).
-        if not (value >= 0 and value <= last):
+        # is safe once the value is known to lie in [first, last]).
+        if not (value >= first and value <= last):
             return j
         if label_value is double:
             if value != <double><int64_t>value:
@@ -609,19 +614,24 @@ cdef inline Py_ssize_t _resolve_sample(const label_value[:, :] rows, Py_ssize_t 
 
 
 def resolve_labels(const label_value[:, :] rows, const int64_t[::1] given, int n_classes,
-                   int32_t[:, ::1] out_label, int64_t[::1] out_length):
+                   int32_t[:, ::1] out_label, int64_t[::1] out_length,
+                   bint blank_first=False):
     """Resolve the labels of N samples, ``rows`` of shape (N, L) in any layout.
 
     A sample's length is ``given[b]`` (validated <= L) or, when ``given`` is
-    None, the position of its first -1 (L without one).  Every entry inside it
-    must be an integer in [0, n_classes - 2]; entries past it are never read.
+    None, the position of its first padding value (L without one): -1, or 0
+    with ``blank_first``.  Every entry inside it must be an integer in
+    [0, n_classes - 2] ([1, n_classes - 1] with ``blank_first``); entries past
+    it are never read.
     Writes the used entries into ``out_label`` (-1 elsewhere) and the lengths
     into ``out_length``; returns the flat (b * L + j) index of the first bad
     entry in sample-major order, or -1.
     """
     cdef Py_ssize_t n = rows.shape[0], width = rows.shape[1], b, j, length, bad = -1
     cdef bint has_given = given is not None
-    cdef label_value last = n_classes - 2
+    cdef label_value first = 1 if blank_first else 0
+    cdef label_value last = n_classes - 1 if blank_first else n_classes - 2
+    cdef label_value pad = 0 if blank_first else -1
     with nogil:
         for b in range(n):
             if has_given:
@@ -629,11 +639,11 @@ def resolve_labels(const label_value[:, :] rows, const int64_t[::1] given, int n
             else:
                 length = width
                 for j in range(width):
-                    if rows[b, j] == -1:
+                    if rows[b, j] == pad:
                         length = j
                         break
             out_length[b] = length
-            bad = _resolve_sample(rows, b, length, last, out_label)
+            bad = _resolve_sample(rows, b, length, first, last, out_label)
             if bad >= 0:
                 bad += b * width
                 break

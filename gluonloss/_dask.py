@@ -3,11 +3,14 @@
 A loss method given a ``dask.array.Array`` for any array argument returns
 lazy Dask arrays instead of computing.  How a call is turned into a graph:
 
-1. **Hook.** :func:`dask_aware` wraps each public method (``forward``,
-   ``gradient``, ``value_and_gradient``).  With NumPy-only arguments it
-   costs one dictionary lookup: Dask arrays cannot exist unless
-   ``dask.array`` was imported, and this module never imports it itself
-   outside the Dask path.
+1. **Hook.** Each generated public method (``forward``, ``gradient``,
+   ``value_and_gradient``; see ``gluonloss._base``) starts with a check
+   that hands the call to :func:`_lazy_call` when an argument is a Dask
+   array.  With NumPy-only arguments it costs one dictionary lookup: Dask
+   arrays cannot exist unless ``dask.array`` was imported, and this module
+   never imports it itself outside the Dask path.  Argument types once
+   seen not to be Dask arrays are remembered (``_PLAIN_TYPES``), so later
+   calls skip the ``isinstance`` tests.
 2. **Table.** ``_SPECS`` says, per loss, which argument is the *primary*
    one (whose batch axis the blocks follow) and how every other array
    argument lines up with it; the differentiable inputs are the class's
@@ -36,7 +39,6 @@ lazy Dask arrays instead of computing.  How a call is turned into a graph:
    checked inside each block at compute time; the message's index into the
    block is rewritten to the index into the whole argument.
 """
-import functools
 import inspect
 import math
 import re
@@ -50,48 +52,6 @@ from gluonloss._threads import one_thread_unless_set
 
 _MODULES = sys.modules
 _GRADIENT_METHODS = {"gradient", "value_and_gradient"}
-
-
-def dask_aware(method):
-    """Wrap a public loss method: Dask array arguments take the lazy path.
-
-    The wrapper has the method's own parameters (generated code, as
-    :mod:`dataclasses` does), so a NumPy call pays for one extra Python call
-    and one dictionary lookup, not for packing ``*args`` and ``**kwargs``.
-
-    Parameters
-    ----------
-    method : function
-        ``forward``, ``gradient`` or ``value_and_gradient`` of a loss class.
-
-    Returns
-    -------
-    function
-        The same method, returning lazy Dask arrays when any argument is one.
-    """
-    parameters = list(inspect.signature(method).parameters.values())
-    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY) for p in parameters):
-        raise TypeError(f"{method.__qualname__}: dask_aware needs named parameters only")
-    names = [p.name for p in parameters]
-    header, forward, keywords = [], [], False
-    for i, p in enumerate(parameters):
-        if p.kind is p.KEYWORD_ONLY and not keywords:
-            header.append("*")
-            keywords = True
-        default = "" if p.default is p.empty else f"=_defaults[{i}]"
-        header.append(p.name + default)
-        forward.append(f"{p.name}={p.name}" if keywords else p.name)
-    values = "(" + "".join(n + ", " for n in names[1:]) + ")"
-    unseen = " or ".join(f"type({n}) not in _plain" for n in names[1:]) or "False"
-    source = (f"def {method.__name__}({', '.join(header)}):\n"
-              f"    if 'dask.array' in _modules and ({unseen}) and _has_dask_array({values}):\n"
-              f"        return _lazy_call({names[0]}, _method, {values}, {{}})\n"
-              f"    return _method({', '.join(forward)})\n")
-    namespace = {"_modules": _MODULES, "_plain": _PLAIN_TYPES, "_has_dask_array": _has_dask_array,
-                 "_lazy_call": _lazy_call, "_method": method,
-                 "_defaults": [p.default for p in parameters]}
-    exec(source, namespace)
-    return functools.update_wrapper(namespace[method.__name__], method)
 
 
 _PLAIN_TYPES: set[type] = set()      # argument types seen not to be Dask arrays
@@ -316,6 +276,14 @@ def _call_shape(arg, aligned_block, whole):
     return aligned_block
 
 
+def _fill(loss, name, arg):
+    """The stand-in value of an argument (CTC labels with the blank first are
+    padded with 0, not -1)."""
+    if name == "label" and getattr(loss, "blank_label", "last") == "first":
+        return 0
+    return arg.fill
+
+
 def _stand_in(arg, shape, strided):
     fill = 0 if arg.fill is None else arg.fill
     if fill < 0 and arg.dtype.kind in "bu":
@@ -371,9 +339,10 @@ def _lazy_call(loss, method, args, kwargs):
             if batch is not None and a_shape[batch] != n_batch:
                 batch = None                 # size 1: shared by every sample
             aligned[name] = _Aligned(name, arg.mode, shape, dtype, a_shape, letters, batch,
-                                     arg.fill)
+                                     _fill(loss, name, arg))
     except _ShapeError as exc:
-        stand_ins = {n: _Aligned(n, "", shape, dtype, None, None, None, spec.args[n].fill)
+        stand_ins = {n: _Aligned(n, "", shape, dtype, None, None, None,
+                                 _fill(loss, n, spec.args[n]))
                      for n, (shape, dtype) in shapes.items()}
         _raise_numpy_error(loss, method, values, stand_ins, da.Array)
         raise ValueError(f"{type(loss).__name__}: the arguments cannot be split into "

@@ -15,7 +15,11 @@ moved the class axis last, so the kernels see:
   ``weight[n * sample_stride + (p * n_inner + q) * row_stride + c * class_stride]``
   (class_stride 0: one weight per row; 1: per element, KLDivLoss only);
 * ``scale`` = weight / (elements of the loss per sample), optional float64
-  per-sample factors ``sample_weight`` and ``out_grad``.
+  per-sample factors ``sample_weight`` and ``out_grad``;
+* cross-entropy options: optional ``(C,)`` class weights c, label smoothing
+  eps and, for sparse labels, ``ignore`` (an index of -1 marks an ignored
+  row: loss and gradient 0).  They replace the label y by the target
+  t = c * ((1 - eps) * y + eps / C) (see smoothed_row and target).
 
 With s_r the row weight, f_n = scale * sample_weight[n] and
 u_r = f_n * out_grad[n] * s_r, a row's contribution to ``out[n]`` is
@@ -174,9 +178,19 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
     sum_out[0] = <floating>total
 
 
+cdef inline floating target(const floating* y, const floating* cw, Py_ssize_t i,
+                            bint weighted, bint smoothed, floating keep,
+                            floating spread) noexcept nogil:
+    """The target weight of class i: y_i, smoothed to keep * y_i + spread, times
+    cw_i when weighted."""
+    cdef floating t = keep * y[i] + spread if smoothed else y[i]
+    return t * cw[i] if weighted else t
+
+
 cdef inline double label_sum(const floating* y, const floating* cw, bint weighted,
+                             bint smoothed, floating keep, floating spread,
                              Py_ssize_t n) noexcept nogil:
-    """sum_j y_j (times cw_j when weighted), in a fixed order."""
+    """sum_j of the targets (see target), in a fixed order."""
     cdef floating acc[LANES]
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
     cdef double total
@@ -184,10 +198,10 @@ cdef inline double label_sum(const floating* y, const floating* cw, bint weighte
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
-            acc[j] += y[i + j] * cw[i + j] if weighted else y[i + j]
+            acc[j] += target(y, cw, i + j, weighted, smoothed, keep, spread)
     total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
-        total += y[i] * cw[i] if weighted else y[i]
+        total += target(y, cw, i, weighted, smoothed, keep, spread)
     return total
 
 
@@ -265,10 +279,12 @@ cdef inline void block_factors(Py_ssize_t n_vec, floating big, floating k,
 
 
 cdef inline double dense_row(const floating* x, const floating* y, const floating* cw,
-                             bint weighted, bint kl, Py_ssize_t n, bint from_logits,
+                             bint weighted, bint smoothed, floating keep, floating spread,
+                             bint kl, Py_ssize_t n, bint from_logits,
                              floating u, floating* g) noexcept nogil:
     """sum_j yw_j * (log-sum-exp - x_j) (plus yw_j log(y_j + 1e-12) for KL),
-    with yw = y * cw when weighted else y; g = u * d/dx unless NULL."""
+    with yw the target of class j (see target; KL is never smoothed);
+    g = u * d/dx unless NULL."""
     cdef floating acc[LANES]
     cdef floating block_m[MAX_STORED_BLOCKS * LANES]
     cdef floating factor[MAX_STORED_BLOCKS * LANES]
@@ -282,18 +298,18 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
         for c in range(n_vec // LANES):
             i = c * LANES
             for j in range(LANES):
-                yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                yw = target(y, cw, i + j, weighted, smoothed, keep, spread)
                 acc[j] += logits_term(yw, y[i + j], x[i + j], kl)
                 if g != NULL:
                     g[i + j] = -u * yw
         for i in range(n_vec, n):
-            yw = y[i] * cw[i] if weighted else y[i]
+            yw = target(y, cw, i, weighted, smoothed, keep, spread)
             loss += logits_term(yw, y[i], x[i], kl)
             if g != NULL:
                 g[i] = -u * yw
     else:
         max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
-        ysum = label_sum(y, cw, weighted, n)
+        ysum = label_sum(y, cw, weighted, smoothed, keep, spread, n)
         a = <floating>(<double>u * ysum / <double>total)
         if stored and vabs(big) < INFINITY and total == total:
             # g holds exp(x - m) per block and lane: rescale (see sparse_row).
@@ -303,24 +319,139 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
                 for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
                     i = block * BLOCK + c * LANES
                     for j in range(LANES):
-                        yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                        yw = target(y, cw, i + j, weighted, smoothed, keep, spread)
                         acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
                         g[i + j] = g[i + j] * f[j] - u * yw
         else:
             for c in range(n_vec // LANES):
                 i = c * LANES
                 for j in range(LANES):
-                    yw = y[i + j] * cw[i + j] if weighted else y[i + j]
+                    yw = target(y, cw, i + j, weighted, smoothed, keep, spread)
                     acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
                     if g != NULL:
                         g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
         for i in range(n_vec, n):
-            yw = y[i] * cw[i] if weighted else y[i]
+            yw = target(y, cw, i, weighted, smoothed, keep, spread)
             loss += dense_term(yw, y[i], x[i], big, kl)
             if g != NULL:
                 g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
         loss += <double>vlog(total) * ysum
     return lanes_sum(acc, LANES, loss)
+
+
+# Whether the smoothed sparse row has class weights (and whether one is 0), as a
+# fused type: each variant gets its own loops (a runtime flag in the loop would
+# keep them scalar).
+cdef struct WeightedTag:
+    char unused
+
+cdef struct UnweightedTag:
+    char unused
+
+cdef struct PositiveWeightedTag:
+    char unused
+
+ctypedef fused Weighting:
+    WeightedTag           # some class weight is 0: 0 * (M - x) must stay 0 at x = -inf
+    PositiveWeightedTag   # every class weight > 0: no guard
+    UnweightedTag
+
+
+cdef inline floating smoothing_term(Weighting weighting, floating w, floating x,
+                                    floating big) noexcept nogil:
+    """w * (M - x), 0 where w == 0 even for x = -inf (NaN where x is NaN);
+    unweighted M - x."""
+    if Weighting is WeightedTag:
+        return dense_term(w, w, x, big, False)
+    if Weighting is PositiveWeightedTag:
+        return w * (big - x)
+    return big - x
+
+
+cdef inline floating smoothing_logits_term(Weighting weighting, floating w,
+                                           floating x) noexcept nogil:
+    """-w * x from logits, guarded as smoothing_term; unweighted -x."""
+    if Weighting is WeightedTag:
+        return logits_term(w, w, x, False)
+    if Weighting is PositiveWeightedTag:
+        return -w * x
+    return -x
+
+
+cdef inline double smoothed_row(Weighting weighting, const floating* x, Py_ssize_t n,
+                                Py_ssize_t label, const floating* cw, floating on_label,
+                                floating spread, double target_total, bint from_logits,
+                                floating u, floating* g) noexcept nogil:
+    """Sparse cross-entropy against the smoothed target t_j = spread * cw_j
+    (spread alone unweighted) plus on_label at the label, summing to
+    target_total: sum_j t_j (log-sum-exp - x_j), or -sum_j t_j x_j from logits;
+    g = u * (softmax(x) * target_total - t) (or -u * t) unless NULL.
+
+    Written as on_label * (M - x_label) + spread * sum_j cw_j (M - x_j) +
+    target_total * log S: every M - x_j >= 0, so nothing cancels.  The sum
+    over j shares the gradient's pass over the row.
+    """
+    cdef floating acc[LANES]
+    cdef floating block_m[MAX_STORED_BLOCKS * LANES]
+    cdef floating factor[MAX_STORED_BLOCKS * LANES]
+    cdef floating big = 0, total = 1, k = 0, off = u * spread, w
+    cdef double rest = 0.0, loss
+    cdef bint stored = g != NULL and LANES <= n <= MAX_STORED_BLOCKS * BLOCK
+    cdef const floating* f
+    cdef Py_ssize_t block, c, i, j, n_vec = n - n % LANES
+    lanes_fill(acc, LANES, 0)
+    if from_logits:
+        for c in range(n_vec // LANES):
+            i = c * LANES
+            for j in range(LANES):
+                w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
+                acc[j] += smoothing_logits_term(weighting, w, x[i + j])
+                if g != NULL:
+                    g[i + j] = -off * w
+        for i in range(n_vec, n):
+            w = <floating>1 if Weighting is UnweightedTag else cw[i]
+            rest += smoothing_logits_term(weighting, w, x[i])
+            if g != NULL:
+                g[i] = -off * w
+        if g != NULL:
+            g[label] = g[label] - u * on_label
+        return -on_label * x[label] + spread * lanes_sum(acc, LANES, rest)
+    max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
+    k = <floating>(<double>u * target_total / <double>total)
+    if stored and vabs(big) < INFINITY and total == total:
+        # g holds exp(x - m) per block and lane: rescale (see sparse_row).
+        block_factors(n_vec, big, k, block_m, factor)
+        for block in range((n_vec + BLOCK - 1) // BLOCK):
+            f = factor + block * LANES
+            for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
+                i = block * BLOCK + c * LANES
+                for j in range(LANES):
+                    w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
+                    acc[j] += smoothing_term(weighting, w, x[i + j], big)
+                    g[i + j] = g[i + j] * f[j] - off * w
+    elif g == NULL:
+        # The forward alone: one more read of the row, from cache, without exps.
+        for c in range(n_vec // LANES):
+            i = c * LANES
+            for j in range(LANES):
+                w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
+                acc[j] += smoothing_term(weighting, w, x[i + j], big)
+    else:
+        for c in range(n_vec // LANES):
+            i = c * LANES
+            for j in range(LANES):
+                w = <floating>1 if Weighting is UnweightedTag else cw[i + j]
+                acc[j] += smoothing_term(weighting, w, x[i + j], big)
+                g[i + j] = vexp_nonpositive(x[i + j] - big) * k - off * w
+    for i in range(n_vec, n):
+        w = <floating>1 if Weighting is UnweightedTag else cw[i]
+        rest += smoothing_term(weighting, w, x[i], big)
+        if g != NULL:
+            g[i] = vexp_nonpositive(x[i] - big) * k - off * w
+    if g != NULL:
+        g[label] = g[label] - u * on_label
+    loss = <double>on_label * <double>(big - x[label]) + <double>vlog(total) * target_total
+    return loss + spread * lanes_sum(acc, LANES, rest)
 
 
 # ---------------------------------------------------------------------------
@@ -345,6 +476,54 @@ cdef struct Job:
     void* out                    # (n_samples,) of the dtype, or NULL
     void* grad                   # (R, C) of the dtype, or NULL
     double* partial              # (R,) row losses when a sample has several rows, else NULL
+    # Cross-entropy options (the plain loss: NULL, 0, False)
+    const void* class_weight     # (C,) of the dtype, or NULL
+    double class_weight_total    # sum of class_weight (C without one)
+    bint class_weight_positive   # every class weight > 0
+    double smoothing             # label smoothing epsilon in [0, 1)
+    bint ignore                  # sparse: index -1 marks an ignored row
+
+
+cdef inline double _sparse_options_row(const floating* x, const Job* job, Py_ssize_t label,
+                                       floating u, floating* g) noexcept nogil:
+    """Sparse cross-entropy with class weights, ignored rows or smoothing."""
+    cdef Py_ssize_t j, n = job.n_classes
+    cdef const floating* cw = <const floating*>job.class_weight
+    cdef floating w_label, on_label, spread
+    if label < 0:
+        # An ignored row: nothing, not even its NaNs, reaches the loss.
+        if g != NULL:
+            for j in range(n):
+                g[j] = 0
+        return 0.0
+    w_label = cw[label] if cw != NULL else <floating>1
+    if job.smoothing == 0:
+        # A class weight alone scales the row like a row weight.
+        return w_label * sparse_row(x, n, label, job.from_logits, u * w_label, g)
+    on_label = <floating>((1.0 - job.smoothing) * w_label)
+    spread = <floating>(job.smoothing / n)
+    if cw != NULL and job.class_weight_positive:
+        return smoothed_row(_POSITIVE_WEIGHTED_TAG, x, n, label, cw, on_label, spread,
+                            on_label + spread * job.class_weight_total, job.from_logits, u, g)
+    if cw != NULL:
+        return smoothed_row(_WEIGHTED_TAG, x, n, label, cw, on_label, spread,
+                            on_label + spread * job.class_weight_total, job.from_logits, u, g)
+    return smoothed_row(_UNWEIGHTED_TAG, x, n, label, cw, on_label, spread,
+                        on_label + spread * job.class_weight_total, job.from_logits, u, g)
+
+
+cdef inline double _dense_options_row(const floating* x, const floating* y, const Job* job,
+                                      floating u, floating* g) noexcept nogil:
+    """Dense cross-entropy with class weights and/or smoothing."""
+    cdef Py_ssize_t n = job.n_classes
+    cdef const floating* cw = <const floating*>job.class_weight
+    cdef floating keep = <floating>(1.0 - job.smoothing)
+    cdef floating spread = <floating>(job.smoothing / n)
+    if cw != NULL and job.smoothing != 0:
+        return dense_row(x, y, cw, True, True, keep, spread, False, n, job.from_logits, u, g)
+    if cw != NULL:
+        return dense_row(x, y, cw, True, False, keep, spread, False, n, job.from_logits, u, g)
+    return dense_row(x, y, cw, False, True, keep, spread, False, n, job.from_logits, u, g)
 
 
 cdef inline void _row(Kind kind, const floating* pred, const Job* job,
@@ -373,14 +552,19 @@ cdef inline void _row(Kind kind, const floating* pred, const Job* job,
         factor = factor * job.sample_weight[sample]
     u = <floating>(factor * (1.0 if job.out_grad == NULL else job.out_grad[sample]) * row_w)
     if Kind is SparseCEKind:
-        loss = sparse_row(x, n_classes, job.index[r], job.from_logits, u, g)
+        if job.class_weight == NULL and job.smoothing == 0 and not job.ignore:
+            loss = sparse_row(x, n_classes, job.index[r], job.from_logits, u, g)
+        else:
+            loss = _sparse_options_row(x, job, job.index[r], u, g)
+    elif Kind is DenseCEKind and (job.class_weight != NULL or job.smoothing != 0):
+        loss = _dense_options_row(x, <const floating*>job.label + r * n_classes, job, u, g)
     else:
         if cw != NULL:
-            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, True,
-                             Kind is KLDivKind, n_classes, job.from_logits, u, g)
+            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, True, False,
+                             1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
         else:
-            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, False,
-                             Kind is KLDivKind, n_classes, job.from_logits, u, g)
+            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, False, False,
+                             1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
     loss = loss * row_w
     if job.partial != NULL:
         job.partial[r] = loss
@@ -415,6 +599,9 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
 
 # The kinds carry no parameters: one zero-initialised tag each selects _run's
 # specialisation.
+cdef WeightedTag _WEIGHTED_TAG
+cdef PositiveWeightedTag _POSITIVE_WEIGHTED_TAG
+cdef UnweightedTag _UNWEIGHTED_TAG
 cdef SparseCEKind _SPARSE_CE_TAG
 cdef DenseCEKind _DENSE_CE_TAG
 cdef KLDivKind _KL_DIV_TAG
@@ -433,7 +620,8 @@ cdef void _dispatch(int kind_id, const floating* pred, const Job* job,
 def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
                  Py_ssize_t w_sample_stride, Py_ssize_t w_row_stride,
                  Py_ssize_t w_class_stride, Py_ssize_t n_samples, Py_ssize_t n_inner,
-                 double scale, sample_weight, out_grad, out, grad, int n_threads):
+                 double scale, sample_weight, out_grad, out, grad, int n_threads,
+                 class_weight=None, double smoothing=0.0, bint ignore=False):
     """Run one softmax-family loss; see the module docstring for the contract.
 
     pred            : (R, C) C-contiguous float32 or float64.
@@ -443,6 +631,11 @@ def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
     n_samples, n_inner : R = n_outer * n_samples * n_inner.
     sample_weight, out_grad : (n_samples,) C-contiguous float64, or None (ones).
     out             : (n_samples,) of the dtype or None; grad: (R, C) of the dtype or None.
+    class_weight    : (C,) C-contiguous of pred's dtype, finite and >= 0, or None
+                      (cross-entropy only).
+    smoothing       : label smoothing in [0, 1) (cross-entropy only).
+    ignore          : sparse only: an index of -1 marks a row to ignore (loss and
+                      gradient 0).
 
     Every array is checked against this contract, the class indices and the
     weight's extent included (TypeError or ValueError).
@@ -464,11 +657,27 @@ def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
     job.from_logits = from_logits
     job.label = NULL
     job.index = NULL
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"softmax_loss: smoothing must lie in [0, 1), got {smoothing}")
+    if kind_id == KIND_KL_DIV and (class_weight is not None or smoothing != 0 or ignore):
+        raise ValueError("softmax_loss: KL_DIV takes no class_weight, smoothing or ignore")
+    job.smoothing = smoothing
+    job.ignore = ignore and kind_id == KIND_SPARSE_CE
+    job.class_weight = array_data(class_weight, "softmax_loss", "class_weight", typenum, 1,
+                                  job.n_classes, ANY, ANY, OPTIONAL)
+    job.class_weight_total = job.n_classes
+    job.class_weight_positive = False
+    if job.class_weight != NULL:
+        with nogil:
+            job.class_weight_total = _checked_total(job.class_weight, typenum, job.n_classes)
+        if not job.class_weight_total >= 0:
+            raise ValueError("softmax_loss: class_weight must be finite and >= 0")
+        job.class_weight_positive = bool(np.all(class_weight > 0))
     if kind_id == KIND_SPARSE_CE:
         job.index = <const Py_ssize_t*>array_data(index, "softmax_loss", "index", cnp.NPY_INTP,
                                                   1, job.n_rows, ANY, ANY, 0)
         with nogil:
-            bad = _first_outside(job.index, job.n_rows, job.n_classes)
+            bad = _first_outside(job.index, job.n_rows, job.n_classes, job.ignore)
         if bad >= 0:
             raise ValueError(f"softmax_loss: index[{bad}] = {job.index[bad]} is outside "
                              f"[0, {job.n_classes})")
@@ -512,12 +721,25 @@ def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
 
 
 cdef Py_ssize_t _first_outside(const Py_ssize_t* index, Py_ssize_t n,
-                               Py_ssize_t n_classes) noexcept nogil:
+                               Py_ssize_t n_classes, bint ignore) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
-        if index[i] < 0 or index[i] >= n_classes:
+        if (index[i] < 0 and not (ignore and index[i] == -1)) or index[i] >= n_classes:
             return i
     return -1
+
+
+cdef double _checked_total(const void* weights, int typenum, Py_ssize_t n) noexcept nogil:
+    """The sum of n class weights, or -1 when one is negative, infinite or NaN."""
+    cdef Py_ssize_t i
+    cdef double v, total = 0.0
+    for i in range(n):
+        v = (<const float*>weights)[i] if typenum == cnp.NPY_FLOAT32 else (
+            <const double*>weights)[i]
+        if not (0 <= v < INFINITY):
+            return -1.0
+        total += v
+    return total
 
 
 # ---------------------------------------------------------------------------
@@ -543,24 +765,34 @@ ctypedef fused label_t:
 
 
 cdef Py_ssize_t _to_index(const label_t* labels, Py_ssize_t n, Py_ssize_t n_classes,
-                          Py_ssize_t* out) noexcept nogil:
-    """Copy labels into out as indices; the position of the first label that is
-    not an integer in [0, n_classes), or -1.  Never casts an out-of-range float."""
+                          bint has_ignore, long long ignore, Py_ssize_t* out) noexcept nogil:
+    """Copy labels into out as indices, -1 for a label equal to ``ignore`` (when
+    has_ignore); the position of the first other label that is not an integer in
+    [0, n_classes), or -1.  Never casts an out-of-range float."""
     cdef Py_ssize_t i, k
     cdef label_t v
     for i in range(n):
         v = labels[i]
         if label_t is float or label_t is double:
+            if has_ignore and v == <double>ignore:
+                out[i] = -1
+                continue
             if not (v >= 0 and v < <double>n_classes):     # NaN fails here too
                 return i
             k = <Py_ssize_t>v
             if k != v:
                 return i
         elif label_t is u8 or label_t is u16 or label_t is u32 or label_t is u64:
+            if has_ignore and ignore >= 0 and <u64>v == <u64>ignore:
+                out[i] = -1
+                continue
             if v >= <u64>n_classes:
                 return i
             k = <Py_ssize_t>v
         else:
+            if has_ignore and <long long>v == ignore:
+                out[i] = -1
+                continue
             if v < 0 or v >= n_classes:
                 return i
             k = <Py_ssize_t>v
@@ -569,43 +801,49 @@ cdef Py_ssize_t _to_index(const label_t* labels, Py_ssize_t n, Py_ssize_t n_clas
 
 
 cdef Py_ssize_t _convert(int typenum, const void* src, Py_ssize_t n, Py_ssize_t n_classes,
-                         Py_ssize_t* out) noexcept nogil:
+                         bint has_ignore, long long ignore, Py_ssize_t* out) noexcept nogil:
     if typenum == cnp.NPY_INT8:
-        return _to_index(<const i8*>src, n, n_classes, out)
+        return _to_index(<const i8*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_INT16:
-        return _to_index(<const short*>src, n, n_classes, out)
+        return _to_index(<const short*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_INT32:
-        return _to_index(<const int*>src, n, n_classes, out)
+        return _to_index(<const int*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_INT64:
-        return _to_index(<const long long*>src, n, n_classes, out)
+        return _to_index(<const long long*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_UINT8:
-        return _to_index(<const u8*>src, n, n_classes, out)
+        return _to_index(<const u8*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_UINT16:
-        return _to_index(<const u16*>src, n, n_classes, out)
+        return _to_index(<const u16*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_UINT32:
-        return _to_index(<const u32*>src, n, n_classes, out)
+        return _to_index(<const u32*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_UINT64:
-        return _to_index(<const u64*>src, n, n_classes, out)
+        return _to_index(<const u64*>src, n, n_classes, has_ignore, ignore, out)
     elif typenum == cnp.NPY_FLOAT32:
-        return _to_index(<const float*>src, n, n_classes, out)
+        return _to_index(<const float*>src, n, n_classes, has_ignore, ignore, out)
     else:
-        return _to_index(<const double*>src, n, n_classes, out)
+        return _to_index(<const double*>src, n, n_classes, has_ignore, ignore, out)
 
 
-def class_indices(cnp.ndarray labels not None, Py_ssize_t n_classes):
+def class_indices(cnp.ndarray labels not None, Py_ssize_t n_classes, ignore=None):
     """Check labels and convert them to intp: ``(indices, first bad position or -1)``.
 
     labels : 1-D C-contiguous, native byte order, of one of the integer
              types int8..int64, uint8..uint64, or float32/float64.
+    ignore : None, or an integer (any value, also outside [0, n_classes)):
+             labels equal to it become -1 and are not checked.
     """
     cdef int typenum = cnp.PyArray_TYPE(labels)
     cdef const void* src
     cdef cnp.npy_intp n
+    cdef bint has_ignore = ignore is not None
+    cdef long long ignore_value = 0
     if cnp.PyArray_NDIM(labels) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(labels) or not (
             cnp.PyArray_ISNOTSWAPPED(labels) and cnp.PyArray_ISALIGNED(labels)):
         raise ValueError(f"class_indices: labels must be 1-D, C-contiguous, aligned and in "
                          f"native byte order, got shape {(<object>labels).shape}, "
                          f"dtype {labels.dtype}")
+    if has_ignore:
+        ignore_value = ignore      # an integer that fits int64 (checked by the caller)
     src = cnp.PyArray_DATA(labels)
     n = cnp.PyArray_DIM(labels, 0)
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INTP, 0)
@@ -620,7 +858,7 @@ def class_indices(cnp.ndarray labels not None, Py_ssize_t n_classes):
                          cnp.NPY_FLOAT32, cnp.NPY_FLOAT64):
         raise TypeError(f"class_indices: unsupported label dtype {labels.dtype}")
     with nogil:
-        bad = _convert(typenum, src, n, n_classes, dst)
+        bad = _convert(typenum, src, n, n_classes, has_ignore, ignore_value, dst)
     return out, bad
 
 

@@ -39,9 +39,9 @@ def as_numeric_array(x, name):
 
 
 def compute_dtype(*differentiable):
-    """float32 when every differentiable input is float32, else float64."""
+    """float32 when every differentiable input is float32 or float16, else float64."""
     for a in differentiable:
-        if a.dtype.kind != "f" or a.dtype.itemsize != 4:   # any byte order
+        if a.dtype.kind != "f" or a.dtype.itemsize > 4:   # any byte order
             return np.float64
     return np.float32
 
@@ -75,6 +75,58 @@ def check_int(value, name):
 def check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_class_weight(class_weight):
+    """None, or SoftmaxCrossEntropyLoss's ``class_weight`` as read-only copies,
+    ``{numpy.float32: ..., numpy.float64: ...}``, each finite and >= 0."""
+    if class_weight is None:
+        return None
+    weights = as_numeric_array(class_weight, "class_weight")
+    if weights.ndim != 1:
+        raise ValueError(f"class_weight must be 1-D (one weight per class), got shape "
+                         f"{weights.shape}")
+    weights = weights.astype(np.float64)
+    bad = ~(np.isfinite(weights) & (weights >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"class_weight[{i}] = {float(weights[i])!r} is not a finite number >= 0")
+    copies = {np.float64: weights, np.float32: weights.astype(np.float32)}
+    for copy in copies.values():
+        copy.flags.writeable = False
+    return copies
+
+
+def check_class_count(n_weights, n_classes, axis, shape):
+    """SoftmaxCrossEntropyLoss's ``class_weight`` must have one entry per class."""
+    if n_weights != n_classes:
+        raise ValueError(f"class_weight has {n_weights} entries but pred has {n_classes} "
+                         f"classes along axis {axis} (pred shape {shape}); it needs one "
+                         f"weight per class")
+
+
+def check_ignore_label(ignore_label, sparse):
+    """None, or SoftmaxCrossEntropyLoss's ``ignore_label`` as a Python int."""
+    if ignore_label is None:
+        return None
+    if isinstance(ignore_label, (bool, np.bool_)):
+        raise TypeError(f"ignore_label must be an integer or None, got {ignore_label!r}")
+    value = check_int(ignore_label, "ignore_label")
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError(f"ignore_label must fit in 64 bits, got {value}")
+    if not sparse:
+        raise ValueError(f"ignore_label={value} needs sparse labels (sparse_label=True): "
+                         f"dense labels have no label value to ignore")
+    return value
+
+
+def check_label_smoothing(label_smoothing):
+    """SoftmaxCrossEntropyLoss's ``label_smoothing`` as a float in [0, 1)."""
+    check_real(label_smoothing, "label_smoothing")
+    value = float(label_smoothing)
+    if not 0 <= value < 1:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
     return value
 
 
@@ -211,10 +263,11 @@ _INDEX_SOURCE_DTYPES = frozenset(np.dtype(t) for t in (
     np.float32, np.float64))
 
 
-def class_indices(label, rows_shape, n_rows, n_classes, axis, scan):
-    """Sparse labels as an intp array of ``rows_shape``, each an integer in [0, n_classes).
+def class_indices(label, rows_shape, n_rows, n_classes, axis, scan, ignore=None):
+    """Sparse labels as an intp array of ``rows_shape``, each an integer in [0, n_classes)
+    or -1 where it equals ``ignore`` (None: no label is ignored).
 
-    ``scan(flat, n_classes)`` is the compiled check-and-convert pass: it
+    ``scan(flat, n_classes, ignore)`` is the compiled check-and-convert pass: it
     returns ``(indices, position of the first bad label or -1)``.
     """
     if label.size != n_rows:
@@ -228,7 +281,7 @@ def class_indices(label, rows_shape, n_rows, n_classes, axis, scan):
         flat = flat.astype(np.float64 if dtype.kind == "f" else np.int64)
     if not flat.flags.c_contiguous:
         flat = np.ascontiguousarray(flat)
-    index, bad = scan(flat, n_classes)
+    index, bad = scan(flat, n_classes, ignore)
     if bad >= 0:
         value = label.reshape(-1)[bad].item()
         if value != value:
@@ -240,14 +293,17 @@ def class_indices(label, rows_shape, n_rows, n_classes, axis, scan):
         raise element_error(
             "label", unravel(bad, label.shape), value, problem,
             f"sparse labels must be integer class indices in [0, {n_classes}) (pred has "
-            f"{n_classes} classes along axis {axis})")
+            f"{n_classes} classes along axis {axis})"
+            + ("" if ignore is None else f" or ignore_label = {ignore}"))
     return index if len(rows_shape) == 1 else index.reshape(rows_shape)
 
 
-def ctc_labels(label, label_layout, given_lengths, n_classes, resolve):
+def ctc_labels(label, label_layout, given_lengths, n_classes, resolve, blank_first=False):
     """Resolve every sample's CTC label length and check the labels inside it.
 
-    ``resolve`` is the compiled pass (see ``_ctc.resolve_labels``).  Returns
+    The blank is class C-1 and labels are padded with -1, or (``blank_first``)
+    the blank is class 0 and labels are padded with 0.  ``resolve`` is the
+    compiled pass (see ``_ctc.resolve_labels``).  Returns
     the lengths (int64) and the used labels as a C-contiguous int32
     ``(N, L)`` array (-1 past each length) for the kernel.
     """
@@ -266,12 +322,14 @@ def ctc_labels(label, label_layout, given_lengths, n_classes, resolve):
     n, width = rows.shape
     label_lengths = np.empty(n, np.int64)
     kernel_label = np.empty((n, width), np.int32)
-    bad = resolve(values, given_lengths, n_classes, kernel_label, label_lengths)
+    bad = resolve(values, given_lengths, n_classes, kernel_label, label_lengths, blank_first)
     if bad >= 0:
         b, j = divmod(bad, width)
         where = (b, j) if label_layout == "NT" else (j, b)
         value = rows[b, j].item()
-        if value == -1:
+        pad, blank = (0, 0) if blank_first else (-1, n_classes - 1)
+        first, last = (1, n_classes - 1) if blank_first else (0, n_classes - 2)
+        if value == pad:
             # only possible with label_lengths: otherwise the first -1 ends the label
             raise element_error("label", where, value, f"(padding) lies inside "
                                 f"label_lengths[{b}] = {given_lengths[b]}")
@@ -280,8 +338,8 @@ def ctc_labels(label, label_layout, given_lengths, n_classes, resolve):
                                 f"pred has only the blank class (C = {n_classes}), so every "
                                 f"label must be empty")
         raise element_error("label", where, value, "is not a valid CTC label",
-                            f"labels must be integers in [0, {n_classes - 2}] (class "
-                            f"{n_classes - 1} is the blank), padded with -1")
+                            f"labels must be integers in [{first}, {last}] (class "
+                            f"{blank} is the blank), padded with {pad}")
     return label_lengths, kernel_label
 
 
@@ -383,7 +441,7 @@ def validate_softmax(loss, inputs, options, out_grad):
                              f"undefined")
     if loss._sparse:
         label = class_indices(label, rows_shape, n_rows, n_classes, axis,
-                              loss._kernels.class_indices)
+                              loss._kernels.class_indices, loss._ignore_label)
     else:
         label = reshape_like(label, shape, pred.size, "label")
     if sample_weight is not None:
@@ -393,6 +451,8 @@ def validate_softmax(loss, inputs, options, out_grad):
             if loss_shape is class_loss_shape else "the elementwise loss (pred's shape)")
     if out_grad is not None:
         out_grad = broadcastable_array(out_grad, "out_grad", (n_out,), "the loss output")
+    if loss._class_weights is not None:
+        check_class_count(loss._class_weights[np.float64].size, n_classes, loss._axis, shape)
     return SoftmaxCall(pred, label, sample_weight, out_grad, compute_dtype(pred), axis, batch_axis,
                        loss_shape, n_out, n_loss // n_out if n_out else 0)
 
@@ -479,7 +539,8 @@ def validate_ctc(loss, inputs, options, out_grad):
                             "the number of frames T")
     given = lengths(label_lengths, "label_lengths", n_samples, width, "the label width L")
     label_lengths, kernel_label = ctc_labels(label, loss._label_layout, given, n_classes,
-                                             loss._kernels.resolve_labels)
+                                             loss._kernels.resolve_labels,
+                                             loss._blank_label == "first")
     dtype = compute_dtype(pred)
     sample_weight = per_sample_weight(sample_weight, n_samples, dtype)
     out_grad = out_grad_vector(out_grad, n_samples)

@@ -26,7 +26,8 @@ class CTCLoss(Loss):
 
     ``pred`` holds unnormalised activations; the loss applies a softmax over
     the classes, :math:`y_{t,k} = e^{x_{t,k}} / \sum_j e^{x_{t,j}}`.  Class
-    :math:`C-1` is the blank.  For a sample with label :math:`l` of length
+    :math:`C-1` is the blank (class 0 with ``blank_label='first'``).  For a
+    sample with label :math:`l` of length
     :math:`S` and :math:`T_b` frames, let :math:`\mathcal{B}^{-1}(l)` be the
     alignments :math:`\pi \in \{0..C-1\}^{T_b}` that give :math:`l` once
     repeated classes are merged and blanks removed:
@@ -56,6 +57,13 @@ class CTCLoss(Loss):
         :math:`T_b`, since each repeat needs a blank between), or one ruled out
         by ``-inf`` logits.  True: loss 0 (MXNet's result); False: ``+inf``
         (times :math:`w s_b`).  Either way its gradient is 0.
+    blank_label : {'last', 'first'}, default 'last'
+        Keyword-only.  'last': class C-1 is the blank, labels lie in [0, C-2]
+        and are padded with -1 (MXNet's CTCLoss).  'first': class 0 is the
+        blank, labels lie in [1, C-1] and are padded with 0 (MXNet's
+        ``ctc_loss`` operator with ``blank_label='first'``, PyTorch's
+        ``ctc_loss`` with ``blank=0``, warp-ctc).  The loss and its speed are
+        otherwise the same.
 
     Notes
     -----
@@ -64,10 +72,12 @@ class CTCLoss(Loss):
 
     - ``pred``: (N, T, C) or (T, N, C), real numbers; C >= 1.
     - ``label``: (N, L) or (L, N), integers in [0, C-2] padded with -1 (float
-      values must be integral).  L may exceed T.  Without ``label_lengths``
-      a row's label ends at its first -1 (or after L entries); entries after
-      the label's end are ignored, whatever they are.  A -1 inside a given
-      ``label_lengths`` is an error.  An empty label is valid (all blanks).
+      values must be integral); with ``blank_label='first'``, integers in
+      [1, C-1] padded with 0.  L may exceed T.  Without ``label_lengths``
+      a row's label ends at its first padding value (or after L entries);
+      entries after the label's end are ignored, whatever they are.  A
+      padding value inside a given ``label_lengths`` is an error.  An empty
+      label is valid (all blanks).
     - ``pred_lengths``: None (every sample uses all T frames) or N integers in
       [0, T]; sample b uses frames [0, pred_lengths[b]).
     - ``label_lengths``: None or N integers in [0, L].
@@ -95,6 +105,13 @@ class CTCLoss(Loss):
     array([70., 28., 45.])
     >>> grad.shape, bool(np.abs(grad.sum(axis=2)).max() < 1e-12)   # rows sum to 0
     ((3, 6, 4), True)
+
+    The same labels with the blank first (class 0) and a, b, c as 1, 2, 3,
+    padded with 0:
+
+    >>> first = gl.CTCLoss(blank_label="first")
+    >>> np.round(4 ** 6 * np.exp(-first(pred, np.where(label < 0, 0, label + 1))))
+    array([70., 28., 45.])
     """
 
     _kernels = _ctc
@@ -103,13 +120,16 @@ class CTCLoss(Loss):
     _options = (("pred_lengths", None), ("label_lengths", None), ("sample_weight", None))
     _parameter_docs = {
         "pred": ("array_like", "Unnormalised activations, (N, T, C) for ``layout='NTC'`` or\n"
-                               "(T, N, C) for ``'TNC'``; class C-1 is the blank."),
+                               "(T, N, C) for ``'TNC'``; class C-1 is the blank (class 0\n"
+                               "with ``blank_label='first'``)."),
         "label": ("array_like", "(N, L) for ``label_layout='NT'`` or (L, N) for ``'TN'``:\n"
-                                "integers in [0, C-2], rows padded with -1."),
+                                "integers in [0, C-2], rows padded with -1 (with\n"
+                                "``blank_label='first'``: in [1, C-1], padded with 0)."),
         "pred_lengths": ("array_like, optional",
                          "N frame counts in [0, T]; None means T for every sample."),
         "label_lengths": ("array_like, optional",
-                          "N label lengths in [0, L]; None means up to the first -1."),
+                          "N label lengths in [0, L]; None means up to the first padding\n"
+                          "value (-1, or 0 with ``blank_label='first'``)."),
         "sample_weight": ("array_like, optional",
                           "N per-sample weights (any shape) or a single one."),
     }
@@ -118,8 +138,10 @@ class CTCLoss(Loss):
                  "infeasible samples.")
 
     def __init__(self, layout: str = "NTC", label_layout: str = "NT",
-                 weight: float | None = None, zero_infinity: bool = True) -> None:
+                 weight: float | None = None, zero_infinity: bool = True, *,
+                 blank_label: str = "last") -> None:
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
+        self._blank_label = check_choice(blank_label, "blank_label", ("first", "last"))
         self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
         # batch_axis as MXNet defines it for CTCLoss: the label's batch axis.
         super().__init__(weight, label_layout.find("N"))
@@ -136,13 +158,19 @@ class CTCLoss(Loss):
         return self._label_layout
 
     @property
+    def blank_label(self) -> str:
+        """Where the blank is: 'last' (class C-1) or 'first' (class 0)."""
+        return self._blank_label
+
+    @property
     def zero_infinity(self) -> bool:
         """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
         return self._zero_infinity
 
     def __repr__(self) -> str:
+        blank = "" if self._blank_label == "last" else ", blank_label='first'"
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
-                f"w={self._weight}, zero_infinity={self._zero_infinity})")
+                f"w={self._weight}, zero_infinity={self._zero_infinity}{blank})")
 
     # -- the two halves of a call -------------------------------------------
 
@@ -164,5 +192,5 @@ class CTCLoss(Loss):
                  frames=frames, label_length=call.label_lengths, loss_scale=loss_scale,
                  grad_scale=np.ascontiguousarray(grad_scale, np.float64),
                  zero_infinity=self._zero_infinity, out=out, grad=grad,
-                 n_threads=threads_for(work))
+                 n_threads=threads_for(work), blank_first=self._blank_label == "first")
         return out, grad

@@ -5,7 +5,7 @@ CosineEmbeddingLoss and SDMLLoss.
 argument order, each shaped like its input; ``out_grad`` (ones by default)
 weights the per-sample losses: the gradient is that of
 :math:`\sum_b g_b\,\mathrm{out}_b`.  Computation is float32 when every
-differentiable input is float32, else float64.
+differentiable input is float32 or float16, else float64.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ function, so a bug in the compiled path shows up as a difference.
 The arithmetic is written for clarity, not speed: float64 throughout, with
 NumPy broadcasting for ``sample_weight`` and ``out_grad``; results are cast to
 the compute dtype at the end (float32 when every differentiable input is
-float32, else float64).  Use these classes to cross-check the compiled
+float32 or float16, else float64).  Use these classes to cross-check the compiled
 kernels, or as a readable statement of what each loss computes.
 
 >>> import numpy as np
@@ -26,7 +26,14 @@ from collections import namedtuple
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
 
-from gluonloss._validation import check_choice, check_int, check_positive, check_real
+from gluonloss._validation import (
+    check_choice,
+    check_ignore_label,
+    check_int,
+    check_label_smoothing,
+    check_positive,
+    check_real,
+)
 
 __all__ = [
     "L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss",
@@ -56,8 +63,9 @@ def _numeric(x, name):
 
 
 def _float_dtype(*differentiable):
-    """The compute dtype: float32 when every differentiable input is float32."""
-    both = all(a.dtype.kind == "f" and a.dtype.itemsize == 4 for a in differentiable)
+    """The compute dtype: float32 when every differentiable input is float32 or
+    float16, else float64."""
+    both = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in differentiable)
     return np.dtype(np.float32) if both else np.dtype(np.float64)
 
 
@@ -238,11 +246,11 @@ class _Elementwise(_ElementwiseBase):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, sample_weight, None, None, None)[0]
 
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, sample_weight, None, None, out_grad)[1]
 
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, sample_weight, None, None, out_grad)
 
@@ -338,11 +346,11 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseBase):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, sample_weight, pos_weight, None, None)[0]
 
-    def gradient(self, pred, label, sample_weight=None, pos_weight=None, out_grad=None):
+    def gradient(self, pred, label, *, sample_weight=None, pos_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, sample_weight, pos_weight, None, out_grad)[1]
 
-    def value_and_gradient(self, pred, label, sample_weight=None, pos_weight=None,
+    def value_and_gradient(self, pred, label, *, sample_weight=None, pos_weight=None,
                            out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, sample_weight, pos_weight, None, out_grad)
@@ -382,11 +390,11 @@ class PoissonNLLLoss(_ElementwiseBase):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, target, sample_weight, None, epsilon, None)[0]
 
-    def gradient(self, pred, target, sample_weight=None, epsilon=1e-08, out_grad=None):
+    def gradient(self, pred, target, *, sample_weight=None, epsilon=1e-08, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, target, sample_weight, None, epsilon, out_grad)[1]
 
-    def value_and_gradient(self, pred, target, sample_weight=None, epsilon=1e-08,
+    def value_and_gradient(self, pred, target, *, sample_weight=None, epsilon=1e-08,
                            out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, target, sample_weight, None, epsilon, out_grad)
@@ -410,9 +418,10 @@ _SoftmaxCall = namedtuple("_SoftmaxCall", "pred label sample_weight out_grad dty
                                           "batch_axis loss_shape n per_sample")
 
 
-def _class_indices(label, rows_shape, n_classes, axis):
+def _class_indices(label, rows_shape, n_classes, axis, ignore=None):
     """Sparse labels as an int64 array of ``rows_shape`` (pred without its class
-    axis), each an integer in [0, n_classes); ValueError naming the first bad one."""
+    axis), each an integer in [0, n_classes), or -1 where the label equals
+    ``ignore``; ValueError naming the first bad one."""
     n_rows = math.prod(rows_shape)
     if label.size != n_rows:
         raise ValueError(
@@ -426,7 +435,8 @@ def _class_indices(label, rows_shape, n_classes, axis):
     else:
         values = flat
         integral = np.ones(flat.shape, bool)
-    good = integral & (values >= 0) & (values < n_classes)
+    ignored = np.zeros(flat.shape, bool) if ignore is None else (values == ignore)
+    good = ignored | (integral & (values >= 0) & (values < n_classes))
     if not good.all():
         first = int(np.argmin(good))
         # a 0-d label is called just "label", as the compiled losses call it
@@ -441,8 +451,9 @@ def _class_indices(label, rows_shape, n_classes, axis):
             what = f"is outside [0, {n_classes})"
         raise ValueError(
             f"label{where} = {value!r} {what}: sparse labels must be integer class indices "
-            f"in [0, {n_classes}) (pred has {n_classes} classes along axis {axis})")
-    return values.astype(np.int64).reshape(rows_shape)
+            f"in [0, {n_classes}) (pred has {n_classes} classes along axis {axis})"
+            + ("" if ignore is None else f" or ignore_label = {ignore}"))
+    return np.where(ignored, -1, values).astype(np.int64).reshape(rows_shape)
 
 
 class _SoftmaxFamily(_Loss):
@@ -465,11 +476,11 @@ class _SoftmaxFamily(_Loss):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, sample_weight, None)[0]
 
-    def gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, sample_weight, out_grad)[1]
 
-    def value_and_gradient(self, pred, label, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, pred, label, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, sample_weight, out_grad)
 
@@ -505,7 +516,8 @@ class _SoftmaxFamily(_Loss):
                              f"batch_axis={self._batch_axis}); the per-sample mean is "
                              f"undefined")
         if self._sparse:
-            label = _class_indices(label, rows_shape, n_classes, axis)
+            label = _class_indices(label, rows_shape, n_classes, axis,
+                                   getattr(self, "_ignore_label", None))
         else:
             label = _like(label, shape, "label")
         sample_weight = _broadcasting(sample_weight, "sample_weight", loss_shape, where)
@@ -517,11 +529,14 @@ class _SoftmaxFamily(_Loss):
         dtype, axis, batch_axis = call.dtype, call.axis, call.batch_axis
         p = _wide(call.pred, dtype)
         lp = p if self._from_logits else p - logsumexp(p, axis=axis, keepdims=True)
-        if self._sparse:            # one-hot rows
+        if self._sparse:            # one-hot rows (all zero where ignored)
             y = np.zeros(p.shape)
-            np.put_along_axis(y, np.expand_dims(call.label, axis), 1.0, axis=axis)
+            kept = np.expand_dims(call.label >= 0, axis)
+            np.put_along_axis(y, np.expand_dims(np.maximum(call.label, 0), axis), 1.0, axis=axis)
+            y *= kept
         else:
             y = _wide(call.label, dtype)
+        y = self._target(y, p.shape, axis)
         loss = self._elementwise_loss(call, y, lp, p)       # shape call.loss_shape
         s = 1.0 if call.sample_weight is None else _wide(call.sample_weight, dtype)
         ws = self._w() * np.broadcast_to(s, call.loss_shape)
@@ -534,8 +549,14 @@ class _SoftmaxFamily(_Loss):
             grad = -yu
         else:
             grad = np.exp(lp) * np.sum(yu, axis=axis, keepdims=True) - yu
+        if self._sparse:            # ignored positions: exactly 0, whatever pred holds
+            grad = np.where(np.expand_dims(call.label >= 0, axis), grad, 0.0)
         return (np.ascontiguousarray(out, dtype).reshape(call.n),
                 np.ascontiguousarray(grad, dtype))
+
+    def _target(self, y, shape, axis):
+        """The target distribution the loss compares with (the label itself here)."""
+        return y
 
 
 def _label_times(y, lp, p):
@@ -544,18 +565,67 @@ def _label_times(y, lp, p):
 
 
 class SoftmaxCrossEntropyLoss(_SoftmaxFamily):
-    """-log softmax(p)[label] (sparse) or -sum_j y_j log softmax(p)_j (dense)."""
+    """-sum_j t_j log softmax(p)_j: t the one-hot (sparse) or given (dense)
+    label, smoothed to (1 - eps) t + eps / C and times the class weights;
+    0 where a sparse label equals ``ignore_label``."""
 
     def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None,
-                 batch_axis=0):
+                 batch_axis=0, *, class_weight=None, ignore_label=None, label_smoothing=0.0):
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
+        self._class_weight = _class_weight(class_weight)
+        self._ignore_label = check_ignore_label(ignore_label, self._sparse)
+        self._label_smoothing = check_label_smoothing(label_smoothing)
+
+    def _validate(self, pred, label, sample_weight, out_grad):
+        call = super()._validate(pred, label, sample_weight, out_grad)
+        n_classes = call.pred.shape[call.axis]
+        if self._class_weight is not None and self._class_weight.size != n_classes:
+            raise ValueError(f"class_weight has {self._class_weight.size} entries but pred "
+                             f"has {n_classes} classes along axis {self._axis} (pred shape "
+                             f"{call.pred.shape}); it needs one weight per class")
+        return call
+
+    def _target(self, y, shape, axis):
+        n_classes = shape[axis]
+        eps = self._label_smoothing
+        if eps:
+            present = np.sum(y, axis=axis, keepdims=True) > 0 if self._sparse else True
+            y = (1 - eps) * y + np.where(present, eps / n_classes, 0.0)
+        if self._class_weight is not None:
+            y = y * self._class_weight.reshape([-1 if a == axis else 1
+                                                for a in range(len(shape))])
+        return y
 
     def _elementwise_loss(self, call, y, lp, p):
+        if self._sparse and not self._label_smoothing:
+            # Only the label's own log-probability is read (times its weight).
+            index = np.expand_dims(np.maximum(call.label, 0), call.axis)
+            picked = np.take_along_axis(lp, index, call.axis)
+            if self._class_weight is not None:
+                picked = picked * self._class_weight[index]
+            loss = -picked
+        else:
+            loss = -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
         if self._sparse:
-            return -np.take_along_axis(lp, np.expand_dims(call.label, call.axis), call.axis)
-        return -np.sum(_label_times(y, lp, p), axis=call.axis, keepdims=True)
+            loss = np.where(np.expand_dims(call.label >= 0, call.axis), loss, 0.0)
+        return loss
+
+
+def _class_weight(class_weight):
+    """None, or the class weights as a float64 vector, each finite and >= 0."""
+    if class_weight is None:
+        return None
+    weights = _numeric(class_weight, "class_weight")
+    if weights.ndim != 1:
+        raise ValueError(f"class_weight must be 1-D (one weight per class), got shape "
+                         f"{weights.shape}")
+    weights = weights.astype(np.float64)
+    for i, value in enumerate(weights.tolist()):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"class_weight[{i}] = {value!r} is not a finite number >= 0")
+    return weights
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
@@ -591,11 +661,11 @@ class TripletLoss(_Loss):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, positive, negative, sample_weight, None)[0]
 
-    def gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
+    def gradient(self, pred, positive, negative, *, sample_weight=None, out_grad=None):
         """``(d_pred, d_positive, d_negative)``."""
         return self._evaluate(pred, positive, negative, sample_weight, out_grad)[1]
 
-    def value_and_gradient(self, pred, positive, negative, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, pred, positive, negative, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, positive, negative, sample_weight, out_grad)
 
@@ -646,11 +716,11 @@ class CosineEmbeddingLoss(_Loss):
         """Per-vector loss, shape ``(number of vectors,)``."""
         return self._evaluate(input1, input2, label, sample_weight, None)[0]
 
-    def gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
+    def gradient(self, input1, input2, label, *, sample_weight=None, out_grad=None):
         """``(d_input1, d_input2)``."""
         return self._evaluate(input1, input2, label, sample_weight, out_grad)[1]
 
-    def value_and_gradient(self, input1, input2, label, sample_weight=None, out_grad=None):
+    def value_and_gradient(self, input1, input2, label, *, sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(input1, input2, label, sample_weight, out_grad)
 
@@ -726,11 +796,11 @@ class SDMLLoss(_Loss):
         """Per-row loss, shape ``(N,)``."""
         return self._evaluate(x1, x2, None)[0]
 
-    def gradient(self, x1, x2, out_grad=None):
+    def gradient(self, x1, x2, *, out_grad=None):
         """``(d_x1, d_x2)``."""
         return self._evaluate(x1, x2, out_grad)[1]
 
-    def value_and_gradient(self, x1, x2, out_grad=None):
+    def value_and_gradient(self, x1, x2, *, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(x1, x2, out_grad)
 
@@ -856,43 +926,46 @@ def _ctc_lengths(x, name, n, limit, limit_name):
     return values.astype(np.int64)
 
 
-def _ctc_labels(label, label_layout, given, n_classes):
+def _ctc_labels(label, label_layout, given, n_classes, blank_first):
     """Each sample's label sequence (int64), cut at its length.
 
     The length is ``given[b]`` or, without ``label_lengths``, the position of
-    the sample's first -1 (the whole row without one).  Every entry inside the
-    length must be an integer in [0, C - 2]; entries after it are never looked at.
+    the sample's first padding value (-1, or 0 when the blank is first; the
+    whole row without one).  Every entry inside the length must be an integer
+    in [0, C - 2] ([1, C - 1] when the blank is first); entries after it are
+    never looked at.
     """
     rows = label if label_layout == "NT" else label.T            # (N, L)
-    last = n_classes - 2
+    first, last = (1, n_classes - 1) if blank_first else (0, n_classes - 2)
+    pad, blank = (0, 0) if blank_first else (-1, n_classes - 1)
     sequences = []
     for b in range(rows.shape[0]):
         row = rows[b]
         if given is not None:
             length = int(given[b])
         else:
-            padding = np.flatnonzero(row == -1)
+            padding = np.flatnonzero(row == pad)
             length = int(padding[0]) if padding.size else row.size
         used = row[:length]
         if used.dtype.kind == "f":
             good = np.isfinite(used) & (used == np.floor(used))
         else:
             good = np.ones(used.shape, bool)
-        good &= (used >= 0) & (used <= last) if last >= 0 else False
+        good &= (used >= first) & (used <= last) if last >= first else False
         if not np.all(good):
             j = int(np.argmin(good))
             where = f"label[{b}, {j}]" if label_layout == "NT" else f"label[{j}, {b}]"
             value = used[j].item()
-            if value == -1:
-                raise ValueError(f"{where} = -1 (padding) lies inside label_lengths[{b}] = "
-                                 f"{given[b]}")
-            if last < 0:
+            if value == pad:
+                raise ValueError(f"{where} = {value!r} (padding) lies inside "
+                                 f"label_lengths[{b}] = {given[b]}")
+            if last < first:
                 raise ValueError(f"{where} = {value!r} is not a valid CTC label: pred has only "
                                  f"the blank class "
                                  f"(C = {n_classes}), so every label must be empty")
             raise ValueError(f"{where} = {value!r} is not a valid CTC label: labels must be "
-                             f"integers in [0, {last}] (class {n_classes - 1} is the blank), "
-                             f"padded with -1")
+                             f"integers in [{first}, {last}] (class {blank} is the blank), "
+                             f"padded with {pad}")
         sequences.append(used.astype(np.int64))
     return sequences
 
@@ -901,10 +974,13 @@ _CtcCall = namedtuple("_CtcCall", "pred labels pred_lengths sample_weight out_gr
 
 
 class CTCLoss(_Loss):
-    """-log sum over alignments of prod_t softmax(x_t)[pi_t], blank = class C - 1."""
+    """-log sum over alignments of prod_t softmax(x_t)[pi_t], blank = class C - 1
+    (``blank_label='last'``) or class 0 (``'first'``)."""
 
-    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True):
+    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True, *,
+                 blank_label="last"):
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
+        self._blank_label = check_choice(blank_label, "blank_label", ("first", "last"))
         self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
         # MXNet's batch_axis for CTCLoss: the label's batch axis.
         super().__init__(weight, label_layout.find("N"))
@@ -925,21 +1001,27 @@ class CTCLoss(_Loss):
         """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
         return self._zero_infinity
 
+    @property
+    def blank_label(self):
+        """Where the blank is: 'last' (class C-1) or 'first' (class 0)."""
+        return self._blank_label
+
     def __repr__(self):
+        blank = "" if self._blank_label == "last" else ", blank_label='first'"
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
-                f"w={self._weight}, zero_infinity={self._zero_infinity})")
+                f"w={self._weight}, zero_infinity={self._zero_infinity}{blank})")
 
     def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
         """Per-sample loss, shape ``(N,)``."""
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None)[0]
 
-    def gradient(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None,
+    def gradient(self, pred, label, *, pred_lengths=None, label_lengths=None, sample_weight=None,
                  out_grad=None):
         """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight,
                               out_grad)[1]
 
-    def value_and_gradient(self, pred, label, pred_lengths=None, label_lengths=None,
+    def value_and_gradient(self, pred, label, *, pred_lengths=None, label_lengths=None,
                            sample_weight=None, out_grad=None):
         """``(forward(...), gradient(...))``."""
         return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad)
@@ -972,7 +1054,8 @@ class CTCLoss(_Loss):
                                     "the number of frames T")
         label_lengths = _ctc_lengths(label_lengths, "label_lengths", n, width,
                                      "the label width L")
-        labels = _ctc_labels(label, self._label_layout, label_lengths, n_classes)
+        labels = _ctc_labels(label, self._label_layout, label_lengths, n_classes,
+                             self._blank_label == "first")
         dtype = _float_dtype(pred)
         sample_weight = _one_per_sample(sample_weight, n, dtype)
         og = _broadcasting(out_grad, "out_grad", (n,), "the loss output")
@@ -992,7 +1075,8 @@ class CTCLoss(_Loss):
         out = np.empty(n)
         grad = np.zeros(x.shape)
         for b in range(n):
-            nll, g = _ctc_sample(x[b, :frames[b]], call.labels[b], n_classes - 1)
+            blank = 0 if self._blank_label == "first" else n_classes - 1
+            nll, g = _ctc_sample(x[b, :frames[b]], call.labels[b], blank)
             if nll == np.inf and self._zero_infinity:
                 out[b] = 0.0
             else:

@@ -31,6 +31,7 @@ which is not a per-sample loss.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
@@ -42,7 +43,13 @@ from gluonloss._layout import (
     to_class_rows,
 )
 from gluonloss._threads import threads_for
-from gluonloss._validation import check_int, validate_softmax
+from gluonloss._validation import (
+    check_class_weight,
+    check_ignore_label,
+    check_int,
+    check_label_smoothing,
+    validate_softmax,
+)
 
 _softmax = load_kernels("_softmax")
 
@@ -70,6 +77,16 @@ class _SoftmaxFamilyLoss(Loss):
     _elementwise_over_classes = False   # True: the loss keeps the class axis (KL)
     _sparse = False                     # True: class-index labels
     _kernels = _softmax
+    # Cross-entropy options (SoftmaxCrossEntropyLoss sets them; KL has none).
+    _ignore_label = None
+    _class_weights = None               # {dtype: (C,) array} or None
+    _label_smoothing = 0.0
+    _has_options = False
+
+    def _kernel_options(self, dtype):
+        return {"class_weight": None if self._class_weights is None
+                else self._class_weights[dtype],
+                "smoothing": self._label_smoothing, "ignore": self._ignore_label is not None}
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -90,7 +107,9 @@ class _SoftmaxFamilyLoss(Loss):
     _fast_entry = staticmethod(_softmax.sparse_ce_fast)
 
     def _fast_constants(self):
-        return (self._kind, self._from_logits, self._scalar_weight(), self._axis,
+        # Kind -1 declines the fast entry: it computes the plain loss only.
+        kind = -1 if self._has_options else self._kind
+        return (kind, self._from_logits, self._scalar_weight(), self._axis,
                 self._batch_axis, self._option_defaults)
 
     def _compute(self, call, want_loss, want_grad):
@@ -114,12 +133,14 @@ class _SoftmaxFamilyLoss(Loss):
             call.out_grad, call.n_out)
         out = np.empty(call.n_out, dtype) if want_loss else None
         grad = np.empty((n_rows, n_classes), dtype) if want_grad else None
+        # The options only when set: the plain call keeps its cost.
+        options = self._kernel_options(dtype) if self._has_options else {}
         _softmax.softmax_loss(
             kind_id=self._kind, from_logits=self._from_logits, pred=pred, label=label,
             index=index, weight=weight, w_sample_stride=strides[0], w_row_stride=strides[1],
             w_class_stride=strides[2], n_samples=n_samples, n_inner=n_inner,
             scale=self._scalar_weight() / call.n_per_sample, sample_weight=sample_factor,
-            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size))
+            out_grad=out_grad, out=out, grad=grad, n_threads=threads_for(pred.size), **options)
         return out, (from_class_rows(grad, shape, axis) if want_grad else None)
 
     def _weight_operand(self, call, n_rows, n_classes):
@@ -189,12 +210,35 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         Global scalar weight; None means 1.
     batch_axis : int, default 0
         The axis of ``pred`` that indexes samples.
+    class_weight : array_like or None, default None
+        Keyword-only.  C finite weights >= 0, one per class: the target of
+        class k is multiplied by ``class_weight[k]`` (sparse labels without
+        smoothing: each position's loss by ``class_weight[label]``).
+    ignore_label : int or None, default None
+        Keyword-only, sparse labels only.  Positions whose label equals it
+        get loss 0 and gradient 0 (and still count in the per-sample mean);
+        it may lie outside [0, C), e.g. -1 or -100.
+    label_smoothing : float, default 0.0
+        Keyword-only, in [0, 1): the target becomes ``(1 - eps) * y + eps / C``
+        (y one-hot for sparse labels).
 
     Notes
     -----
     Call ``loss(pred, label, sample_weight=None)``: ``sample_weight``
     broadcasts to the elementwise loss (pred's shape with ``axis`` as size 1,
     e.g. ``(N, 1)``); returns shape ``(N,)``.
+
+    The options replace the label by the target
+    :math:`t_k = c_k((1-\varepsilon)\,y_k + \varepsilon/C)` (:math:`c` the
+    class weights, :math:`\varepsilon` the smoothing) in
+    :math:`\ell = -\sum_k t_k\,\mathrm{lp}_k` and in the gradient
+    :math:`u(\mathrm{softmax}(p)_k \sum_j t_j - t_k)` (:math:`-u\,t_k` from
+    logits, where ``pred`` is :math:`\mathrm{lp}` itself).  For a 2-D
+    ``(N, C)`` pred with the class axis last this is exactly
+    ``torch.nn.functional.cross_entropy(pred, label, weight=class_weight,
+    ignore_index=ignore_label, label_smoothing=eps, reduction='none')``; for
+    other shapes ``out`` is the per-sample mean of this per-position value.
+    They are computed in the same pass as the plain loss.
 
     Examples
     --------
@@ -205,16 +249,57 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
     array([9.0001234 , 6.00247569])
     >>> loss.gradient(np.array([[0., 0.]]), np.array([1]))   # softmax - onehot
     array([[ 0.5, -0.5]])
+
+    Class weights, an ignored padding label and label smoothing:
+
+    >>> padded = gl.SoftmaxCrossEntropyLoss(class_weight=[1.0, 2.0], ignore_label=-1)
+    >>> padded(pred, np.array([1, -1]))                       # 2 log(1 + e^-9), 0
+    array([0.0002468, 0.       ])
+    >>> smooth = gl.SoftmaxCrossEntropyLoss(label_smoothing=0.2)
+    >>> smooth.gradient(np.array([[0., 0.]]), np.array([1]))  # softmax - (0.1, 0.9)
+    array([[ 0.4, -0.4]])
     """
 
     _kind = _softmax.SPARSE_CE
 
     def __init__(self, axis: int = -1, sparse_label: bool = True, from_logits: bool = False,
-                 weight: float | None = None, batch_axis: int = 0) -> None:
+                 weight: float | None = None, batch_axis: int = 0, *,
+                 class_weight: ArrayLike | None = None, ignore_label: int | None = None,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(axis, from_logits, weight, batch_axis)
         self._sparse_label = bool(sparse_label)
         self._sparse = self._sparse_label
         self._kind = _softmax.SPARSE_CE if self._sparse else _softmax.DENSE_CE
+        self._class_weights = check_class_weight(class_weight)
+        self._ignore_label = check_ignore_label(ignore_label, self._sparse)
+        self._label_smoothing = check_label_smoothing(label_smoothing)
+        self._has_options = (self._class_weights is not None or self._ignore_label is not None
+                             or self._label_smoothing != 0)
+
+    @property
+    def class_weight(self) -> np.ndarray | None:
+        """The per-class weights (a read-only float64 copy), or None."""
+        return None if self._class_weights is None else self._class_weights[np.float64]
+
+    @property
+    def ignore_label(self) -> int | None:
+        """The sparse label value whose positions are ignored, or None."""
+        return self._ignore_label
+
+    @property
+    def label_smoothing(self) -> float:
+        """The label smoothing epsilon in [0, 1)."""
+        return self._label_smoothing
+
+    def __repr__(self) -> str:
+        text = super().__repr__()[:-1]
+        if self._class_weights is not None:
+            text += f", class_weight={self.class_weight.tolist()}"
+        if self._ignore_label is not None:
+            text += f", ignore_label={self._ignore_label}"
+        if self._label_smoothing:
+            text += f", label_smoothing={self._label_smoothing}"
+        return text + ")"
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss

@@ -264,7 +264,7 @@ def _load(loss):
     return tuple(loaded)
 
 
-def cases(loss=None):
+def cases(loss=None, *, options=False):
     """The recorded cases of one loss, or of all of them.
 
     Parameters
@@ -272,6 +272,15 @@ def cases(loss=None):
     loss : str or None
         A loss class name (``'CTCLoss'``; the aliases ``'SigmoidBCELoss'`` and
         ``'SoftmaxCELoss'`` too), or None for every loss.
+    options : bool, default False
+        Also the cases of the options gluonloss adds to MXNet's losses, derived
+        exactly from recorded ones (their ``source`` says how):
+        SoftmaxCrossEntropyLoss with ``class_weight`` and ``ignore_label``
+        (from the sparse cases with one class row per sample: each sample's
+        value and gradient times ``class_weight[label]``, 0 where the label is
+        ignored) and CTCLoss with ``blank_label='first'`` (from every case:
+        the class axis rolled by one, labels + 1, padding 0).  Their ids
+        continue the loss's numbering.
 
     Returns
     -------
@@ -295,10 +304,101 @@ def cases(loss=None):
     ((4, 10, 5), (4,), ['pred'])
     >>> len(testing.cases()), case.source
     (530, 'recorded from MXNet 1.9.1')
+    >>> first = testing.cases("CTCLoss", options=True)[-1]
+    >>> first.id, first.params["blank_label"]
+    ('CTCLoss-031-float32', 'first')
     """
-    if loss is None:
-        return tuple(case for name in LOSSES for case in _load(name))
-    return _load(_canonical_name(loss))
+    names = LOSSES if loss is None else (_canonical_name(loss),)
+    return tuple(case for name in names
+                 for case in (_load(name) + (_derived(name) if options else ())))
+
+
+# -- the cases of the options gluonloss adds, derived from recorded ones -------------
+
+def _with(case, index, **changes):
+    """``case`` with some fields replaced (arrays frozen) and the next id."""
+    fields = {name: getattr(case, name) for name in Case.__dataclass_fields__}
+    for name in ("params", "inputs", "kwargs", "expected_grads"):
+        if name in changes:
+            changes[name] = types.MappingProxyType(
+                {k: _frozen(v) if isinstance(v, np.ndarray) else v
+                 for k, v in changes[name].items()})
+    for name in ("out_grad", "expected_out"):
+        if name in changes:
+            changes[name] = _frozen(changes[name])
+    return Case(**{**fields, **changes, "id": f"{case.loss}-{index:03d}-{case.dtype}"})
+
+
+_IGNORED = -1   # the ignore_label of the derived SoftmaxCrossEntropyLoss cases
+
+
+def _softmax_options(case, index):
+    """A sparse case with one class row per sample, with class weights and the
+    first sample's label ignored; None for other cases."""
+    pred, label = case.inputs["pred"], case.inputs["label"]
+    params = case.params
+    if not params.get("sparse_label", True) or pred.ndim != 2:
+        return None
+    axis = params.get("axis", -1) % 2
+    batch_axis = params.get("batch_axis", 0) % 2
+    if axis == batch_axis or label.size < 2:
+        return None
+    n_classes = pred.shape[axis]
+    class_weight = np.linspace(0.5, 2.0, n_classes)
+    label = label.reshape(-1)
+    factor = class_weight[label.astype(np.int64)]
+    factor[0] = 0.0
+    ignored = label.copy()
+    ignored[0] = _IGNORED
+    dtype = case.expected_out.dtype
+    out = (case.expected_out * factor).astype(dtype)
+    grad = case.expected_grads["pred"] * np.expand_dims(factor, axis)
+    return _with(case, index,
+                 params={**params, "class_weight": class_weight, "ignore_label": _IGNORED},
+                 inputs={"pred": pred, "label": ignored.reshape(case.inputs["label"].shape)},
+                 expected_out=out,
+                 expected_grads={"pred": grad.astype(dtype)},
+                 source=f"derived from MXNet 1.9.1: class_weight = linspace(0.5, 2, C) and "
+                        f"the first label set to ignore_label = {_IGNORED}: value and "
+                        f"gradient times class_weight[label], 0 for the ignored sample")
+
+
+def _ctc_blank_first(case, index):
+    """The case with the blank moved from class C-1 to class 0 (the class axis is
+    last in both layouts)."""
+    params = case.params
+    label = case.inputs["label"]
+    rows = label if params.get("label_layout", "NT") == "NT" else label.T
+    if "label_lengths" in case.kwargs:
+        used = np.arange(rows.shape[1]) < case.kwargs["label_lengths"].reshape(-1, 1)
+    else:
+        padded = rows == -1
+        ends = np.where(padded.any(axis=1), padded.argmax(axis=1), rows.shape[1])
+        used = np.arange(rows.shape[1]) < ends[:, None]
+    first = np.where(used, rows + 1, 0).astype(label.dtype)
+    first = first if params.get("label_layout", "NT") == "NT" else first.T
+    return _with(case, index,
+                 params={**params, "blank_label": "first"},
+                 inputs={"pred": np.roll(case.inputs["pred"], 1, axis=2), "label": first},
+                 expected_grads={"pred": np.roll(case.expected_grads["pred"], 1, axis=2)},
+                 source="derived from MXNet 1.9.1: the blank moved from class C-1 to class 0 "
+                        "(the class axis rolled by one, labels + 1, padding 0)")
+
+
+@functools.cache
+def _derived(loss):
+    """The option cases of one loss (empty for the losses without new options)."""
+    derive = {"SoftmaxCrossEntropyLoss": _softmax_options,
+              "CTCLoss": _ctc_blank_first}.get(loss)
+    if derive is None:
+        return ()
+    recorded = _load(loss)
+    made: list[Case] = []
+    for case in recorded:
+        new = derive(case, len(recorded) + len(made))
+        if new is not None:
+            made.append(new)
+    return tuple(made)
 
 
 # -- comparing -------------------------------------------------------------------
@@ -438,7 +538,7 @@ def _header(case):
     return f"{case.id}: {case.loss}({_arguments(case.params)}), {case.dtype}, {case.source}"
 
 
-def check(fn, loss=None):
+def check(fn, loss=None, *, options=False):
     """Run an implementation on every recorded case and compare its results.
 
     Parameters
@@ -450,6 +550,8 @@ def check(fn, loss=None):
         case (and is reported); the other cases still run.
     loss : str or None
         Check one loss's cases (a class name, alias accepted), or all of them.
+    options : bool, default False
+        Also the cases of gluonloss's added options (see :func:`cases`).
 
     Returns
     -------
@@ -470,10 +572,12 @@ def check(fn, loss=None):
     >>> result = testing.check(run)
     >>> bool(result), len(result.passed), result.gradients_checked
     (True, 530, 530)
+    >>> print(testing.check(run, "CTCLoss", options=True))   # blank_label='first' too
+    CTCLoss: 32 of 32 cases passed
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {fn!r}")
-    selected = cases(loss)
+    selected = cases(loss, options=options)
     passed, failed, with_grads = [], [], 0
     for case in selected:
         try:

@@ -18,8 +18,8 @@ gradient.
 - Tensors must be on the CPU; contiguous ones reach the kernels without a
   copy.  Other arguments (lists, NumPy arrays, numbers) are passed to the
   NumPy API as they are.  The result has the NumPy API's dtype (float32 when
-  every differentiable input is float32, else float64); bfloat16 tensors,
-  which NumPy cannot hold, are read as float32.
+  every differentiable input is float32 or float16, else float64); bfloat16
+  tensors, which NumPy cannot hold, are read as float32.
 - Bad input raises the NumPy API's own ValueError or TypeError; a tensor on
   another device, and a second derivative (``create_graph=True``), raise
   errors that say so.

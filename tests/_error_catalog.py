@@ -32,6 +32,8 @@ class Subject:
 
 
 CTC_LABEL = np.array([[0, 1, -1], [1, -1, -1], [0, 0, 1], [-1, -1, -1]])
+# The same labels with the blank first: classes 1, 2, padded with 0.
+CTC_LABEL_FIRST = np.where(CTC_LABEL < 0, 0, CTC_LABEL + 1)
 SUBJECTS = [
     *(Subject(name, name, {"pred": X, "label": X, "sample_weight": PER_SAMPLE})
       for name in ("L2Loss", "L1Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss",
@@ -48,6 +50,9 @@ SUBJECTS = [
             {"from_logits": False, "compute_full": True}),
     Subject("SoftmaxCELoss-sparse", "SoftmaxCrossEntropyLoss",
             {"pred": X, "label": np.zeros(N, np.int64), "sample_weight": PER_SAMPLE}),
+    Subject("SoftmaxCELoss-options", "SoftmaxCrossEntropyLoss",
+            {"pred": X, "label": np.array([0, -100, 2, 1]), "sample_weight": PER_SAMPLE},
+            {"class_weight": [1.0, 0.5, 2.0], "ignore_label": -100, "label_smoothing": 0.1}),
     Subject("SoftmaxCELoss-dense", "SoftmaxCrossEntropyLoss",
             {"pred": X, "label": X + 1 / 3, "sample_weight": PER_SAMPLE}, {"sparse_label": False}),
     Subject("KLDivLoss", "KLDivLoss", {"pred": X, "label": X + 1 / 3, "sample_weight": PER_SAMPLE}),
@@ -62,6 +67,10 @@ SUBJECTS = [
             {"pred": np.zeros((N, 5, 3)), "label": CTC_LABEL, "pred_lengths": np.full(N, 5),
              "label_lengths": np.array([2, 1, 3, 0]), "sample_weight": PER_SAMPLE},
             uses_batch_axis=False, per_sample_weight=True),
+    Subject("CTCLoss-first", "CTCLoss",
+            {"pred": np.zeros((N, 5, 3)), "label": CTC_LABEL_FIRST, "pred_lengths": np.full(N, 5),
+             "label_lengths": np.array([2, 1, 3, 0]), "sample_weight": PER_SAMPLE},
+            {"blank_label": "first"}, uses_batch_axis=False, per_sample_weight=True),
 ]
 SUBJECT = {s.id: s for s in SUBJECTS}
 
@@ -239,6 +248,61 @@ PARTICULAR = [
                           ("label_lengths", "the label width L = 3"))
       for bad, text, what in ((-1, "-1", "is negative"), (1.5, "1.5", "is not an integer"),
                               (9, "9", f"exceeds {limit}"))),
+    # -- SoftmaxCrossEntropyLoss's class_weight, ignore_label, label_smoothing
+    *(Entry(s, "class_weight-size", ValueError,
+            r"class_weight has 2 entries but pred has 3 classes along axis -1",
+            ctor={"class_weight": [1.0, 2.0]}) for s in ("SoftmaxCELoss-sparse",
+                                                          "SoftmaxCELoss-dense")),
+    Entry("SoftmaxCELoss-sparse", "class_weight-ndim", ValueError,
+          r"class_weight must be 1-D \(one weight per class\), got shape \(1, 3\)",
+          ctor={"class_weight": np.ones((1, 3))}),
+    *(Entry("SoftmaxCELoss-sparse", "class_weight-value", ValueError,
+            rf"class_weight\[1\] = {text} is not a finite number >= 0",
+            ctor={"class_weight": [1.0, bad, 1.0]}, label=text)
+      for bad, text in ((-1.0, "-1.0"), (np.nan, "nan"), (np.inf, "inf"))),
+    *(Entry("SoftmaxCELoss-sparse", "class_weight-type", TypeError,
+            r"class_weight must hold real numbers", ctor={"class_weight": bad}, label=what)
+      for what, bad in (("str", ["a", "b", "c"]), ("complex", np.ones(3, complex)))),
+    *(Entry("SoftmaxCELoss-sparse", "ignore_label-type", TypeError,
+            rf"ignore_label must be an integer.*got {re.escape(repr(bad))}",
+            ctor={"ignore_label": bad}, label=repr(bad)) for bad in (1.5, -1.0, "-1", True)),
+    Entry("SoftmaxCELoss-dense", "ignore_label-dense", ValueError,
+          r"ignore_label=-100 needs sparse labels \(sparse_label=True\)",
+          ctor={"ignore_label": -100}),
+    *(Entry(s, "label_smoothing", ValueError,
+            rf"label_smoothing must lie in \[0, 1\), got {re.escape(repr(bad))}",
+            ctor={"label_smoothing": bad}, label=repr(bad))
+      for s in ("SoftmaxCELoss-sparse", "SoftmaxCELoss-dense")
+      for bad in (-0.1, 1, 1.0, 1.5, float("nan"))),
+    Entry("SoftmaxCELoss-sparse", "label_smoothing-type", TypeError,
+          r"label_smoothing must be a real number, got '0.1'", ctor={"label_smoothing": "0.1"}),
+    *(Entry("SoftmaxCELoss-options", "sparse-label", ValueError,
+            rf"label\[1\] = {text} is outside \[0, 3\): sparse labels must be integer class "
+            r"indices in \[0, 3\) \(pred has 3 classes along axis 1\) or ignore_label = -100",
+            call={"label": np.array([0, bad, 1, 2])}, label=text)
+      for bad, text in ((3, "3"), (-1, "-1"), (-99, "-99"))),
+    Entry("SoftmaxCELoss-options", "size:label", ValueError,
+          r"label has 3 elements \(shape \(3,\)\) but sparse labels need one class index",
+          call={"label": np.zeros(3, int)}),
+    Entry("SoftmaxCELoss-options", "class_weight-size", ValueError,
+          r"class_weight has 3 entries but pred has 2 classes", call={"pred": np.zeros((N, 2)),
+                                                                      "label": np.zeros(N)}),
+    # -- CTCLoss's blank_label; labels with the blank first in [1, C-1], padded with 0
+    *(Entry("CTCLoss", "blank_label", ValueError,
+            rf"blank_label must be one of 'first', 'last', got {re.escape(repr(bad))}",
+            ctor={"blank_label": bad}, label=repr(bad)) for bad in ("middle", "First", 0, None)),
+    Entry("CTCLoss-first", "ctc-label-padding", ValueError,
+          r"label\[1, 1\] = 0 \(padding\) lies inside label_lengths\[1\] = 2",
+          call={"label_lengths": np.array([2, 2, 3, 0])}),
+    *(Entry("CTCLoss-first", "ctc-label", ValueError,
+            rf"label\[2, 1\] = {text} is not a valid CTC label: labels must be integers in "
+            r"\[1, 2\] \(class 0 is the blank\), padded with 0",
+            call={"label": np.where(np.arange(12).reshape(4, 3) == 7, bad, CTC_LABEL_FIRST)},
+            label=text)
+      for bad, text in ((3, "3"), (-1, "-1"), (1.5, "1.5"), (np.nan, "nan"))),
+    Entry("CTCLoss-first", "size:label", ValueError,
+          r"label of shape \(3, 3\) \(label_layout 'NT'\) has 3 samples but pred",
+          call={"label": CTC_LABEL_FIRST[:3]}),
     # -- cosine labels
     *(Entry("CosineEmbeddingLoss", "cosine-label", ValueError,
             rf"label\[1\] = {text} is not 1 or -1: labels must be 1 \(similar pair\) or -1",

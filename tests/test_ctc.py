@@ -529,7 +529,7 @@ def test_value_and_gradient_equals_separate_calls():
 # -- dtypes, memory layouts, empty batches ------------------------------------------------
 
 @pytest.mark.parametrize("pred_dtype, expected", [
-    (np.float32, np.float32), (np.float64, np.float64), (np.float16, np.float64),
+    (np.float32, np.float32), (np.float64, np.float64), (np.float16, np.float32),
     (np.int64, np.float64), (">f4", np.float32),
 ])
 def test_dtype_policy(pred_dtype, expected):

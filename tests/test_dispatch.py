@@ -27,7 +27,8 @@ def test_wide_builds_are_bitwise_identical_to_baseline(wide, case, dtype, monkey
     for module in (base, wide_build):
         monkeypatch.setattr(elementwise, "_elementwise", module)
         with np.errstate(all="ignore"):
-            results.append(case.make().value_and_gradient(pred, label, sw, **extra, out_grad=og))
+            results.append(case.make().value_and_gradient(pred, label, sample_weight=sw, **extra,
+                                                          out_grad=og))
     for a, b in zip(*results, strict=False):
         assert_array_equal(a, b)
 
@@ -96,6 +97,7 @@ def test_ctc_wide_builds_are_bitwise_identical_to_baseline(wide, dtype, monkeypa
     results = []
     for module in (base, wide_build):
         monkeypatch.setattr(ctc, "_ctc", module)
-        results.append(CTCLoss().value_and_gradient(pred, label, frames, lengths))
+        results.append(CTCLoss().value_and_gradient(pred, label, pred_lengths=frames,
+                                                    label_lengths=lengths))
     for a, b in zip(*results, strict=False):
         assert_array_equal(a, b)

@@ -364,7 +364,7 @@ def test_ctc_thousands_of_frames(layout):
         xd = x.astype(dtype)
         xd = np.ascontiguousarray(xd.transpose(1, 0, 2)) if layout == "TNC" else xd
         loss = gl.CTCLoss(layout)
-        out, grad = loss.value_and_gradient(xd, label, pred_lengths)
+        out, grad = loss.value_and_gradient(xd, label, pred_lengths=pred_lengths)
         grad = grad.transpose(1, 0, 2) if layout == "TNC" else grad
         results[dtype] = out, grad
         assert np.isfinite(out).all() and np.isfinite(grad).all()
@@ -376,7 +376,8 @@ def test_ctc_thousands_of_frames(layout):
         # distributions sum to 1); frames past pred_lengths get exactly 0.
         assert_allclose(grad.sum(-1), 0.0, atol=1e-5 if dtype == np.float32 else 1e-12)
         assert not grad[1, 2500:].any()
-        ref_out, ref_grad = reference.CTCLoss(layout).value_and_gradient(xd, label, pred_lengths)
+        ref_out, ref_grad = reference.CTCLoss(layout).value_and_gradient(xd, label,
+                                                                         pred_lengths=pred_lengths)
         ref_grad = ref_grad.transpose(1, 0, 2) if layout == "TNC" else ref_grad
         rtol, atol = tolerances(dtype)
         assert_allclose(out, ref_out, rtol=rtol)

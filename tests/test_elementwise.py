@@ -49,10 +49,10 @@ def test_value_and_gradient_equals_separate_calls(case):
     sw = rng.uniform(0, 2, (6, 40))
     og = rng.standard_normal(6)
     loss = case.make()
-    out, grad = loss.value_and_gradient(pred, label, sw, **extra, out_grad=og)
+    out, grad = loss.value_and_gradient(pred, label, sample_weight=sw, **extra, out_grad=og)
     assert_array_equal(out, loss(pred, label, sw, **extra))
     assert_array_equal(out, loss.forward(pred, label, sw, **extra))
-    assert_array_equal(grad, loss.gradient(pred, label, sw, **extra, out_grad=og))
+    assert_array_equal(grad, loss.gradient(pred, label, sample_weight=sw, **extra, out_grad=og))
 
 
 # -- analytic gradients against finite differences ----------------------------
@@ -73,7 +73,8 @@ def test_check_grad(case, impl, weighting):
         return float(np.sum(og * loss(x.reshape(shape), label, sw, **extra)))
 
     def g(x):
-        return loss.gradient(x.reshape(shape), label, sw, **extra, out_grad=og).ravel()
+        return loss.gradient(x.reshape(shape), label, sample_weight=sw, **extra,
+                             out_grad=og).ravel()
 
     err = check_grad(f, g, pred.ravel(), epsilon=1e-7)
     scale = max(1.0, np.linalg.norm(g(pred.ravel())))
@@ -197,13 +198,13 @@ def test_sample_weight_shapes(sw_shape, batch_axis):
     full = np.broadcast_to(sw, shape)
     for cls in (gl.L2Loss, gl.LogisticLoss):
         loss = cls(batch_axis=batch_axis)
-        out, grad = loss.value_and_gradient(pred, label, sw)
+        out, grad = loss.value_and_gradient(pred, label, sample_weight=sw)
         # Weighting by the materialised full-size weight gives the same numbers.
-        out_full, grad_full = loss.value_and_gradient(pred, label, np.array(full))
+        out_full, grad_full = loss.value_and_gradient(pred, label, sample_weight=np.array(full))
         assert_allclose(out, out_full, rtol=1e-13)
         assert_allclose(grad, grad_full, rtol=1e-13)
         ref = getattr(gl.reference, cls.__name__)(batch_axis=batch_axis)
-        ref_out, ref_grad = ref.value_and_gradient(pred, label, sw)
+        ref_out, ref_grad = ref.value_and_gradient(pred, label, sample_weight=sw)
         assert_allclose(out, ref_out, rtol=1e-12)
         assert_allclose(grad, ref_grad, rtol=1e-12, atol=1e-15)
 
@@ -214,7 +215,8 @@ def test_per_sample_weight_scales_each_sample():
     sw = rng.uniform(0.5, 2, (5, 1))
     loss = gl.HuberLoss(rho=0.5)
     assert_allclose(loss(pred, label, sw), loss(pred, label) * sw[:, 0], rtol=1e-14)
-    assert_allclose(loss.gradient(pred, label, sw), loss.gradient(pred, label) * sw, rtol=1e-14)
+    assert_allclose(loss.gradient(pred, label, sample_weight=sw), loss.gradient(pred, label) * sw,
+                    rtol=1e-14)
 
 
 def test_weight_scales_linearly_and_none_means_one():
@@ -267,7 +269,7 @@ def test_label_is_read_in_c_order_by_size():
     (np.float32, np.int64, np.float32),
     (np.float32, np.bool_, np.float32),
     (np.float64, np.float32, np.float64),
-    (np.float16, np.float16, np.float64),
+    (np.float16, np.float16, np.float32),
     (np.int32, np.float32, np.float64),
     (np.bool_, np.float32, np.float64),
 ])
@@ -334,12 +336,12 @@ def test_memory_layouts_and_no_aliasing(case, batch_axis):
     loss = type(case.make())(**case.kwargs, batch_axis=batch_axis)
     if extra:
         extra["pos_weight"] = rng.uniform(0.5, 3, (6, 9))
-    want = loss.value_and_gradient(pred, label, sw, **extra)
+    want = loss.value_and_gradient(pred, label, sample_weight=sw, **extra)
     for (name, p), (_, y), (_, w) in zip(simple_layouts(pred), simple_layouts(label),
                                          simple_layouts(sw), strict=False):
         ex = {k: next(v for n, v in simple_layouts(x) if n == name) for k, x in extra.items()}
         snapshots = [x.copy() for x in (p, y, w, *ex.values())]
-        out, grad = loss.value_and_gradient(p, y, w, **ex)
+        out, grad = loss.value_and_gradient(p, y, sample_weight=w, **ex)
         assert_array_equal(out, want[0], err_msg=name)
         assert_array_equal(grad, want[1], err_msg=name)
         for x, snap in zip((p, y, w, *ex.values()), snapshots, strict=False):

@@ -39,7 +39,7 @@ def test_non_numeric_arrays_raise_type_error(impl, name, argument, bad):
     with pytest.raises(TypeError, match=argument):
         loss(args["pred"], args["label"], args["sample_weight"])
     with pytest.raises(TypeError, match=argument):
-        loss.value_and_gradient(args["pred"], args["label"], args["sample_weight"])
+        loss.value_and_gradient(args["pred"], args["label"], sample_weight=args["sample_weight"])
 
 
 @pytest.mark.parametrize("impl", IMPLS)

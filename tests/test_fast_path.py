@@ -27,6 +27,9 @@ SOFTMAX = [
     ("SoftmaxCELoss", {}), ("SoftmaxCELoss", {"from_logits": True, "weight": 0.5}),
     ("SoftmaxCELoss", {"axis": 0}), ("SoftmaxCELoss", {"batch_axis": 1}),
     ("SoftmaxCELoss", {"sparse_label": False}), ("KLDivLoss", {}),
+    # The options are not the plain loss: the fast entry must decline them.
+    ("SoftmaxCELoss", {"label_smoothing": 0.1}), ("SoftmaxCELoss", {"ignore_label": 1}),
+    ("SoftmaxCELoss", {"class_weight": [0.5, 1.0, 2.0, 3.0]}),
 ]
 METHODS = ("forward", "gradient", "value_and_gradient")
 

@@ -396,7 +396,7 @@ def test_weight_scales_linearly(case):
     ((np.float32, np.float32, np.float64), np.float64),
     ((np.float32, np.int64, np.float32), np.float64),
     ((np.float64, np.float32, np.float32), np.float64),
-    ((np.float16, np.float16, np.float16), np.float64),
+    ((np.float16, np.float16, np.float16), np.float32),
 ])
 def test_dtype_policy_counts_every_differentiable_input(dtypes, expected):
     rng = np.random.default_rng(13)
@@ -408,7 +408,8 @@ def test_dtype_policy_counts_every_differentiable_input(dtypes, expected):
     for loss, args, _ in cases:
         out, grads = loss.value_and_gradient(*args)
         want = expected if loss is cases[0][0] else (
-            np.float32 if all(a.dtype == np.float32 for a in args[:2]) else np.float64)
+            np.float32 if all(a.dtype in (np.float32, np.float16) for a in args[:2])
+            else np.float64)
         assert out.dtype == want and all(g.dtype == want for g in grads), type(loss)
 
 
@@ -571,8 +572,8 @@ def test_self_check_rows(capsys, monkeypatch):
         assert name in printed
     real = pairwise.SDMLLoss.gradient
 
-    def broken(self, x1, x2, out_grad=None):
-        g1, g2 = real(self, x1, x2, out_grad)
+    def broken(self, x1, x2, *, out_grad=None):
+        g1, g2 = real(self, x1, x2, out_grad=out_grad)
         return g1, 1.01 * g2                    # only the second input is wrong
 
     monkeypatch.setattr(pairwise.SDMLLoss, "gradient", broken)

@@ -109,8 +109,10 @@ def test_epsilon_matches_reference(dtype, compute_full):
     sw = rng.uniform(0.5, 2.0, (1, 50))
     og = rng.standard_normal(6)
     kwargs = {"from_logits": False, "compute_full": compute_full, "weight": 0.3}
-    got = gl.PoissonNLLLoss(**kwargs).value_and_gradient(p, t, sw, epsilon=0.3, out_grad=og)
-    want = gl.reference.PoissonNLLLoss(**kwargs).value_and_gradient(p, t, sw, epsilon=0.3,
+    got = gl.PoissonNLLLoss(**kwargs).value_and_gradient(p, t, sample_weight=sw, epsilon=0.3,
+                                                         out_grad=og)
+    want = gl.reference.PoissonNLLLoss(**kwargs).value_and_gradient(p, t, sample_weight=sw,
+                                                                    epsilon=0.3,
                                                                     out_grad=og)
     rtol = 2e-5 if dtype == np.float32 else 1e-12
     for a, b in zip(got, want, strict=False):

@@ -43,8 +43,10 @@ weight_dtypes = st.sampled_from([np.float32, np.float64])
 
 
 def expected_dtype(*dtypes):
-    """The documented dtype policy: float32 iff every differentiable input is."""
-    return np.float32 if all(np.dtype(d) == np.float32 for d in dtypes) else np.float64
+    """The documented dtype policy: float32 iff every differentiable input is
+    float32 or float16."""
+    return np.float32 if all(np.dtype(d) in (np.float32, np.float16) for d in dtypes) \
+        else np.float64
 
 
 @dataclass

@@ -29,7 +29,8 @@ from gluonloss import reference, testing
 
 PACKAGE = str(Path(gl.__file__).resolve().parent)
 REFERENCE = str(Path(reference.__file__).resolve())
-SHARED_SCALAR_CHECKS = {"check_real", "check_int", "check_choice", "check_positive"}
+SHARED_SCALAR_CHECKS = {"check_real", "check_int", "check_choice", "check_positive",
+                        "check_ignore_label", "check_label_smoothing"}
 
 
 def _compiled_modules():
@@ -146,8 +147,8 @@ def test_a_broken_class_index_parser_is_caught(monkeypatch):
     for module in _compiled_kernel_variants("_softmax"):
         parse = module.class_indices
 
-        def last_class_read_as_zero(flat, n_classes, _parse=parse):
-            index, bad = _parse(flat, n_classes)
+        def last_class_read_as_zero(flat, n_classes, ignore=None, _parse=parse):
+            index, bad = _parse(flat, n_classes, ignore)
             return np.where(index == n_classes - 1, 0, index), bad
         monkeypatch.setattr(module, "class_indices", last_class_read_as_zero)
     out = compiled(pred, label)
@@ -167,8 +168,9 @@ def test_a_broken_ctc_label_resolver_is_caught(monkeypatch):
     for module in _compiled_kernel_variants("_ctc"):
         resolve = module.resolve_labels
 
-        def lengths_ignored(rows, given, n_classes, out_label, out_length, _resolve=resolve):
-            return _resolve(rows, None, n_classes, out_label, out_length)
+        def lengths_ignored(rows, given, n_classes, out_label, out_length, blank_first=False,
+                            _resolve=resolve):
+            return _resolve(rows, None, n_classes, out_label, out_length, blank_first)
         monkeypatch.setattr(module, "resolve_labels", lengths_ignored)
     assert not np.allclose(compiled(pred, label, None, lengths),
                            twin(pred, label, None, lengths), rtol=1e-6)

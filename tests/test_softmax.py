@@ -57,9 +57,10 @@ def test_matches_reference_every_axis_pairing(case, dtype, shape, axis, batch_ax
     loss_shape = case_loss_shape(case, shape, axis)
     sw = rng.uniform(0.5, 2, loss_shape)
     og = rng.standard_normal(case_n_out(case, shape, axis, batch_axis))
-    got = case.make(axis=axis, batch_axis=batch_axis).value_and_gradient(pred, label, sw, og)
+    got = case.make(axis=axis, batch_axis=batch_axis).value_and_gradient(
+        pred, label, sample_weight=sw, out_grad=og)
     want = case.make(reference, axis=axis, batch_axis=batch_axis).value_and_gradient(
-        pred, label, sw, og)
+        pred, label, sample_weight=sw, out_grad=og)
     assert got[0].shape == og.shape and got[1].shape == shape
     assert got[0].flags.c_contiguous and got[1].flags.c_contiguous
     _assert_close(got[0], want[0], dtype)
@@ -94,10 +95,10 @@ def test_value_and_gradient_equals_separate_calls(case, shape, axis, batch_axis)
     sw = rng.uniform(0, 2, case_loss_shape(case, shape, axis))
     og = rng.standard_normal(shape[batch_axis])
     loss = case.make(axis=axis, batch_axis=batch_axis)
-    out, grad = loss.value_and_gradient(pred, label, sw, og)
+    out, grad = loss.value_and_gradient(pred, label, sample_weight=sw, out_grad=og)
     assert_array_equal(out, loss(pred, label, sw))
     assert_array_equal(out, loss.forward(pred, label, sw))
-    assert_array_equal(grad, loss.gradient(pred, label, sw, og))
+    assert_array_equal(grad, loss.gradient(pred, label, sample_weight=sw, out_grad=og))
     assert_array_equal(grad, loss.gradient(pred, label, sample_weight=sw, out_grad=og))
 
 
@@ -130,7 +131,7 @@ def test_check_grad(case, impl, axis):
             return float(np.sum(og * loss(x.reshape(shape), label, sw)))
 
         def g(x):
-            return loss.gradient(x.reshape(shape), label, sw, out_grad=og).ravel()
+            return loss.gradient(x.reshape(shape), label, sample_weight=sw, out_grad=og).ravel()
 
         err = check_grad(f, g, pred.ravel(), epsilon=1e-7)
         scale = max(1.0, np.linalg.norm(g(pred.ravel())))
@@ -179,9 +180,10 @@ def test_dense_one_hot_equals_sparse():
     label = rng.integers(0, 13, 9)
     sw = rng.uniform(0.5, 2, (9, 1))
     for from_logits in (False, True):
-        sparse = gl.SoftmaxCELoss(from_logits=from_logits).value_and_gradient(pred, label, sw)
+        sparse = gl.SoftmaxCELoss(from_logits=from_logits).value_and_gradient(pred, label,
+                                                                              sample_weight=sw)
         dense = gl.SoftmaxCELoss(sparse_label=False, from_logits=from_logits) \
-            .value_and_gradient(pred, np.eye(13)[label], sw)
+            .value_and_gradient(pred, np.eye(13)[label], sample_weight=sw)
         assert_allclose(sparse[0], dense[0], rtol=1e-14)
         assert_allclose(sparse[1], dense[1], rtol=1e-14, atol=1e-17)
 
@@ -232,10 +234,10 @@ def test_sample_weight_shapes_ce_and_per_row_kl(case, sw_shape):
     pred, label = case.data(rng, shape, -1)
     sw = rng.uniform(0, 2, sw_shape)
     loss = case.make()
-    got = loss.value_and_gradient(pred, label, sw)
+    got = loss.value_and_gradient(pred, label, sample_weight=sw)
     full = np.array(np.broadcast_to(sw, case_loss_shape(case, shape, -1)))
-    for want in (loss.value_and_gradient(pred, label, full),
-                 case.make(reference).value_and_gradient(pred, label, sw)):
+    for want in (loss.value_and_gradient(pred, label, sample_weight=full),
+                 case.make(reference).value_and_gradient(pred, label, sample_weight=sw)):
         assert_allclose(got[0], want[0], rtol=1e-12)
         assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-16)
 
@@ -252,8 +254,9 @@ def test_kl_sample_weight_varying_along_the_classes(sw_shape, axis, batch_axis):
     og = rng.standard_normal(shape[batch_axis])
     for from_logits in (True, False):
         kw = dict(from_logits=from_logits, axis=axis, batch_axis=batch_axis)
-        got = gl.KLDivLoss(**kw).value_and_gradient(pred, label, sw, og)
-        want = reference.KLDivLoss(**kw).value_and_gradient(pred, label, sw, og)
+        got = gl.KLDivLoss(**kw).value_and_gradient(pred, label, sample_weight=sw, out_grad=og)
+        want = reference.KLDivLoss(**kw).value_and_gradient(pred, label, sample_weight=sw,
+                                                            out_grad=og)
         assert_allclose(got[0], want[0], rtol=1e-12)
         assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-16)
 
@@ -501,11 +504,11 @@ def test_memory_layouts_and_no_aliasing(case, axis, batch_axis):
     pred, label = case.data(rng, (6, 9), axis, np.float32)
     sw = rng.uniform(0, 2, case_loss_shape(case, (6, 9), axis))
     loss = case.make(axis=axis, batch_axis=batch_axis)
-    want = loss.value_and_gradient(pred, label, sw)
+    want = loss.value_and_gradient(pred, label, sample_weight=sw)
     for (name, p), (_, y), (_, w) in zip(_layouts(pred), _layouts(label), _layouts(sw),
                                          strict=False):
         snapshots = [x.copy() for x in (p, y, w)]
-        out, grad = loss.value_and_gradient(p, y, w)
+        out, grad = loss.value_and_gradient(p, y, sample_weight=w)
         assert_array_equal(out, want[0], err_msg=name)
         assert_array_equal(grad, want[1], err_msg=name)
         for x, snap in zip((p, y, w), snapshots, strict=False):
@@ -515,7 +518,7 @@ def test_memory_layouts_and_no_aliasing(case, axis, batch_axis):
 
 @pytest.mark.parametrize("pred_dtype, expected", [
     (np.float32, np.float32), (">f4", np.float32), (np.float64, np.float64),
-    (np.float16, np.float64), (np.int32, np.float64),
+    (np.float16, np.float32), (np.int32, np.float64),
 ])
 def test_dtype_policy(pred_dtype, expected):
     pred = np.array([[1, 0, 2], [0, 1, 1]]).astype(pred_dtype)
@@ -573,14 +576,14 @@ def test_random_problems_match_the_reference(problem):
     sw = None if sw_shape is None else rng.uniform(0, 2, sw_shape)
     og = rng.standard_normal(case_n_out(case, shape, axis, batch_axis))
     loss = case.make(axis=axis, batch_axis=batch_axis)
-    got = loss.value_and_gradient(pred, label, sw, og)
+    got = loss.value_and_gradient(pred, label, sample_weight=sw, out_grad=og)
     want = case.make(reference, axis=axis, batch_axis=batch_axis).value_and_gradient(
-        pred, label, sw, og)
+        pred, label, sample_weight=sw, out_grad=og)
     assert got[0].shape == og.shape and got[1].shape == shape
     _assert_close(got[0], want[0], dtype)
     _assert_close(got[1], want[1], dtype)
     assert_array_equal(got[0], loss(pred, label, sw))
-    assert_array_equal(got[1], loss.gradient(pred, label, sw, og))
+    assert_array_equal(got[1], loss.gradient(pred, label, sample_weight=sw, out_grad=og))
 
 
 # -- threads and builds ---------------------------------------------------------------------
@@ -595,7 +598,7 @@ def _run_all(seed=0, dtype=np.float32):
             sw = rng.uniform(0, 2, case_loss_shape(case, shape, axis))
             og = rng.standard_normal(shape[batch_axis])
             loss = case.make(axis=axis, batch_axis=batch_axis)
-            results += loss.value_and_gradient(pred, label, sw, og)
+            results += loss.value_and_gradient(pred, label, sample_weight=sw, out_grad=og)
     return results
 
 
@@ -639,7 +642,8 @@ def test_wide_builds_are_bitwise_identical_to_baseline(wide, dtype, monkeypatch)
         for module in (base, wide_build):
             monkeypatch.setattr(softmax_module, "_softmax", module)
             with np.errstate(all="ignore"):
-                results.append(case.make().value_and_gradient(pred, label, sw, og))
+                results.append(case.make().value_and_gradient(pred, label, sample_weight=sw,
+                                                              out_grad=og))
         for a, b in zip(*results, strict=False):
             assert_array_equal(a, b, err_msg=case.id)
 
@@ -666,8 +670,8 @@ def test_non_numeric_arrays_raise_type_error(impl, name, argument, bad):
     args = {"pred": PRED, "label": label, "sample_weight": None, "out_grad": None}
     args[argument] = bad
     with pytest.raises(TypeError, match=argument):
-        loss.value_and_gradient(args["pred"], args["label"], args["sample_weight"],
-                                args["out_grad"])
+        loss.value_and_gradient(args["pred"], args["label"], sample_weight=args["sample_weight"],
+                                out_grad=args["out_grad"])
 
 
 @pytest.mark.parametrize("name", ["SoftmaxCrossEntropyLoss", "KLDivLoss"])

@@ -22,7 +22,8 @@ def _run(case, shapes, seed=0, dtype=np.float32):
         pred, label, extra = case.data(rng, shape, dtype)
         sw = rng.uniform(0, 2, shape)
         og = rng.standard_normal(shape[0])
-        results += case.make().value_and_gradient(pred, label, sw, **extra, out_grad=og)
+        results += case.make().value_and_gradient(pred, label, sample_weight=sw, **extra,
+                                                  out_grad=og)
     return results
 
 
