@@ -35,7 +35,7 @@ on the shape, never on the thread count.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, NAN, fabs
 cimport numpy as cnp
 import numpy as np
 
@@ -526,6 +526,23 @@ cdef inline double _dense_options_row(const floating* x, const floating* y, cons
     return dense_row(x, y, cw, False, True, keep, spread, False, n, job.from_logits, u, g)
 
 
+cdef inline double one_nan(double v) noexcept nogil:
+    """v, or the one quiet NaN when v is NaN.
+
+    Where two NaNs meet in one operation (a NaN row with a +inf logit), x86
+    keeps the first operand's, and which operand comes first is the
+    compiler's choice, which differs between the kernel builds; so a NaN
+    result is always this one, and every build gives the same bits.
+    """
+    return v if v == v else NAN
+
+
+cdef inline void one_nan_row(floating* g, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        g[j] = g[j] if g[j] == g[j] else <floating>NAN
+
+
 cdef inline void _row(Kind kind, const floating* pred, const Job* job,
                       Py_ssize_t r) noexcept nogil:
     cdef Py_ssize_t n_classes = job.n_classes
@@ -566,10 +583,12 @@ cdef inline void _row(Kind kind, const floating* pred, const Job* job,
             loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, False, False,
                              1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
     loss = loss * row_w
+    if g != NULL and not fabs(loss) < INFINITY:
+        one_nan_row(g, n_classes)   # only rows with a NaN or infinite loss hold NaNs
     if job.partial != NULL:
         job.partial[r] = loss
     elif job.out != NULL:
-        (<floating*>job.out)[sample] = <floating>(factor * loss)
+        (<floating*>job.out)[sample] = <floating>one_nan(factor * loss)
 
 
 cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) noexcept nogil:
@@ -594,7 +613,7 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
         factor = job.scale
         if job.sample_weight != NULL:
             factor = factor * job.sample_weight[sample]
-        (<floating*>job.out)[sample] = <floating>(factor * total)
+        (<floating*>job.out)[sample] = <floating>one_nan(factor * total)
 
 
 # The kinds carry no parameters: one zero-initialised tag each selects _run's

@@ -33,6 +33,13 @@ def kernel_build(name, build):
     return module
 
 
+def assert_same_bits(a, b, err_msg=""):
+    """Same dtype, shape and bytes: NaNs included, sign and payload alike."""
+    assert (a.dtype, a.shape) == (b.dtype, b.shape), err_msg
+    assert a.tobytes() == b.tobytes(), f"{err_msg}: differing at " \
+        f"{np.argwhere(a.view(np.uint8) != b.view(np.uint8))[:3].tolist()} (bytes)"
+
+
 def kernel_builds(name, wide):
     """The baseline and the ``wide`` build of kernel module ``name`` (see kernel_build)."""
     return kernel_build(name, "baseline"), kernel_build(name, wide)
