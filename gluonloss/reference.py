@@ -20,6 +20,7 @@ kernels, or as a readable statement of what each loss computes.
 >>> reference.HingeLoss()(np.array([[0.5, 2.0]]), np.array([[1, -1]]))
 array([1.75])
 """
+import inspect
 import math
 from collections import namedtuple
 
@@ -147,7 +148,25 @@ def _times(coef, value):
 
 
 class _Loss:
-    """What every reference loss shares: weight, batch_axis, the three methods."""
+    """What every reference loss shares: weight, batch_axis, the three methods.
+
+    A loss names its call arguments in ``_inputs`` (positional, in MXNet's
+    order) and ``_options`` (``(name, default)``, after the inputs; keyword-only
+    in ``gradient`` and ``value_and_gradient``); ``forward``, ``gradient`` and
+    ``value_and_gradient`` are made from them, and pass the inputs, then the
+    options by name and ``out_grad``, to ``_validate``.
+    """
+
+    _inputs = ()
+    _options = (("sample_weight", None),)
+    _forward_doc = "Per-sample loss, shape ``(N,)``."
+    _gradient_doc = "Gradient of ``sum(out_grad * loss)`` with respect to pred."
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls._inputs:
+            for name in ("forward", "gradient", "value_and_gradient"):
+                setattr(cls, name, _reference_method(cls, name))
 
     def __init__(self, weight=None, batch_axis=0):
         self._weight = check_real(weight, "weight", allow_none=True)
@@ -172,15 +191,44 @@ class _Loss:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def _evaluate(self, *args):
+    def _evaluate(self, inputs, options, out_grad):
         """Validate, then compute unless the batch is empty: ``(out, grads)``."""
         with np.errstate(all="ignore"):       # NaN and inf propagate quietly
-            call = self._validate(*args)
+            call = self._validate(*inputs, **options, out_grad=out_grad)
             if call.n == 0:
                 empty = tuple(np.zeros(np.shape(x), call.dtype)
                               for x in self._differentiable(call))
                 return np.empty(0, call.dtype), empty if len(empty) > 1 else empty[0]
             return self._compute(call, True, True)
+
+
+def _reference_method(cls, name):
+    """``forward``, ``gradient`` or ``value_and_gradient`` of ``cls``, with the
+    signature its ``_inputs`` and ``_options`` describe."""
+    kind = inspect.Parameter
+    options = [kind(option, kind.POSITIONAL_OR_KEYWORD if name == "forward" else kind.KEYWORD_ONLY,
+                    default=default) for option, default in cls._options]
+    if name != "forward":
+        options.append(kind("out_grad", kind.KEYWORD_ONLY, default=None))
+    signature = inspect.Signature(
+        [kind("self", kind.POSITIONAL_OR_KEYWORD)]
+        + [kind(x, kind.POSITIONAL_OR_KEYWORD) for x in cls._inputs] + options)
+
+    def method(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+        out_grad = given.pop("out_grad", None)
+        inputs = [given.pop(x) for x in ("self", *cls._inputs)][1:]
+        out, grads = self._evaluate(inputs, given, out_grad)
+        return {"forward": out, "gradient": grads}.get(name, (out, grads))
+
+    method.__signature__ = signature
+    method.__name__ = name
+    method.__qualname__ = f"{cls.__qualname__}.{name}"
+    method.__doc__ = {"forward": cls._forward_doc, "gradient": cls._gradient_doc}.get(
+        name, "``(forward(...), gradient(...))``.")
+    return method
 
 
 # ---------------------------------------------------------------------------
@@ -204,7 +252,8 @@ class _ElementwiseBase(_Loss):
     def _differentiable(self, call):
         return (call.pred,)
 
-    def _validate(self, pred, label, sample_weight, pos_weight, epsilon, out_grad):
+    def _validate(self, pred, label, sample_weight, pos_weight=None, epsilon=None,
+                  out_grad=None):
         if self._has_epsilon:
             epsilon = float(check_real(epsilon, "epsilon"))
         pred = _numeric(pred, "pred")
@@ -242,17 +291,7 @@ class _ElementwiseBase(_Loss):
 class _Elementwise(_ElementwiseBase):
     """The elementwise losses called with (pred, label, sample_weight)."""
 
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, label, sample_weight, None, None, None)[0]
-
-    def gradient(self, pred, label, *, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
-        return self._evaluate(pred, label, sample_weight, None, None, out_grad)[1]
-
-    def value_and_gradient(self, pred, label, *, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, label, sample_weight, None, None, out_grad)
+    _inputs = ("pred", "label")
 
 
 class L2Loss(_Elementwise):
@@ -338,22 +377,12 @@ class LogisticLoss(_Elementwise):
 class SigmoidBinaryCrossEntropyLoss(_ElementwiseBase):
     """Binary cross-entropy of logits (or of probabilities), positive term times pos_weight."""
 
+    _inputs = ("pred", "label")
+    _options = (("sample_weight", None), ("pos_weight", None))
+
     def __init__(self, from_sigmoid=False, weight=None, batch_axis=0):
         super().__init__(weight, batch_axis)
         self._from_sigmoid = bool(from_sigmoid)
-
-    def forward(self, pred, label, sample_weight=None, pos_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, label, sample_weight, pos_weight, None, None)[0]
-
-    def gradient(self, pred, label, *, sample_weight=None, pos_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
-        return self._evaluate(pred, label, sample_weight, pos_weight, None, out_grad)[1]
-
-    def value_and_gradient(self, pred, label, *, sample_weight=None, pos_weight=None,
-                           out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, label, sample_weight, pos_weight, None, out_grad)
 
     def _terms(self, call, p, y, q):
         if not self._from_sigmoid:
@@ -380,24 +409,13 @@ class PoissonNLLLoss(_ElementwiseBase):
 
     _label_name = "target"
     _has_epsilon = True
+    _inputs = ("pred", "target")
+    _options = (("sample_weight", None), ("epsilon", 1e-08))
 
     def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False):
         super().__init__(weight, batch_axis)
         self._from_logits = bool(from_logits)
         self._compute_full = bool(compute_full)
-
-    def forward(self, pred, target, sample_weight=None, epsilon=1e-08):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, target, sample_weight, None, epsilon, None)[0]
-
-    def gradient(self, pred, target, *, sample_weight=None, epsilon=1e-08, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
-        return self._evaluate(pred, target, sample_weight, None, epsilon, out_grad)[1]
-
-    def value_and_gradient(self, pred, target, *, sample_weight=None, epsilon=1e-08,
-                           out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, target, sample_weight, None, epsilon, out_grad)
 
     def _terms(self, call, p, t, q):
         if self._from_logits:
@@ -461,6 +479,7 @@ class _SoftmaxFamily(_Loss):
 
     _keeps_class_axis = False       # KLDivLoss: the elementwise loss has pred's shape
     _sparse = False
+    _inputs = ("pred", "label")
 
     def __init__(self, axis, from_logits, weight, batch_axis):
         super().__init__(weight, batch_axis)
@@ -471,18 +490,6 @@ class _SoftmaxFamily(_Loss):
     def axis(self):
         """The class axis of ``pred``."""
         return self._axis
-
-    def forward(self, pred, label, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, label, sample_weight, None)[0]
-
-    def gradient(self, pred, label, *, sample_weight=None, out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
-        return self._evaluate(pred, label, sample_weight, out_grad)[1]
-
-    def value_and_gradient(self, pred, label, *, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, label, sample_weight, out_grad)
 
     def _differentiable(self, call):
         return (call.pred,)
@@ -653,21 +660,12 @@ _TripletCall = namedtuple("_TripletCall", "pred positive negative sample_weight 
 class TripletLoss(_Loss):
     """max(sum_b ((q - p)^2 - (n - p)^2) + margin, 0) per sample, times its weights."""
 
+    _inputs = ("pred", "positive", "negative")
+    _gradient_doc = "``(d_pred, d_positive, d_negative)``."
+
     def __init__(self, margin=1, weight=None, batch_axis=0):
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
-
-    def forward(self, pred, positive, negative, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, positive, negative, sample_weight, None)[0]
-
-    def gradient(self, pred, positive, negative, *, sample_weight=None, out_grad=None):
-        """``(d_pred, d_positive, d_negative)``."""
-        return self._evaluate(pred, positive, negative, sample_weight, out_grad)[1]
-
-    def value_and_gradient(self, pred, positive, negative, *, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, positive, negative, sample_weight, out_grad)
 
     def _differentiable(self, call):
         return call.pred, call.positive, call.negative
@@ -708,21 +706,13 @@ _CosineCall = namedtuple("_CosineCall", "input1 input2 label sample_weight out_g
 class CosineEmbeddingLoss(_Loss):
     """1 - cos (label 1) or clip(cos - margin, 0, 1 - margin) (label -1), per vector."""
 
+    _inputs = ("input1", "input2", "label")
+    _forward_doc = "Per-vector loss, shape ``(number of vectors,)``."
+    _gradient_doc = "``(d_input1, d_input2)``."
+
     def __init__(self, weight=None, batch_axis=0, margin=0):
         super().__init__(weight, batch_axis)
         self._margin = check_real(margin, "margin")
-
-    def forward(self, input1, input2, label, sample_weight=None):
-        """Per-vector loss, shape ``(number of vectors,)``."""
-        return self._evaluate(input1, input2, label, sample_weight, None)[0]
-
-    def gradient(self, input1, input2, label, *, sample_weight=None, out_grad=None):
-        """``(d_input1, d_input2)``."""
-        return self._evaluate(input1, input2, label, sample_weight, out_grad)[1]
-
-    def value_and_gradient(self, input1, input2, label, *, sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(input1, input2, label, sample_weight, out_grad)
 
     def _differentiable(self, call):
         return call.input1, call.input2
@@ -785,24 +775,17 @@ _SdmlCall = namedtuple("_SdmlCall", "x1 x2 out_grad dtype n")
 class SDMLLoss(_Loss):
     """Mean over j of Y_ij (log(Y_ij + 1e-12) - log softmax_j(-|x1_i - x2_j|^2)), times w."""
 
+    _inputs = ("x1", "x2")
+    _options = ()
+    _forward_doc = "Per-row loss, shape ``(N,)``."
+    _gradient_doc = "``(d_x1, d_x2)``."
+
     def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0):
         super().__init__(weight, batch_axis)
         sp = check_real(smoothing_parameter, "smoothing_parameter")
         if not 0 <= sp < 1:
             raise ValueError(f"smoothing_parameter must be in [0, 1), got {sp!r}")
         self._smoothing_parameter = sp
-
-    def forward(self, x1, x2):
-        """Per-row loss, shape ``(N,)``."""
-        return self._evaluate(x1, x2, None)[0]
-
-    def gradient(self, x1, x2, *, out_grad=None):
-        """``(d_x1, d_x2)``."""
-        return self._evaluate(x1, x2, out_grad)[1]
-
-    def value_and_gradient(self, x1, x2, *, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(x1, x2, out_grad)
 
     def _differentiable(self, call):
         return call.x1, call.x2
@@ -977,6 +960,9 @@ class CTCLoss(_Loss):
     """-log sum over alignments of prod_t softmax(x_t)[pi_t], blank = class C - 1
     (``blank_label='last'``) or class 0 (``'first'``)."""
 
+    _inputs = ("pred", "label")
+    _options = (("pred_lengths", None), ("label_lengths", None), ("sample_weight", None))
+
     def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True, *,
                  blank_label="last"):
         self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
@@ -1010,21 +996,6 @@ class CTCLoss(_Loss):
         blank = "" if self._blank_label == "last" else ", blank_label='first'"
         return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
                 f"w={self._weight}, zero_infinity={self._zero_infinity}{blank})")
-
-    def forward(self, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
-        """Per-sample loss, shape ``(N,)``."""
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, None)[0]
-
-    def gradient(self, pred, label, *, pred_lengths=None, label_lengths=None, sample_weight=None,
-                 out_grad=None):
-        """Gradient of ``sum(out_grad * loss)`` with respect to pred."""
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight,
-                              out_grad)[1]
-
-    def value_and_gradient(self, pred, label, *, pred_lengths=None, label_lengths=None,
-                           sample_weight=None, out_grad=None):
-        """``(forward(...), gradient(...))``."""
-        return self._evaluate(pred, label, pred_lengths, label_lengths, sample_weight, out_grad)
 
     def _differentiable(self, call):
         return (call.pred,)
