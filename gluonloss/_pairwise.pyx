@@ -791,6 +791,7 @@ cdef struct BlasJob:
     const void* x2
     void* a                  # (n, dim) x1 - c
     void* b                  # (n, dim) x2 - c
+    void* b_t                # (dim, n) its transpose
     double* norm_a           # (n,) |a_i|^2
     double* norm_b           # (n,) |b_j|^2
     void* gram               # (n, n): A B^T, then D, then G (diagonal zeroed)
@@ -905,6 +906,21 @@ cdef inline void _center_row(const floating* centre, const BlasJob* job,
     job.norm_b[i] = _sum_sq(b, dim)
 
 
+cdef inline void _transpose_b(const floating* dummy, const BlasJob* job,
+                              Py_ssize_t block) noexcept nogil:
+    """b_t[k, i] = b[i, k] for the rows i of this block (GEMM_TN of them)."""
+    cdef Py_ssize_t n = job.n
+    cdef Py_ssize_t dim = job.dim
+    cdef Py_ssize_t i0 = block * GEMM_TN
+    cdef Py_ssize_t width = min(<Py_ssize_t>GEMM_TN, n - i0)
+    cdef Py_ssize_t i, k
+    cdef const floating* b = <const floating*>job.b + i0 * dim
+    cdef floating* b_t = <floating*>job.b_t + i0
+    for k in range(dim):
+        for i in range(width):
+            b_t[k * n + i] = b[i * dim + k]
+
+
 cdef inline void _distance_row(const floating* dummy, const BlasJob* job,
                                Py_ssize_t i) noexcept nogil:
     """Row i of the Gram matrix becomes D_i, recomputed directly where it cancels."""
@@ -916,13 +932,16 @@ cdef inline void _distance_row(const floating* dummy, const BlasJob* job,
     cdef const floating* b = <const floating*>job.b
     cdef floating norm_i = <floating>job.norm_a[i]
     cdef floating scale
+    cdef int n_cancelled = 0
     for j in range(n):
-        row[j] = (norm_i + <floating>job.norm_b[j]) - <floating>2.0 * row[j]
-    for j in range(n):
-        # not (D >= (n_i + m_j) / 4) also catches a NaN
         scale = norm_i + <floating>job.norm_b[j]
-        if not row[j] >= <floating>0.25 * scale:
-            row[j] = _sq_dist(a + i * dim, b + j * dim, dim)
+        row[j] = scale - <floating>2.0 * row[j]
+        n_cancelled += 0 if row[j] >= <floating>0.25 * scale else 1
+    if n_cancelled:
+        for j in range(n):
+            scale = norm_i + <floating>job.norm_b[j]
+            if not row[j] >= <floating>0.25 * scale:
+                row[j] = _sq_dist(a + i * dim, b + j * dim, dim)
     row[i] = _sq_dist(<const floating*>job.x1 + i * dim, <const floating*>job.x2 + i * dim, dim)
 
 
@@ -993,7 +1012,7 @@ cdef inline void _finish_gradient_row(const floating* dummy, const SdmlJob* sjob
 
 
 cdef enum BlasStep:
-    CENTER, GEMM, SOFTMAX, COLUMNS, FINISH
+    CENTER, TRANSPOSE_B, GEMM, SOFTMAX, COLUMNS, FINISH
 
 
 cdef void _blas_step(const floating* centre, const SdmlJob* sjob, const BlasJob* job,
@@ -1011,6 +1030,8 @@ cdef inline void _blas_item(const floating* centre, const SdmlJob* sjob, const B
                             BlasStep step, Py_ssize_t item) noexcept nogil:
     if step == CENTER:
         _center_row(centre, job, item)
+    elif step == TRANSPOSE_B:
+        _transpose_b(centre, job, item)
     elif step == GEMM:
         _gemm_columns(centre, &job.gemm, item)
     elif step == SOFTMAX:
@@ -1036,9 +1057,11 @@ cdef bint _sdml_blas_run(const floating* centre, const SdmlJob* sjob, BlasJob* j
     for i in range(job.n):
         if not (isfinite(job.norm_a[i]) and isfinite(job.norm_b[i])):
             return False
-    # Row-major P = A B^T is column-major P^T = B A^T, B and A stored as
-    # column-major (D x n) matrices: op(B) = T, op(A) = N.
-    _set_gemm(job, n, n, dim, 1.0, TRANS_T, job.b, dim, TRANS_N, job.a, dim, job.gram, n)
+    _blas_step(centre, sjob, job, TRANSPOSE_B, (job.n + GEMM_TN - 1) // GEMM_TN, n_threads)
+    # Row-major P = A B^T is column-major P^T = B A^T: B as the column-major
+    # (n x D) storage of b_t, A^T as that of a (no transposed operand: the
+    # fastest kernels).
+    _set_gemm(job, n, n, dim, 1.0, TRANS_N, job.b_t, n, TRANS_N, job.a, dim, job.gram, n)
     _gemm_step(centre, sjob, job, n_threads)
     _blas_step(centre, sjob, job, SOFTMAX, job.n, n_threads)
     if sjob.grad_x1 == NULL:
@@ -1074,7 +1097,7 @@ def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double wei
     cdef SdmlJob sjob
     cdef BlasJob job
     cdef void* grads[2]
-    cdef cnp.ndarray a, b, gram, centre, per_row
+    cdef cnp.ndarray a, b, b_t, gram, centre, per_row
     cdef Py_ssize_t n, dim, k
     cdef bint done
     job.x1 = array_data(x1, "sdml_blas", "x1", typenum, 2, ANY, ANY, ANY, 0)
@@ -1092,12 +1115,14 @@ def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double wei
     centre[~np.isfinite(centre)] = 0
     a = np.empty((n, dim), dtype)
     b = np.empty((n, dim), dtype)
+    b_t = np.empty((dim, n), dtype)
     gram = np.empty((n, n), dtype)
     per_row = np.empty((5, n))
     job.n = n
     job.dim = dim
     job.a = cnp.PyArray_DATA(a)
     job.b = cnp.PyArray_DATA(b)
+    job.b_t = cnp.PyArray_DATA(b_t)
     job.gram = cnp.PyArray_DATA(gram)
     job.norm_a = <double*>cnp.PyArray_DATA(per_row)
     job.norm_b = job.norm_a + n
