@@ -715,7 +715,6 @@ def sdml(*, a_rows, b_panels, a_cols, b_cols, Py_ssize_t n, double y_diag, doubl
             _sdml_run(<const double*>job.a_rows, &job, n_threads)
 
 
-
 # ---------------------------------------------------------------------------
 # SDMLLoss through BLAS (the default for finite inputs; ``sdml`` above
 # handles the rest).
@@ -1098,7 +1097,7 @@ def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double wei
     cdef BlasJob job
     cdef void* grads[2]
     cdef cnp.ndarray a, b, b_t, gram, centre, per_row
-    cdef Py_ssize_t n, dim, k
+    cdef Py_ssize_t n, dim
     cdef bint done
     job.x1 = array_data(x1, "sdml_blas", "x1", typenum, 2, ANY, ANY, ANY, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>x1, 0)
