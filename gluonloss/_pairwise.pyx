@@ -7,14 +7,17 @@ hands over C-contiguous arrays of one compute dtype (float32 or float64):
 * triplet: pred, positive, negative as ``(N, M)`` rows;
 * cosine: the two inputs as ``(N, D)`` rows (one vector per row) and the
   labels as ``(N,)``, every one exactly 1 or -1;
-* SDML: the inputs zero-padded and packed into panels (see ``sdml``);
+* SDML through BLAS (``sdml_blas``): the two ``(N, D)`` inputs as they are;
+* SDML's direct kernel (``sdml``, for inputs that are not all finite): the
+  inputs zero-padded and packed into panels;
 
 plus optional float64 length-N ``row_weight`` (the per-sample weight) and
 ``out_grad``.  Triplet and cosine rows are independent: ``prange`` over rows,
 each row summed with ``LANES`` partial sums in a fixed order.  SDML runs
-over rows (and columns) of the N x N distance matrix, each entry a plain
-sum in index order.  Every reduction order depends on the shape alone, so
-results are bitwise identical for any thread count.
+over rows (and columns) of the N x N distance matrix; its matrix products
+are fixed tiles, each one single-threaded GEMM call.  Every reduction order
+depends on the shape alone, so results are bitwise identical for any thread
+count.
 """
 
 from cython cimport floating
@@ -855,38 +858,30 @@ cdef inline void _set_gemm(BlasJob* job, int m, int n, int k, double alpha, char
     job.gemm.ldc = ldc
 
 
-cdef inline double _sum_sq(const floating* x, Py_ssize_t n) noexcept nogil:
-    """sum_k x_k^2 in LANES partial sums, a fixed order."""
-    cdef floating acc[LANES]
+cdef enum LaneTerm:
+    TERM_VALUE, TERM_SQUARE, TERM_SQUARED_DIFFERENCE
+
+
+cdef inline double _lane_sum(const floating* x, const floating* y, Py_ssize_t n,
+                             LaneTerm term) noexcept nogil:
+    """sum_k of x_k, x_k^2 or (x_k - y_k)^2 (``term``, a constant where inlined),
+    each term rounded in the dtype and summed in LANES partial sums of double,
+    a fixed order."""
+    cdef double acc[LANES]
+    cdef floating t
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
     cdef double total
     lanes_fill(acc, LANES, 0)
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
-            acc[j] += x[i + j] * x[i + j]
+            t = x[i + j] if term == TERM_VALUE else (
+                x[i + j] if term == TERM_SQUARE else x[i + j] - y[i + j])
+            acc[j] += t if term == TERM_VALUE else t * t
     total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
-        total += x[i] * x[i]
-    return total
-
-
-cdef inline floating _sq_dist(const floating* x, const floating* y, Py_ssize_t n) noexcept nogil:
-    """sum_k (x_k - y_k)^2 in LANES partial sums, a fixed order."""
-    cdef floating acc[LANES]
-    cdef floating d
-    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef floating total
-    lanes_fill(acc, LANES, 0)
-    for c in range(n_vec // LANES):
-        i = c * LANES
-        for j in range(LANES):
-            d = x[i + j] - y[i + j]
-            acc[j] += d * d
-    total = lanes_sum(acc, LANES, <floating>0)
-    for i in range(n_vec, n):
-        d = x[i] - y[i]
-        total += d * d
+        t = x[i] if term != TERM_SQUARED_DIFFERENCE else x[i] - y[i]
+        total += t if term == TERM_VALUE else t * t
     return total
 
 
@@ -901,8 +896,8 @@ cdef inline void _center_row(const floating* centre, const BlasJob* job,
     for k in range(dim):
         a[k] = x1[k] - centre[k]
         b[k] = x2[k] - centre[k]
-    job.norm_a[i] = _sum_sq(a, dim)
-    job.norm_b[i] = _sum_sq(b, dim)
+    job.norm_a[i] = _lane_sum(a, a, dim, TERM_SQUARE)
+    job.norm_b[i] = _lane_sum(b, b, dim, TERM_SQUARE)
 
 
 cdef inline void _transpose_b(const floating* dummy, const BlasJob* job,
@@ -940,8 +935,10 @@ cdef inline void _distance_row(const floating* dummy, const BlasJob* job,
         for j in range(n):
             scale = norm_i + <floating>job.norm_b[j]
             if not row[j] >= <floating>0.25 * scale:
-                row[j] = _sq_dist(a + i * dim, b + j * dim, dim)
-    row[i] = _sq_dist(<const floating*>job.x1 + i * dim, <const floating*>job.x2 + i * dim, dim)
+                row[j] = <floating>_lane_sum(a + i * dim, b + j * dim, dim,
+                                             TERM_SQUARED_DIFFERENCE)
+    row[i] = <floating>_lane_sum(<const floating*>job.x1 + i * dim,
+                                 <const floating*>job.x2 + i * dim, dim, TERM_SQUARED_DIFFERENCE)
 
 
 cdef inline void _blas_softmax_row(const floating* dummy, const SdmlJob* sjob,
@@ -954,23 +951,7 @@ cdef inline void _blas_softmax_row(const floating* dummy, const SdmlJob* sjob,
         row = <floating*>job.gram + i * job.n
         job.g_diag[i] = row[i]
         row[i] = 0
-        job.row_sum[i] = _sum_plain(row, job.n)
-
-
-cdef inline double _sum_plain(const floating* x, Py_ssize_t n) noexcept nogil:
-    """sum_k x_k in LANES partial sums of double, a fixed order."""
-    cdef double acc[LANES]
-    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
-    cdef double total
-    lanes_fill(acc, LANES, 0)
-    for c in range(n_vec // LANES):
-        i = c * LANES
-        for j in range(LANES):
-            acc[j] += x[i + j]
-    total = lanes_sum(acc, LANES, 0.0)
-    for i in range(n_vec, n):
-        total += x[i]
-    return total
+        job.row_sum[i] = _lane_sum(row, row, job.n, TERM_VALUE)
 
 
 cdef inline void _column_sums(const floating* dummy, const BlasJob* job,
