@@ -30,7 +30,7 @@ from gluonloss._kernel cimport (
     ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
 )
 from gluonloss._math cimport (
-    log1p_unit, mul_zero_wins, sign_or_nan, vabs, vexp, vlog,
+    log1p_unit, mul_zero_wins, sign_or_nan, vabs, vexp, vexp_nonpositive_exact, vlog,
     zero_unless_nan,
 )
 
@@ -158,7 +158,7 @@ cdef inline floating closs_grad_logit_bce(floating p, floating y, floating q,
     # coef = 1-y for p >= 0 and q*y for p < 0.  Only exp(-|p|) <= 1 is ever
     # formed, and a zero coef gives the exact limit 0 at p = +-inf.
     cdef floating a = vabs(p)
-    cdef floating e = vexp(-a)
+    cdef floating e = vexp_nonpositive_exact(-a)
     cdef floating denom = <floating>1.0 + e
     cdef floating inv = <floating>1.0 / denom
     cdef floating softplus = log1p_unit(e, denom, inv)
@@ -249,8 +249,31 @@ cdef inline floating closs_grad(Kind kind, floating p, floating y, floating q,
 # ---------------------------------------------------------------------------
 # Block loops: one contiguous run of at most BLOCK elements of one row.
 
-cdef inline double _block_loss(Kind kind, const floating* p, const floating* y,
-                               const floating* q, const floating* w,
+# Where q and w come from: read from their arrays, or the constant 1 when
+# the loss has no pos_weight and no elementwise weight (the common case).
+# As a fused type the choice is made at compile time, so the ones are folded
+# away instead of being two more streams read and multiplied -- the same
+# bits as multiplying by ones.
+cdef struct GivenStreams:
+    char unused
+
+cdef struct UnitStreams:
+    char unused
+
+ctypedef fused Streams:
+    GivenStreams
+    UnitStreams
+
+
+cdef inline floating _stream(Streams streams, const floating* v, Py_ssize_t i) noexcept nogil:
+    if Streams is UnitStreams:
+        return <floating>1
+    else:
+        return v[i]
+
+
+cdef inline double _block_loss(Kind kind, Streams streams, const floating* p,
+                               const floating* y, const floating* q, const floating* w,
                                Py_ssize_t n) noexcept nogil:
     """sum_j l(p_j, y_j) * w_j in a fixed order."""
     cdef floating acc[LANES]
@@ -261,16 +284,19 @@ cdef inline double _block_loss(Kind kind, const floating* p, const floating* y,
     for c in range(0, n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
-            acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &unused) * w[i + j]
+            acc[j] += (closs_grad(kind, p[i + j], y[i + j], _stream(streams, q, i + j), &unused)
+                       * _stream(streams, w, i + j))
     total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
-        total += closs_grad(kind, p[i], y[i], q[i], &unused) * w[i]
+        total += closs_grad(kind, p[i], y[i], _stream(streams, q, i), &unused) * _stream(
+            streams, w, i)
     return total
 
 
-cdef inline double _block_loss_grad(Kind kind, const floating* p, const floating* y,
-                                    const floating* q, const floating* w, Py_ssize_t n,
-                                    floating grad_scale, floating* g) noexcept nogil:
+cdef inline double _block_loss_grad(Kind kind, Streams streams, const floating* p,
+                                    const floating* y, const floating* q, const floating* w,
+                                    Py_ssize_t n, floating grad_scale,
+                                    floating* g) noexcept nogil:
     """As _block_loss, and g_j = grad_scale * w_j * dl/dp_j in the same pass."""
     cdef floating acc[LANES]
     cdef floating d
@@ -280,12 +306,14 @@ cdef inline double _block_loss_grad(Kind kind, const floating* p, const floating
     for c in range(0, n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
-            acc[j] += closs_grad(kind, p[i + j], y[i + j], q[i + j], &d) * w[i + j]
-            g[i + j] = grad_scale * w[i + j] * d
+            acc[j] += (closs_grad(kind, p[i + j], y[i + j], _stream(streams, q, i + j), &d)
+                       * _stream(streams, w, i + j))
+            g[i + j] = grad_scale * _stream(streams, w, i + j) * d
     total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
-        total += closs_grad(kind, p[i], y[i], q[i], &d) * w[i]
-        g[i] = grad_scale * w[i] * d
+        total += closs_grad(kind, p[i], y[i], _stream(streams, q, i), &d) * _stream(
+            streams, w, i)
+        g[i] = grad_scale * _stream(streams, w, i) * d
     return total
 
 
@@ -337,13 +365,23 @@ cdef inline void _work_item(Kind kind, const floating* pred, const Job* job,
                               + block * job.weight.block_stride)
     cdef double row_scale = _row_scale(job, row)
     cdef double s
+    cdef const floating* y = <const floating*>job.label + at
+    cdef floating* g = <floating*>job.grad + at
+    cdef bint unit = job.aux.block_stride == 0 and job.weight.block_stride == 0
+    cdef floating grad_scale
+    cdef GivenStreams given
+    cdef UnitStreams ones
     if job.grad == NULL:
-        s = _block_loss(kind, pred + at, <const floating*>job.label + at, q, w, n)
+        if unit:
+            s = _block_loss(kind, ones, pred + at, y, q, w, n)
+        else:
+            s = _block_loss(kind, given, pred + at, y, q, w, n)
     else:
-        s = _block_loss_grad(
-            kind, pred + at, <const floating*>job.label + at, q, w, n,
-            <floating>(row_scale * (1.0 if job.out_grad == NULL else job.out_grad[row])),
-            <floating*>job.grad + at)
+        grad_scale = <floating>(row_scale * (1.0 if job.out_grad == NULL else job.out_grad[row]))
+        if unit:
+            s = _block_loss_grad(kind, ones, pred + at, y, q, w, n, grad_scale, g)
+        else:
+            s = _block_loss_grad(kind, given, pred + at, y, q, w, n, grad_scale, g)
     if job.n_blocks > 1:
         job.partial[item] = s
     elif job.out != NULL:

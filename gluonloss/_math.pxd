@@ -49,26 +49,46 @@ cdef inline float _pow2f(int32_t n) noexcept nogil:
     return _f32_from_bits((n + 127) << 23)
 
 
+cdef inline float _expf_poly(float xc, float* n) noexcept nogil:
+    """exp(r) for xc = n ln2 + r, |r| <= ln2/2, and n; NaN gives NaN."""
+    # n = round(x / ln2) with the 1.5 * 2**23 trick (SSE2 has no round).
+    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
+    n[0] = shifted - <float>12582912.0
+    # Cody-Waite: ln2 split so that n * hi is exact.
+    cdef float r = (xc - n[0] * <float>0.693359375) - n[0] * <float>-2.12194440e-4
+    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
+                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
+                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
+    return poly * r * r + r + <float>1.0
+
+
 cdef inline float _expf(float x) noexcept nogil:
     """exp(x) in float32, vectorisable (max error about 1 ulp)."""
     # Clamp so that n stays within [-150, 128]: below -104 the result
     # rounds to 0, above 88.8 the scaling overflows to +inf as it should.
-    cdef float xc = x if x < <float>88.8 else <float>88.8
-    xc = xc if xc > <float>-104.0 else <float>-104.0
-    # n = round(x / ln2) with the 1.5 * 2**23 trick (SSE2 has no round).
-    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
-    cdef float n = shifted - <float>12582912.0
-    # Cody-Waite: ln2 split so that n * hi is exact.
-    cdef float r = (xc - n * <float>0.693359375) - n * <float>-2.12194440e-4
-    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
-                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
-                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
-    cdef float er = poly * r * r + r + <float>1.0
+    # Written "not (x > c)" so that a NaN passes both clamps and carries
+    # through the arithmetic to the result (no select at the end).
+    cdef float xc = x if not x > <float>88.8 else <float>88.8
+    xc = xc if not xc < <float>-104.0 else <float>-104.0
+    cdef float n
+    cdef float er = _expf_poly(xc, &n)
     # Scale in two steps so that subnormal results come out right.
     cdef int32_t k = <int32_t>n
     cdef int32_t k1 = k >> 1
-    cdef float res = er * _pow2f(k1) * _pow2f(k - k1)
-    return res if x == x else x
+    return er * _pow2f(k1) * _pow2f(k - k1)
+
+
+cdef inline float _expf_nonpositive_exact(float x) noexcept nogil:
+    """exp(x) for x <= 0 (or NaN) in float32: _expf's results, fewer steps.
+
+    n <= 0 here, so 2**(n + 24) is a normal number: er * 2**(n + 24) is
+    exact and the one rounding happens in the final * 2**-24 -- the same
+    result as _expf's two-step scaling, subnormals included.
+    """
+    cdef float xc = x if not x < <float>-104.0 else <float>-104.0   # NaN passes
+    cdef float n
+    cdef float er = _expf_poly(xc, &n)
+    return er * _pow2f(<int32_t>n + 24) * <float>5.9604644775390625e-08   # 2**-24
 
 
 cdef inline float _log1pf_reduced(float f, float k, float tail) noexcept nogil:
@@ -206,16 +226,11 @@ cdef inline double _log1p_f64_unit(double e, double u, double inv_u) noexcept no
 
 cdef inline float _expf_nonpositive(float x) noexcept nogil:
     """exp(x) for x <= 0 (-inf gives 0, NaN gives NaN), 0 below -87.33."""
-    cdef float xc = x if x > <float>-87.33 else <float>-87.33
-    cdef float shifted = xc * <float>1.44269504088896341 + <float>12582912.0
-    cdef float n = shifted - <float>12582912.0                  # in [-126, 0]
-    cdef float r = (xc - n * <float>0.693359375) - n * <float>-2.12194440e-4
-    cdef float poly = (((((<float>1.9875691500e-4 * r + <float>1.3981999507e-3) * r
-                          + <float>8.3334519073e-3) * r + <float>4.1665795894e-2) * r
-                        + <float>1.6666665459e-1) * r + <float>5.0000001201e-1)
-    cdef float res = (poly * r * r + r + <float>1.0) * _pow2f(<int32_t>n)
-    res = res if x >= <float>-87.33 else <float>0.0
-    return res if x == x else x
+    # "not (x < c)": a NaN passes the clamp and the flush and stays NaN.
+    cdef float xc = x if not x < <float>-87.33 else <float>-87.33
+    cdef float n                                                # in [-126, 0]
+    cdef float res = _expf_poly(xc, &n) * _pow2f(<int32_t>n)
+    return res if not x < <float>-87.33 else <float>0.0
 
 
 cdef inline double _exp_f64_nonpositive(double x) noexcept nogil:
@@ -228,6 +243,11 @@ cdef inline double _exp_f64_nonpositive(double x) noexcept nogil:
 
 cdef inline floating vexp(floating x) noexcept nogil:
     return _expf(x) if floating is float else _exp_f64(x)
+
+
+cdef inline floating vexp_nonpositive_exact(floating x) noexcept nogil:
+    """exp(x) for x <= 0 or NaN, exactly vexp(x) (subnormal results kept)."""
+    return _expf_nonpositive_exact(x) if floating is float else _exp_f64(x)
 
 
 cdef inline floating vexp_nonpositive(floating x) noexcept nogil:

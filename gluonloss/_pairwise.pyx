@@ -7,21 +7,25 @@ hands over C-contiguous arrays of one compute dtype (float32 or float64):
 * triplet: pred, positive, negative as ``(N, M)`` rows;
 * cosine: the two inputs as ``(N, D)`` rows (one vector per row) and the
   labels as ``(N,)``, every one exactly 1 or -1;
-* SDML: the inputs zero-padded and packed into panels (see ``sdml``);
+* SDML through BLAS (``sdml_blas``): the two ``(N, D)`` inputs as they are;
+* SDML's direct kernel (``sdml``, for inputs that are not all finite): the
+  inputs zero-padded and packed into panels;
 
 plus optional float64 length-N ``row_weight`` (the per-sample weight) and
 ``out_grad``.  Triplet and cosine rows are independent: ``prange`` over rows,
 each row summed with ``LANES`` partial sums in a fixed order.  SDML runs
-over rows (and columns) of the N x N distance matrix, each entry a plain
-sum in index order.  Every reduction order depends on the shape alone, so
-results are bitwise identical for any thread count.
+over rows (and columns) of the N x N distance matrix; its matrix products
+are fixed tiles, each one single-threaded GEMM call.  Every reduction order
+depends on the shape alone, so results are bitwise identical for any thread
+count.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport log, sqrt
+from libc.math cimport isfinite, log, sqrt
 cimport numpy as cnp
 import numpy as np
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gluonloss._kernel cimport (
     ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
@@ -712,3 +716,416 @@ def sdml(*, a_rows, b_panels, a_cols, b_cols, Py_ssize_t n, double y_diag, doubl
             _sdml_run(<const float*>job.a_rows, &job, n_threads)
         else:
             _sdml_run(<const double*>job.a_rows, &job, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# SDMLLoss through BLAS (the default for finite inputs; ``sdml`` above
+# handles the rest).
+#
+# With a = x1 - c and b = x2 - c for a centre c (below), n_i = |a_i|^2,
+# m_j = |b_j|^2 and P = A B^T from GEMM,
+#   D_ij = n_i + m_j - 2 P_ij,
+# which cancels when D_ij is small next to n_i + m_j.  Such entries are
+# recomputed directly as sum_k (a_ik - b_jk)^2: every D_ij < n_i + m_j / 4
+# (rare off the diagonal, except for near-duplicate rows) and always the
+# diagonal, straight from x1_i - x2_i, whose positive pairs are the small
+# distances the loss cares most about.  The centre c_k is x1[0, k] (0 where
+# that is not finite), which puts the origin inside the data: the expanded
+# form then rounds like the direct sum, and equal rows give exactly 0.
+#
+# The gradients, with G' = G without its diagonal, r_i = sum_j G'_ij and
+# c_j = sum_i G'_ij (both summed in index order):
+#   d/dx1_i = -(G' B)_i + r_i a_i + G_ii (x1_i - x2_i)
+#   d/dx2_j = -(G'^T A)_j + c_j b_j + G_jj (x2_j - x1_j)
+# the diagonal again taken directly.
+#
+# Determinism.  A GEMM's result depends on how the BLAS splits it: OpenBLAS
+# (measured with SciPy's build on AVX-512) gives other bits for dgemm with
+# 2 threads than with 1 even for k = 7 (its edge kernels sum in another
+# order), and for sgemm once k exceeds its k-block (~400).  Its thread
+# count is process-wide (``openblas_set_num_threads_local`` too, in the
+# pthreads builds SciPy ships), so it cannot be pinned for one call without
+# touching every other user of the library.  Instead every product is cut
+# into fixed tiles of at most GEMM_TM x GEMM_TN x GEMM_TK = 2**18
+# multiply-adds -- OpenBLAS runs any GEMM that small on the calling thread
+# alone, whatever its setting -- accumulated over k in a fixed order
+# (beta = 1), and the tiles are spread over gluonloss's own threads (one
+# work item: GEMM_TN columns of the column-major result, all its tiles).
+# Each tile is then one single-threaded call on the same operands whatever
+# the thread counts, and so is every other step: fixed-order loops over
+# rows or columns.  Non-finite inputs (or norms that overflow) go to the
+# direct kernel, which keeps the IEEE results of the formula as
+# written (an infinite coordinate makes n_i + m_j - 2 P_ij NaN).
+
+cdef enum:
+    GEMM_TM = 128      # one GEMM call: rows of the (column-major) result ...
+    GEMM_TN = 32       # ... its columns (also the columns of one work item) ...
+    GEMM_TK = 64       # ... and the length of its sums
+    COL_BLOCK = 256    # columns per work item of the column sums
+    TRANS_N = 78       # b"N": op(X) = X
+    TRANS_T = 84       # b"T": op(X) = X^T
+
+
+cdef struct Gemm:
+    # Column-major C (m x n) = alpha op(A) op(B), with op(A)[i, k] at
+    # a[i * a_i + k * a_k] and op(B)[k, j] at b[k * b_k + j * b_j].
+    int m
+    int n
+    int k
+    double alpha
+    char trans_a
+    char trans_b
+    const void* a
+    int lda
+    Py_ssize_t a_i
+    Py_ssize_t a_k
+    const void* b
+    int ldb
+    Py_ssize_t b_k
+    Py_ssize_t b_j
+    void* c
+    int ldc
+
+cdef struct BlasJob:
+    Py_ssize_t n
+    Py_ssize_t dim
+    const void* x1           # (n, dim) inputs
+    const void* x2
+    void* a                  # (n, dim) x1 - c
+    void* b                  # (n, dim) x2 - c
+    void* b_t                # (dim, n) its transpose
+    double* norm_a           # (n,) |a_i|^2
+    double* norm_b           # (n,) |b_j|^2
+    void* gram               # (n, n): A B^T, then D, then G (diagonal zeroed)
+    double* g_diag           # (n,) G_ii
+    double* row_sum          # (n,) r_i
+    double* col_sum          # (n,) c_j
+    Gemm gemm                # the product of the current GEMM step
+
+
+cdef inline void _gemm(char* trans_a, char* trans_b, int m, int n, int k, floating alpha,
+                       const floating* a, int lda, const floating* b, int ldb, floating beta,
+                       floating* c, int ldc) noexcept nogil:
+    """Column-major C = alpha op(A) op(B) + beta C (scipy's BLAS)."""
+    if floating is float:
+        sgemm(trans_a, trans_b, &m, &n, &k, &alpha, <float*>a, &lda, <float*>b, &ldb, &beta,
+              c, &ldc)
+    else:
+        dgemm(trans_a, trans_b, &m, &n, &k, &alpha, <double*>a, &lda, <double*>b, &ldb, &beta,
+              c, &ldc)
+
+
+cdef inline void _gemm_columns(const floating* dummy, const Gemm* g,
+                               Py_ssize_t item) noexcept nogil:
+    """Columns [item GEMM_TN, +GEMM_TN) of a Gemm, tile by tile, k in order."""
+    cdef int j0 = <int>item * GEMM_TN
+    cdef int nj = min(<int>GEMM_TN, g.n - j0)
+    cdef int i_tile, k_tile, i0, k0, mi, kk
+    cdef char trans_a = g.trans_a
+    cdef char trans_b = g.trans_b
+    cdef const floating* a = <const floating*>g.a
+    cdef const floating* b = <const floating*>g.b
+    cdef floating* c = <floating*>g.c
+    for i_tile in range((g.m + GEMM_TM - 1) // GEMM_TM):
+        i0 = i_tile * GEMM_TM
+        mi = min(<int>GEMM_TM, g.m - i0)
+        for k_tile in range((g.k + GEMM_TK - 1) // GEMM_TK):
+            k0 = k_tile * GEMM_TK
+            kk = min(<int>GEMM_TK, g.k - k0)
+            _gemm(&trans_a, &trans_b, mi, nj, kk, <floating>g.alpha,
+                  a + i0 * g.a_i + k0 * g.a_k, g.lda, b + k0 * g.b_k + j0 * g.b_j, g.ldb,
+                  <floating>(0.0 if k0 == 0 else 1.0), c + i0 + <Py_ssize_t>j0 * g.ldc, g.ldc)
+
+
+cdef inline void _set_gemm(BlasJob* job, int m, int n, int k, double alpha, char trans_a,
+                           const void* a, int lda, char trans_b, const void* b, int ldb,
+                           void* c, int ldc) noexcept nogil:
+    job.gemm.m = m
+    job.gemm.n = n
+    job.gemm.k = k
+    job.gemm.alpha = alpha
+    job.gemm.trans_a = trans_a
+    job.gemm.trans_b = trans_b
+    job.gemm.a = a
+    job.gemm.lda = lda
+    job.gemm.a_i = 1 if trans_a == TRANS_N else lda
+    job.gemm.a_k = lda if trans_a == TRANS_N else 1
+    job.gemm.b = b
+    job.gemm.ldb = ldb
+    job.gemm.b_k = 1 if trans_b == TRANS_N else ldb
+    job.gemm.b_j = ldb if trans_b == TRANS_N else 1
+    job.gemm.c = c
+    job.gemm.ldc = ldc
+
+
+cdef enum LaneTerm:
+    TERM_VALUE, TERM_SQUARE, TERM_SQUARED_DIFFERENCE
+
+
+cdef inline double _lane_sum(const floating* x, const floating* y, Py_ssize_t n,
+                             LaneTerm term) noexcept nogil:
+    """sum_k of x_k, x_k^2 or (x_k - y_k)^2 (``term``, a constant where inlined),
+    each term rounded in the dtype and summed in LANES partial sums of double,
+    a fixed order."""
+    cdef double acc[LANES]
+    cdef floating t
+    cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
+    cdef double total
+    lanes_fill(acc, LANES, 0)
+    for c in range(n_vec // LANES):
+        i = c * LANES
+        for j in range(LANES):
+            t = x[i + j] if term == TERM_VALUE else (
+                x[i + j] if term == TERM_SQUARE else x[i + j] - y[i + j])
+            acc[j] += t if term == TERM_VALUE else t * t
+    total = lanes_sum(acc, LANES, 0.0)
+    for i in range(n_vec, n):
+        t = x[i] if term != TERM_SQUARED_DIFFERENCE else x[i] - y[i]
+        total += t if term == TERM_VALUE else t * t
+    return total
+
+
+cdef inline void _center_row(const floating* centre, const BlasJob* job,
+                             Py_ssize_t i) noexcept nogil:
+    cdef Py_ssize_t dim = job.dim
+    cdef Py_ssize_t k
+    cdef const floating* x1 = <const floating*>job.x1 + i * dim
+    cdef const floating* x2 = <const floating*>job.x2 + i * dim
+    cdef floating* a = <floating*>job.a + i * dim
+    cdef floating* b = <floating*>job.b + i * dim
+    for k in range(dim):
+        a[k] = x1[k] - centre[k]
+        b[k] = x2[k] - centre[k]
+    job.norm_a[i] = _lane_sum(a, a, dim, TERM_SQUARE)
+    job.norm_b[i] = _lane_sum(b, b, dim, TERM_SQUARE)
+
+
+cdef inline void _transpose_b(const floating* dummy, const BlasJob* job,
+                              Py_ssize_t block) noexcept nogil:
+    """b_t[k, i] = b[i, k] for the rows i of this block (GEMM_TN of them)."""
+    cdef Py_ssize_t n = job.n
+    cdef Py_ssize_t dim = job.dim
+    cdef Py_ssize_t i0 = block * GEMM_TN
+    cdef Py_ssize_t width = min(<Py_ssize_t>GEMM_TN, n - i0)
+    cdef Py_ssize_t i, k
+    cdef const floating* b = <const floating*>job.b + i0 * dim
+    cdef floating* b_t = <floating*>job.b_t + i0
+    for k in range(dim):
+        for i in range(width):
+            b_t[k * n + i] = b[i * dim + k]
+
+
+cdef inline void _distance_row(const floating* dummy, const BlasJob* job,
+                               Py_ssize_t i) noexcept nogil:
+    """Row i of the Gram matrix becomes D_i, recomputed directly where it cancels."""
+    cdef Py_ssize_t n = job.n
+    cdef Py_ssize_t dim = job.dim
+    cdef Py_ssize_t j
+    cdef floating* row = <floating*>job.gram + i * n
+    cdef const floating* a = <const floating*>job.a
+    cdef const floating* b = <const floating*>job.b
+    cdef floating norm_i = <floating>job.norm_a[i]
+    cdef floating scale
+    cdef int n_cancelled = 0
+    for j in range(n):
+        scale = norm_i + <floating>job.norm_b[j]
+        row[j] = scale - <floating>2.0 * row[j]
+        n_cancelled += 0 if row[j] >= <floating>0.25 * scale else 1
+    if n_cancelled:
+        for j in range(n):
+            scale = norm_i + <floating>job.norm_b[j]
+            if not row[j] >= <floating>0.25 * scale:
+                row[j] = <floating>_lane_sum(a + i * dim, b + j * dim, dim,
+                                             TERM_SQUARED_DIFFERENCE)
+    row[i] = <floating>_lane_sum(<const floating*>job.x1 + i * dim,
+                                 <const floating*>job.x2 + i * dim, dim, TERM_SQUARED_DIFFERENCE)
+
+
+cdef inline void _blas_softmax_row(const floating* dummy, const SdmlJob* sjob,
+                                   const BlasJob* job, Py_ssize_t i) noexcept nogil:
+    """Loss of row i; with gradients, G_i with its diagonal moved to g_diag and r_i."""
+    cdef floating* row
+    _distance_row(dummy, job, i)
+    _softmax_row(dummy, sjob, i)
+    if sjob.grad_x1 != NULL:
+        row = <floating*>job.gram + i * job.n
+        job.g_diag[i] = row[i]
+        row[i] = 0
+        job.row_sum[i] = _lane_sum(row, row, job.n, TERM_VALUE)
+
+
+cdef inline void _column_sums(const floating* dummy, const BlasJob* job,
+                              Py_ssize_t block) noexcept nogil:
+    """c_j = sum_i G'_ij in row order (in double), for the columns of this block."""
+    cdef Py_ssize_t n = job.n
+    cdef Py_ssize_t j0 = block * COL_BLOCK
+    cdef Py_ssize_t width = min(<Py_ssize_t>COL_BLOCK, n - j0)
+    cdef Py_ssize_t i, j
+    cdef const floating* g = <const floating*>job.gram
+    cdef double acc[COL_BLOCK]
+    for j in range(width):
+        acc[j] = 0
+    for i in range(n):
+        for j in range(width):
+            acc[j] += g[i * n + j0 + j]
+    for j in range(width):
+        job.col_sum[j0 + j] = acc[j]
+
+
+cdef inline void _finish_gradient_row(const floating* dummy, const SdmlJob* sjob,
+                                      const BlasJob* job, Py_ssize_t i) noexcept nogil:
+    """Add r_i a_i + G_ii (x1_i - x2_i) and c_i b_i + G_ii (x2_i - x1_i)."""
+    cdef Py_ssize_t dim = job.dim
+    cdef Py_ssize_t k
+    cdef floating* g1 = <floating*>sjob.grad_x1 + i * dim
+    cdef floating* g2 = <floating*>sjob.grad_x2 + i * dim
+    cdef const floating* x1 = <const floating*>job.x1 + i * dim
+    cdef const floating* x2 = <const floating*>job.x2 + i * dim
+    cdef const floating* a = <const floating*>job.a + i * dim
+    cdef const floating* b = <const floating*>job.b + i * dim
+    cdef floating r = <floating>job.row_sum[i]
+    cdef floating c = <floating>job.col_sum[i]
+    cdef floating gd = <floating>job.g_diag[i]
+    for k in range(dim):
+        g1[k] = (g1[k] + r * a[k]) + gd * (x1[k] - x2[k])
+        g2[k] = (g2[k] + c * b[k]) + gd * (x2[k] - x1[k])
+
+
+cdef enum BlasStep:
+    CENTER, TRANSPOSE_B, GEMM, SOFTMAX, COLUMNS, FINISH
+
+
+cdef void _blas_step(const floating* centre, const SdmlJob* sjob, const BlasJob* job,
+                     BlasStep step, Py_ssize_t n_items, int n_threads) noexcept nogil:
+    cdef Py_ssize_t item
+    if n_threads > 1:
+        for item in prange(n_items, schedule="static", num_threads=n_threads):
+            _blas_item(centre, sjob, job, step, item)
+    else:
+        for item in range(n_items):
+            _blas_item(centre, sjob, job, step, item)
+
+
+cdef inline void _blas_item(const floating* centre, const SdmlJob* sjob, const BlasJob* job,
+                            BlasStep step, Py_ssize_t item) noexcept nogil:
+    if step == CENTER:
+        _center_row(centre, job, item)
+    elif step == TRANSPOSE_B:
+        _transpose_b(centre, job, item)
+    elif step == GEMM:
+        _gemm_columns(centre, &job.gemm, item)
+    elif step == SOFTMAX:
+        _blas_softmax_row(centre, sjob, job, item)
+    elif step == COLUMNS:
+        _column_sums(centre, job, item)
+    else:
+        _finish_gradient_row(centre, sjob, job, item)
+
+
+cdef void _gemm_step(const floating* centre, const SdmlJob* sjob, const BlasJob* job,
+                     int n_threads) noexcept nogil:
+    _blas_step(centre, sjob, job, GEMM, (job.gemm.n + GEMM_TN - 1) // GEMM_TN, n_threads)
+
+
+cdef bint _sdml_blas_run(const floating* centre, const SdmlJob* sjob, BlasJob* job,
+                         int n_threads) noexcept nogil:
+    """Run the BLAS path; False (nothing written) when a norm is not finite."""
+    cdef Py_ssize_t i
+    cdef int n = <int>job.n
+    cdef int dim = <int>job.dim
+    _blas_step(centre, sjob, job, CENTER, job.n, n_threads)
+    for i in range(job.n):
+        if not (isfinite(job.norm_a[i]) and isfinite(job.norm_b[i])):
+            return False
+    _blas_step(centre, sjob, job, TRANSPOSE_B, (job.n + GEMM_TN - 1) // GEMM_TN, n_threads)
+    # Row-major P = A B^T is column-major P^T = B A^T: B as the column-major
+    # (n x D) storage of b_t, A^T as that of a (no transposed operand: the
+    # fastest kernels).
+    _set_gemm(job, n, n, dim, 1.0, TRANS_N, job.b_t, n, TRANS_N, job.a, dim, job.gram, n)
+    _gemm_step(centre, sjob, job, n_threads)
+    _blas_step(centre, sjob, job, SOFTMAX, job.n, n_threads)
+    if sjob.grad_x1 == NULL:
+        return True
+    _blas_step(centre, sjob, job, COLUMNS, (job.n + COL_BLOCK - 1) // COL_BLOCK, n_threads)
+    # d/dx1 = -G' B: column-major (D x n) = B^T G'^T, both as stored.
+    _set_gemm(job, dim, n, n, -1.0, TRANS_N, job.b, dim, TRANS_N, job.gram, n, sjob.grad_x1,
+              dim)
+    _gemm_step(centre, sjob, job, n_threads)
+    # d/dx2 = -G'^T A: column-major (D x n) = A^T G', G' the transpose of its storage.
+    _set_gemm(job, dim, n, n, -1.0, TRANS_N, job.a, dim, TRANS_T, job.gram, n, sjob.grad_x2,
+              dim)
+    _gemm_step(centre, sjob, job, n_threads)
+    _blas_step(centre, sjob, job, FINISH, job.n, n_threads)
+    return True
+
+
+def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double weight, out_grad,
+              out, grad_x1, grad_x2, int n_threads):
+    """SDMLLoss through BLAS; see the comment above ``BlasJob``.
+
+    x1, x2           : (n, D) C-contiguous, float32 or float64 (the same), n >= 2.
+    out_grad         : (n,) C-contiguous float64, or None (ones).
+    out              : (n,) of the dtype, or None.
+    grad_x1, grad_x2 : (n, D) of the dtype, both or None.
+
+    Returns False, having written nothing, when the inputs are not all finite
+    (or their squared norms overflow), D is 0 or a dimension does not fit
+    BLAS's 32-bit integers: the caller then runs ``sdml``.  Every array is
+    checked against this contract (TypeError or ValueError).
+    """
+    cdef int typenum = float_typenum(x1, "sdml_blas", "x1")
+    cdef SdmlJob sjob
+    cdef BlasJob job
+    cdef void* grads[2]
+    cdef cnp.ndarray a, b, b_t, gram, centre, per_row
+    cdef Py_ssize_t n, dim
+    cdef bint done
+    job.x1 = array_data(x1, "sdml_blas", "x1", typenum, 2, ANY, ANY, ANY, 0)
+    n = cnp.PyArray_DIM(<cnp.ndarray>x1, 0)
+    dim = cnp.PyArray_DIM(<cnp.ndarray>x1, 1)
+    if n < 2:
+        raise ValueError(f"sdml_blas: x1 must have at least 2 rows, got shape {x1.shape}")
+    job.x2 = array_data(x2, "sdml_blas", "x2", typenum, 2, n, dim, ANY, 0)
+    _outputs("sdml_blas", out, n, (grad_x1, grad_x2), ("grad_x1", "grad_x2"), dim, typenum,
+             &sjob.out, grads)
+    if dim == 0 or n > 2**31 - 1 or dim > 2**31 - 1:
+        return False
+    dtype = np.float32 if typenum == cnp.NPY_FLOAT32 else np.float64
+    centre = np.ascontiguousarray(x1[0], dtype=dtype).copy()
+    centre[~np.isfinite(centre)] = 0
+    a = np.empty((n, dim), dtype)
+    b = np.empty((n, dim), dtype)
+    b_t = np.empty((dim, n), dtype)
+    gram = np.empty((n, n), dtype)
+    per_row = np.empty((5, n))
+    job.n = n
+    job.dim = dim
+    job.a = cnp.PyArray_DATA(a)
+    job.b = cnp.PyArray_DATA(b)
+    job.b_t = cnp.PyArray_DATA(b_t)
+    job.gram = cnp.PyArray_DATA(gram)
+    job.norm_a = <double*>cnp.PyArray_DATA(per_row)
+    job.norm_b = job.norm_a + n
+    job.g_diag = job.norm_a + 2 * n
+    job.row_sum = job.norm_a + 3 * n
+    job.col_sum = job.norm_a + 4 * n
+    # The softmax rows of the direct kernel, on the unpadded (n, n) matrix.
+    sjob.n = n
+    sjob.dim = dim
+    sjob.padded = n
+    sjob.work = job.gram
+    sjob.y_diag = y_diag
+    sjob.y_off = y_off
+    sjob.entropy = entropy
+    sjob.weight = weight
+    sjob.out_grad = _per_row(out_grad, "sdml_blas", "out_grad", n)
+    sjob.grad_x1 = grads[0]
+    sjob.grad_x2 = grads[1]
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            done = _sdml_blas_run(<const float*>cnp.PyArray_DATA(centre), &sjob, &job,
+                                  n_threads)
+        else:
+            done = _sdml_blas_run(<const double*>cnp.PyArray_DATA(centre), &sjob, &job,
+                                  n_threads)
+    return done

@@ -7,7 +7,9 @@ from cython cimport floating
 cimport numpy as cnp
 import numpy as np
 
-from gluonloss._math cimport log1p_unit, log_normal, vexp, vexp_nonpositive, vlog
+from gluonloss._math cimport (
+    log1p_unit, log_normal, vexp, vexp_nonpositive, vexp_nonpositive_exact, vlog,
+)
 
 cnp.import_array()
 
@@ -26,6 +28,8 @@ def _apply(const floating[::1] x, floating[::1] out, int which):
                 out[i] = log1p_unit(x[i], u, <floating>1 / u)
             elif which == 3:
                 out[i] = vexp_nonpositive(x[i])
+            elif which == 5:
+                out[i] = vexp_nonpositive_exact(x[i])
             else:
                 out[i] = log_normal(x[i])
 
@@ -62,3 +66,8 @@ def exp_nonpositive_array(x):
 def log_normal_array(x):
     """log of finite, positive, normal numbers (no special cases)."""
     return _run(x, 4)
+
+
+def exp_nonpositive_exact_array(x):
+    """exp on (-inf, 0] (and NaN), subnormal results kept: exp_array's values."""
+    return _run(x, 5)

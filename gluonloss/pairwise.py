@@ -289,14 +289,22 @@ class SDMLLoss(Loss):
 
     def _compute(self, call, want_loss, want_grad):
         dtype, n, dim = call.dtype, call.n, call.dim
-        a_rows, b_panels, a_cols, b_cols = sdml_panels(call.x1, call.x2, dtype,
-                                                       _pairwise.SDML_PANEL, want_grad)
         out = np.empty(n, dtype) if want_loss else None
         grads = [np.empty((n, dim), dtype) for _ in range(2)] if want_grad else [None] * 2
         y_diag, y_off, entropy = self._targets(n)
+        n_threads = threads_for(n * n * max(dim, 1))
+        out_grad = call.out_grad if want_grad else None
+        # Through BLAS unless an input is not finite (see _pairwise.sdml_blas).
+        if _pairwise.sdml_blas(
+                x1=np.ascontiguousarray(call.x1, dtype), x2=np.ascontiguousarray(call.x2, dtype),
+                y_diag=y_diag, y_off=y_off, entropy=entropy, weight=self._scalar_weight(),
+                out_grad=out_grad, out=out, grad_x1=grads[0], grad_x2=grads[1],
+                n_threads=n_threads):
+            return out, (tuple(grads) if want_grad else None)
+        a_rows, b_panels, a_cols, b_cols = sdml_panels(call.x1, call.x2, dtype,
+                                                       _pairwise.SDML_PANEL, want_grad)
         _pairwise.sdml(
             a_rows=a_rows, b_panels=b_panels, a_cols=a_cols, b_cols=b_cols, n=n, y_diag=y_diag,
-            y_off=y_off, entropy=entropy, weight=self._scalar_weight(),
-            out_grad=call.out_grad if want_grad else None, out=out, grad_x1=grads[0],
-            grad_x2=grads[1], n_threads=threads_for(n * n * max(dim, 1)))
+            y_off=y_off, entropy=entropy, weight=self._scalar_weight(), out_grad=out_grad,
+            out=out, grad_x1=grads[0], grad_x2=grads[1], n_threads=n_threads)
         return out, (tuple(grads) if want_grad else None)

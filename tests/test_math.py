@@ -75,3 +75,17 @@ def test_restricted_exp_and_log(dtype):
                         rng.uniform(1, 3, 100_000), [finfo.tiny, finfo.max, 1.0, 3.0]])
     x = x.astype(dtype)
     assert ulp_distance(_vmath.log_normal_array(x), _oracle(np.log, x), dtype).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_of_nonpositive_arguments_is_exp(dtype):
+    # The shortcut for x <= 0 (one scaling step) gives exp_array's bits,
+    # subnormal results and the ends of the range included.
+    rng = np.random.default_rng(4)
+    bottom = -105.0 if dtype == np.float32 else -746.0
+    x = np.concatenate([rng.uniform(bottom, 0, 300_000), rng.uniform(-1e-3, 0, 10_000),
+                        np.linspace(bottom, 0, 10_001),
+                        [-0.0, 0.0, -np.inf, np.nan, -87.33, -103.97, -104.0, -1e30]]).astype(dtype)
+    assert_array_equal(_vmath.exp_nonpositive_exact_array(x), _vmath.exp_array(x))
+    assert ulp_distance(_vmath.exp_nonpositive_exact_array(x), _oracle(np.exp, x),
+                        dtype).max() <= 1
