@@ -23,6 +23,7 @@ array([1.75])
 import inspect
 import math
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
@@ -157,8 +158,8 @@ class _Loss:
     options by name and ``out_grad``, to ``_validate``.
     """
 
-    _inputs = ()
-    _options = (("sample_weight", None),)
+    _inputs: tuple[str, ...] = ()
+    _options: tuple[tuple[str, Any], ...] = (("sample_weight", None),)
     _forward_doc = "Per-sample loss, shape ``(N,)``."
     _gradient_doc = "Gradient of ``sum(out_grad * loss)`` with respect to pred."
 
