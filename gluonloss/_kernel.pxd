@@ -126,3 +126,67 @@ cdef inline total_t lanes_sum(const floating* acc, int lanes, total_t start) noe
     for j in range(lanes):
         total += acc[j]
     return total
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* acc[j] = x[g*16 + j] if x[g*16 + j] > acc[j] else acc[j], for every group g
+       of 16 in order: a running maximum per lane, keeping acc on NaN.  GCC does
+       not vectorise the compare-and-select of this loop when it is written out
+       per lane (it unrolls the 16 lanes into scalar code first), so with
+       GNU C it is written with vector types as wide as the build's registers:
+       the same compare and select, lane by lane, in every build. */
+    #if defined(__GNUC__)
+    #if defined(__AVX512F__)
+    #define GLUONLOSS_VBYTES 64
+    #elif defined(__AVX__)
+    #define GLUONLOSS_VBYTES 32
+    #else
+    #define GLUONLOSS_VBYTES 16
+    #endif
+    #define GLUONLOSS_LANES_MAX(NAME, T, IT)                                            \\
+    static inline void NAME(const T* x, Py_ssize_t n_groups, T* acc) {                \\
+        typedef T vec_t __attribute__((vector_size(GLUONLOSS_VBYTES)));               \\
+        typedef IT mask_t __attribute__((vector_size(GLUONLOSS_VBYTES)));             \\
+        enum { PER_VEC = GLUONLOSS_VBYTES / sizeof(T), N_VEC = 16 / PER_VEC };        \\
+        vec_t best[N_VEC], v;                                                         \\
+        mask_t take;                                                                  \\
+        Py_ssize_t g; int k;                                                          \\
+        memcpy(best, acc, 16 * sizeof(T));                                            \\
+        for (g = 0; g < n_groups; g++) {                                              \\
+            for (k = 0; k < N_VEC; k++) {                                             \\
+                memcpy(&v, x + g * 16 + k * PER_VEC, sizeof v);                       \\
+                take = v > best[k];                                                   \\
+                best[k] = (vec_t)((take & (mask_t)v) | (~take & (mask_t)best[k]));    \\
+            }                                                                         \\
+        }                                                                             \\
+        memcpy(acc, best, 16 * sizeof(T));                                            \\
+    }
+    #else
+    #define GLUONLOSS_LANES_MAX(NAME, T, IT)                                            \\
+    static inline void NAME(const T* x, Py_ssize_t n_groups, T* acc) {                \\
+        Py_ssize_t g; int j;                                                          \\
+        for (g = 0; g < n_groups; g++)                                                \\
+            for (j = 0; j < 16; j++)                                                  \\
+                acc[j] = x[g * 16 + j] > acc[j] ? x[g * 16 + j] : acc[j];             \\
+    }
+    #endif
+    GLUONLOSS_LANES_MAX(gluonloss_lanes16_max_f32, float, int32_t)
+    GLUONLOSS_LANES_MAX(gluonloss_lanes16_max_f64, double, int64_t)
+    """
+    void _lanes16_max_f32 "gluonloss_lanes16_max_f32"(
+        const float* x, Py_ssize_t n_groups, float* acc) noexcept nogil
+    void _lanes16_max_f64 "gluonloss_lanes16_max_f64"(
+        const double* x, Py_ssize_t n_groups, double* acc) noexcept nogil
+
+
+cdef inline void lanes16_max(const floating* x, Py_ssize_t n_groups,
+                             floating* acc) noexcept nogil:
+    """Per lane j of 16, acc[j] = max(acc[j], x[16 g + j]) over the groups g,
+    as ``x if x > acc else acc`` (a NaN never replaces acc)."""
+    if floating is float:
+        _lanes16_max_f32(x, n_groups, acc)
+    else:
+        _lanes16_max_f64(x, n_groups, acc)

@@ -40,14 +40,16 @@ cimport numpy as cnp
 import numpy as np
 
 from gluonloss._kernel cimport (
-    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
+    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes16_max, lanes_fill, lanes_sum,
 )
 from gluonloss._math cimport vabs, vexp, vexp_nonpositive, vlog, zero_unless_nan
 
 cnp.import_array()
 
 cdef enum:
-    LANES = 16     # independent partial results per row (vectorisable, fixed order)
+    # Independent partial results per row (vectorisable, fixed order);
+    # lanes16_max assumes 16.
+    LANES = 16
     BLOCK = 256    # elements per block of the max-and-sum pass (a multiple of LANES)
     MAX_STORED_BLOCKS = 32   # rows up to 8192 classes keep their exps for the gradient
 
@@ -125,11 +127,7 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
         n_chunks = min(<Py_ssize_t>BLOCK, n_vec - start) // LANES
         for j in range(LANES):
             block_max[j] = m[j]
-        for c in range(n_chunks):
-            i = start + c * LANES
-            for j in range(LANES):
-                xv = x[i + j]
-                block_max[j] = xv if xv > block_max[j] else block_max[j]
+        lanes16_max(x + start, n_chunks, block_max)
         raised = False
         for j in range(LANES):
             raised = raised | (block_max[j] != m[j])
