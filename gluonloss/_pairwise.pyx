@@ -22,7 +22,7 @@ count.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite, log, sqrt
+from libc.math cimport NAN, isfinite, log, sqrt
 cimport numpy as cnp
 import numpy as np
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -290,7 +290,7 @@ cdef inline void _cosine_row(const floating* x_all, const CosineJob* job,
     cdef double xy, xx, yy, norms, den, cos, v, loss, dloss, k
     cdef double hi = 1.0 - job.margin
     cdef bint floored
-    cdef floating cx_x, cx_y, cy_x, cy_y
+    cdef floating cx_x, cx_y, cy_x, cy_y, gxj, gyj
     _dot3(x, y, n, &xy, &xx, &yy)
     norms = sqrt(xx) * sqrt(yy)
     floored = norms <= 1e-12           # False for NaN: NaN must reach every output
@@ -316,9 +316,14 @@ cdef inline void _cosine_row(const floating* x_all, const CosineJob* job,
         cy_y = <floating>(0.0 if floored else -k * cos / yy)
         gx = <floating*>job.grad_x + at
         gy = <floating*>job.grad_y + at
+        # Where both products are NaN, which one's NaN the sum keeps is the
+        # compiler's operand order, which differs between kernel builds: a NaN
+        # is stored as the one quiet NaN, so every build gives the same bits.
         for j in range(n):
-            gx[j] = cx_y * y[j] + cx_x * x[j]
-            gy[j] = cy_x * x[j] + cy_y * y[j]
+            gxj = cx_y * y[j] + cx_x * x[j]
+            gyj = cy_x * x[j] + cy_y * y[j]
+            gx[j] = gxj if gxj == gxj else <floating>NAN
+            gy[j] = gyj if gyj == gyj else <floating>NAN
 
 
 def cosine(*, x, y, label, double margin, double weight, row_weight, out_grad, out, grad_x,
