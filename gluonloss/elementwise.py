@@ -211,7 +211,19 @@ class HuberLoss(_ElementwiseLoss):
         return float(self._rho), 0.0
 
 
-class HingeLoss(_ElementwiseLoss):
+class _MarginLoss(_ElementwiseLoss):
+    """The hinge losses: a margin, then the elementwise loss's arguments."""
+
+    def __init__(self, margin: float = 1, weight: float | None = None,
+                 batch_axis: int = 0) -> None:
+        super().__init__(weight, batch_axis)
+        self._margin = check_real(margin, "margin")
+
+    def _kernel_params(self):
+        return float(self._margin), 0.0
+
+
+class HingeLoss(_MarginLoss):
     r"""Hinge loss of SVMs, for labels in {-1, 1}.
 
     .. math::
@@ -242,16 +254,8 @@ class HingeLoss(_ElementwiseLoss):
 
     _kind = _elementwise.HINGE
 
-    def __init__(self, margin: float = 1, weight: float | None = None,
-                 batch_axis: int = 0) -> None:
-        super().__init__(weight, batch_axis)
-        self._margin = check_real(margin, "margin")
 
-    def _kernel_params(self):
-        return float(self._margin), 0.0
-
-
-class SquaredHingeLoss(_ElementwiseLoss):
+class SquaredHingeLoss(_MarginLoss):
     r"""Squared hinge (soft-margin) loss, for labels in {-1, 1}.
 
     .. math::
@@ -279,14 +283,6 @@ class SquaredHingeLoss(_ElementwiseLoss):
     """
 
     _kind = _elementwise.SQUARED_HINGE
-
-    def __init__(self, margin: float = 1, weight: float | None = None,
-                 batch_axis: int = 0) -> None:
-        super().__init__(weight, batch_axis)
-        self._margin = check_real(margin, "margin")
-
-    def _kernel_params(self):
-        return float(self._margin), 0.0
 
 
 class LogisticLoss(_ElementwiseLoss):
