@@ -34,40 +34,20 @@ def _apply(const floating[::1] x, floating[::1] out, int which):
                 out[i] = log_normal(x[i])
 
 
-def _run(x, int which):
+#: The functions ``apply`` knows, by name, with the switch value of ``_apply``:
+#: exp, log, log1p for x in [0, 1], exp on (-inf, 0] flushing results below the
+#: smallest normal to 0, log of finite positive normal numbers, and exp on
+#: (-inf, 0] (and NaN) keeping subnormal results (exp's values).
+FUNCTIONS = {"exp": 0, "log": 1, "log1p_unit": 2, "exp_nonpositive": 3, "log_normal": 4,
+             "exp_nonpositive_exact": 5}
+
+
+def apply(name, x):
+    """The function ``name`` of FUNCTIONS elementwise on ``x`` with gluonloss's
+    kernel math, in float32 for float32 input and float64 otherwise."""
     x = np.ascontiguousarray(x)
     if x.dtype != np.float32:
         x = x.astype(np.float64)
     out = np.empty_like(x)
-    _apply(x.reshape(-1), out.reshape(-1), which)
+    _apply(x.reshape(-1), out.reshape(-1), FUNCTIONS[name])
     return out
-
-
-def exp_array(x):
-    """Elementwise exp with gluonloss's kernel math (float32 or float64)."""
-    return _run(x, 0)
-
-
-def log_array(x):
-    """Elementwise log with gluonloss's kernel math (float32 or float64)."""
-    return _run(x, 1)
-
-
-def log1p_unit_array(x):
-    """Elementwise log1p for x in [0, 1] with gluonloss's kernel math."""
-    return _run(x, 2)
-
-
-def exp_nonpositive_array(x):
-    """exp on (-inf, 0], flushing results below the smallest normal to 0."""
-    return _run(x, 3)
-
-
-def log_normal_array(x):
-    """log of finite, positive, normal numbers (no special cases)."""
-    return _run(x, 4)
-
-
-def exp_nonpositive_exact_array(x):
-    """exp on (-inf, 0] (and NaN), subnormal results kept: exp_array's values."""
-    return _run(x, 5)

@@ -966,9 +966,10 @@ class CTCLoss(_Loss):
 
     def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True, *,
                  blank_label="last"):
-        self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
-        self._blank_label = check_choice(blank_label, "blank_label", ("first", "last"))
-        self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
+        for name, value, allowed in (("layout", layout, ("NTC", "TNC")),
+                                     ("blank_label", blank_label, ("first", "last")),
+                                     ("label_layout", label_layout, ("NT", "TN"))):
+            setattr(self, f"_{name}", check_choice(value, name, allowed))
         # MXNet's batch_axis for CTCLoss: the label's batch axis.
         super().__init__(weight, label_layout.find("N"))
         self._zero_infinity = bool(zero_infinity)
