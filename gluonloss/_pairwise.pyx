@@ -22,7 +22,8 @@ count.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport NAN, isfinite, log, sqrt
+from libc.float cimport DBL_MAX, FLT_MAX
+from libc.math cimport NAN, log, sqrt
 cimport numpy as cnp
 import numpy as np
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -1033,15 +1034,26 @@ cdef void _gemm_step(const floating* centre, const SdmlJob* sjob, const BlasJob*
 
 
 cdef bint _sdml_blas_run(const floating* centre, const SdmlJob* sjob, BlasJob* job,
-                         int n_threads) noexcept nogil:
-    """Run the BLAS path; False (nothing written) when a norm is not finite."""
+                         double scale_max, int n_threads) noexcept nogil:
+    """Run the BLAS path; False (nothing written) when a squared norm is not
+    finite or so large that a distance could overflow."""
     cdef Py_ssize_t i
     cdef int n = <int>job.n
     cdef int dim = <int>job.dim
+    # |a - b|^2 <= 2|a|^2 + 2|b|^2: norms up to a quarter of the largest finite
+    # value keep every distance and product finite; beyond that the direct
+    # kernel gives the IEEE results (an infinite distance, not inf - inf).
+    cdef double limit = (FLT_MAX if floating is float else DBL_MAX) / 4
+    cdef double norm_max = 0
     _blas_step(centre, sjob, job, CENTER, job.n, n_threads)
     for i in range(job.n):
-        if not (isfinite(job.norm_a[i]) and isfinite(job.norm_b[i])):
+        if not (job.norm_a[i] <= limit and job.norm_b[i] <= limit):
             return False
+        norm_max = max(norm_max, max(job.norm_a[i], job.norm_b[i]))
+    # The gradient products sum n terms of at most 2 |weight * out_grad| |x|:
+    # where that could overflow (inf - inf in a GEMM) the direct kernel runs.
+    if not (scale_max * 8.0 * job.n * (sqrt(norm_max) + 1.0) <= limit):
+        return False
     _blas_step(centre, sjob, job, TRANSPOSE_B, (job.n + GEMM_TN - 1) // GEMM_TN, n_threads)
     # Row-major P = A B^T is column-major P^T = B A^T: B as the column-major
     # (n x D) storage of b_t, A^T as that of a (no transposed operand: the
@@ -1074,7 +1086,7 @@ def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double wei
     grad_x1, grad_x2 : (n, D) of the dtype, both or None.
 
     Returns False, having written nothing, when the inputs are not all finite
-    (or their squared norms overflow), D is 0 or a dimension does not fit
+    (or their squared norms could make a distance overflow), D is 0 or a dimension does not fit
     BLAS's 32-bit integers: the caller then runs ``sdml``.  Every array is
     checked against this contract (TypeError or ValueError).
     """
@@ -1085,6 +1097,7 @@ def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double wei
     cdef cnp.ndarray a, b, b_t, gram, centre, per_row
     cdef Py_ssize_t n, dim
     cdef bint done
+    cdef double scale_max
     job.x1 = array_data(x1, "sdml_blas", "x1", typenum, 2, ANY, ANY, ANY, 0)
     n = cnp.PyArray_DIM(<cnp.ndarray>x1, 0)
     dim = cnp.PyArray_DIM(<cnp.ndarray>x1, 1)
@@ -1124,13 +1137,15 @@ def sdml_blas(*, x1, x2, double y_diag, double y_off, double entropy, double wei
     sjob.entropy = entropy
     sjob.weight = weight
     sjob.out_grad = _per_row(out_grad, "sdml_blas", "out_grad", n)
+    # NaN when out_grad or weight is: then the direct kernel runs.
+    scale_max = abs(weight) * (1.0 if out_grad is None else float(np.max(np.abs(out_grad))))
     sjob.grad_x1 = grads[0]
     sjob.grad_x2 = grads[1]
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             done = _sdml_blas_run(<const float*>cnp.PyArray_DATA(centre), &sjob, &job,
-                                  n_threads)
+                                  scale_max, n_threads)
         else:
             done = _sdml_blas_run(<const double*>cnp.PyArray_DATA(centre), &sjob, &job,
-                                  n_threads)
+                                  scale_max, n_threads)
     return done

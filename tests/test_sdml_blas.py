@@ -163,7 +163,9 @@ def test_blas_entry_declines_what_it_cannot_do():
     args = dict(y_diag=0.7, y_off=0.15, entropy=0.0, weight=1.0, out_grad=None,
                 out=np.empty(3), grad_x1=None, grad_x2=None, n_threads=1)
     assert kernels.sdml_blas(x1=x, x2=x, **args) is True
-    for bad in (np.inf, -np.inf, np.nan, 1e300):     # 1e300: |x|^2 overflows
+    # 1e300: |x|^2 overflows; 1e154: |x|^2 is finite but a distance to -1e154
+    # is not (it must come out infinite, not inf - inf).
+    for bad in (np.inf, -np.inf, np.nan, 1e300, 1e154):
         y = x.copy()
         y[1, 0] = bad
         assert kernels.sdml_blas(x1=x, x2=y, **args) is False
@@ -174,3 +176,30 @@ def test_blas_entry_declines_what_it_cannot_do():
         kernels.sdml_blas(x1=x, x2=np.ones((2, 2)), **args)
     with pytest.raises(TypeError, match="sdml_blas: x2 must have dtype float64"):
         kernels.sdml_blas(x1=x, x2=x.astype(np.float32), **args)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_distances_that_overflow_are_infinite_as_in_the_reference(smoothing):
+    x1 = np.array([[1e154], [1.0], [2.0]])
+    x2 = np.array([[-1e154], [1.5], [0.0]])
+    with np.errstate(all="ignore"):
+        got = gl.SDMLLoss(smoothing).value_and_gradient(x1, x2)
+        want = reference.SDMLLoss(smoothing).value_and_gradient(x1, x2)
+    for g, w in zip([got[0], *got[1]], [want[0], *want[1]], strict=True):
+        assert_array_equal(np.isnan(g), np.isnan(w))
+        assert_array_equal(np.isinf(g), np.isinf(w))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    assert got[0][0] == np.inf
+
+
+@pytest.mark.parametrize("out_grad", [[1.0, np.inf], [-np.inf, 1.0], [np.nan, 1.0]])
+def test_infinite_out_grad_gives_the_reference_infinities(out_grad):
+    x1 = np.array([[1.0], [0.0]], np.float32)
+    x2 = np.array([[0.0], [0.0]])
+    with np.errstate(all="ignore"):
+        got = gl.SDMLLoss(0.0).value_and_gradient(x1, x2, out_grad=out_grad)
+        want = reference.SDMLLoss(0.0).value_and_gradient(x1, x2, out_grad=out_grad)
+    for g, w in zip([got[0], *got[1]], [want[0], *want[1]], strict=True):
+        assert_array_equal(np.isnan(g), np.isnan(w))
+        assert_array_equal(np.isposinf(g), np.isposinf(w))
+        assert_array_equal(np.isneginf(g), np.isneginf(w))
