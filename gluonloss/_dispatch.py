@@ -48,11 +48,6 @@ def cpu_runs(build: str) -> bool:
     return all(features[feature] for feature in BUILDS[build])
 
 
-def cpu_has_avx2() -> bool:
-    """Whether this CPU runs the AVX2 build."""
-    return cpu_runs("avx2")
-
-
 def _module_name(name: str, build: str) -> str:
     return f"gluonloss.{name}" if build == "baseline" else f"gluonloss.{name}_{build}"
 

@@ -275,6 +275,17 @@ cdef inline floating sign_or_nan(floating d) noexcept nogil:
     return s if d == d else d
 
 
+cdef inline floating one_nan(floating v) noexcept nogil:
+    """v, or the one quiet NaN when v is NaN.
+
+    Where two NaNs meet in one operation, x86 keeps the first operand's, and
+    which operand comes first is the compiler's choice, which differs between
+    the kernel builds: a kernel that stores such results through this gives
+    the same bits in every build.
+    """
+    return v if v == v else <floating>NAN
+
+
 cdef inline floating zero_unless_nan(floating t) noexcept nogil:
     """0, or NaN when t is NaN: the gradient of a branch that is switched off."""
     return <floating>0.0 if t == t else t

@@ -23,7 +23,7 @@ count.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport NAN, log, sqrt
+from libc.math cimport log, sqrt
 cimport numpy as cnp
 import numpy as np
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -31,7 +31,7 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 from gluonloss._kernel cimport (
     ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
 )
-from gluonloss._math cimport vexp, zero_unless_nan
+from gluonloss._math cimport one_nan, vexp, zero_unless_nan
 
 cnp.import_array()
 
@@ -291,7 +291,7 @@ cdef inline void _cosine_row(const floating* x_all, const CosineJob* job,
     cdef double xy, xx, yy, norms, den, cos, v, loss, dloss, k
     cdef double hi = 1.0 - job.margin
     cdef bint floored
-    cdef floating cx_x, cx_y, cy_x, cy_y, gxj, gyj
+    cdef floating cx_x, cx_y, cy_x, cy_y
     _dot3(x, y, n, &xy, &xx, &yy)
     norms = sqrt(xx) * sqrt(yy)
     floored = norms <= 1e-12           # False for NaN: NaN must reach every output
@@ -317,14 +317,11 @@ cdef inline void _cosine_row(const floating* x_all, const CosineJob* job,
         cy_y = <floating>(0.0 if floored else -k * cos / yy)
         gx = <floating*>job.grad_x + at
         gy = <floating*>job.grad_y + at
-        # Where both products are NaN, which one's NaN the sum keeps is the
-        # compiler's operand order, which differs between kernel builds: a NaN
-        # is stored as the one quiet NaN, so every build gives the same bits.
+        # Both products can be NaN: one_nan makes the sum's NaN the same in
+        # every kernel build.
         for j in range(n):
-            gxj = cx_y * y[j] + cx_x * x[j]
-            gyj = cy_x * x[j] + cy_y * y[j]
-            gx[j] = gxj if gxj == gxj else <floating>NAN
-            gy[j] = gyj if gyj == gyj else <floating>NAN
+            gx[j] = one_nan(cx_y * y[j] + cx_x * x[j])
+            gy[j] = one_nan(cy_x * x[j] + cy_y * y[j])
 
 
 def cosine(*, x, y, label, double margin, double weight, row_weight, out_grad, out, grad_x,

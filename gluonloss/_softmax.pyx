@@ -35,14 +35,14 @@ on the shape, never on the thread count.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, NAN, fabs
+from libc.math cimport INFINITY, fabs
 cimport numpy as cnp
 import numpy as np
 
 from gluonloss._kernel cimport (
     ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes16_max, lanes_fill, lanes_sum,
 )
-from gluonloss._math cimport vabs, vexp, vexp_nonpositive, vlog, zero_unless_nan
+from gluonloss._math cimport one_nan, vabs, vexp, vexp_nonpositive, vlog, zero_unless_nan
 
 cnp.import_array()
 
@@ -613,21 +613,12 @@ cdef inline double _dense_options_row(const floating* x, const floating* y, cons
     return dense_row(x, y, cw, False, True, keep, spread, False, n, job.from_logits, u, g)
 
 
-cdef inline double one_nan(double v) noexcept nogil:
-    """v, or the one quiet NaN when v is NaN.
-
-    Where two NaNs meet in one operation (a NaN row with a +inf logit), x86
-    keeps the first operand's, and which operand comes first is the
-    compiler's choice, which differs between the kernel builds; so a NaN
-    result is always this one, and every build gives the same bits.
-    """
-    return v if v == v else NAN
-
-
 cdef inline void one_nan_row(floating* g, Py_ssize_t n) noexcept nogil:
+    """Every NaN of g as the one quiet NaN (see one_nan: two NaNs meet where a
+    NaN row has a +inf logit)."""
     cdef Py_ssize_t j
     for j in range(n):
-        g[j] = g[j] if g[j] == g[j] else <floating>NAN
+        g[j] = one_nan(g[j])
 
 
 cdef inline void _row(Kind kind, const floating* pred, const Job* job,

@@ -73,13 +73,19 @@ def test_forcing_a_build_the_cpu_cannot_run_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("build", ["baseline", *WIDE_BUILDS])
 def test_a_fresh_import_loads_the_forced_build_in_every_family(build, tmp_path):
+    """... and show_config reports it."""
     kernel_build("_elementwise", build)   # skips where not compiled or not runnable
-    code = ("from gluonloss import _dispatch, ctc, elementwise, pairwise, softmax\n"
+    code = ("import gluonloss as gl\n"
+            "from gluonloss import _dispatch, ctc, elementwise, pairwise, softmax\n"
             "modules = (elementwise._elementwise, softmax._softmax, pairwise._pairwise, ctc._ctc)\n"
-            "print(sorted({_dispatch.build_of(m) for m in modules}))\n")
+            "print(sorted({_dispatch.build_of(m) for m in modules}))\n"
+            "c = gl.show_config(mode='dicts')\n"
+            "print(c['kernels'], c['kernels_requested'])\n")
     child = run_python(["-c", code], cwd=tmp_path, extra_env={"GLUONLOSS_KERNELS": build})
     assert child.returncode == 0, child.stderr
-    assert child.stdout.strip() == repr([build])
+    families, config = child.stdout.strip().splitlines()
+    assert families == repr([build])
+    assert config.split() == [build, build]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
