@@ -19,13 +19,20 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from gluonloss._dask import _MODULES, _PLAIN_TYPES, _has_dask_array, _lazy_call
+from gluonloss._settings import Settings
 from gluonloss._threads import threads_for
-from gluonloss._validation import check_int, check_real
 
 #: What ``gradient`` returns: one array, or one per differentiable input.
 Gradient = np.ndarray | tuple[np.ndarray, ...]
 
 _SUMMARY_ONE_PASS = "``(forward(...), gradient(...))`` from one pass over the data."
+# The two constructor arguments of most losses, as their docstrings give them.
+_WEIGHT_AND_BATCH_AXIS_DOC = """\
+    weight : float or None, default None
+        Global scalar weight; None means 1.
+    batch_axis : int, default 0
+        The axis of ``pred`` that indexes samples.
+"""
 _OUT_GRAD_DOC = ("array_like, optional",
                  "Upstream gradient, broadcasting to ``(N,)``; None means ones.")
 
@@ -48,7 +55,7 @@ _EXTRA_CHECK = """\
 """
 
 
-class Loss:
+class Loss(Settings):
     """Base class for all losses.
 
     A loss maps a batch of predictions (and labels) to one value per sample
@@ -103,6 +110,9 @@ class Loss:
     #: ``name -> (numpydoc type, description)`` of every call argument
     #: (merged along the class hierarchy, subclasses win).
     _parameter_docs: ClassVar[dict[str, tuple[str, str]]] = {"out_grad": _OUT_GRAD_DOC}
+    #: ``name -> text`` put in place of a docstring line ``{name}`` (indented
+    #: four spaces), for sections that several losses share word for word.
+    _doc_snippets: ClassVar[dict[str, str]] = {"weight_and_batch_axis": _WEIGHT_AND_BATCH_AXIS_DOC}
     #: Docstring pieces of the generated methods.
     _forward_summary: ClassVar[str] = "Per-sample loss."
     _out_doc: ClassVar[str] = "Shape ``(N,)``."
@@ -125,6 +135,9 @@ class Loss:
             # Whoever changes how a call is checked or computed gets the general
             # path, unless the class says that its family's fast entry still holds.
             cls._fast_entry = None
+        for klass in cls.__mro__:       # a subclass's snippets may use its bases'
+            for name, text in klass.__dict__.get("_doc_snippets", {}).items():
+                cls.__doc__ = (cls.__doc__ or "").replace(f"    {{{name}}}\n", text)
         docs: dict[str, tuple[str, str]] = {}
         for klass in reversed(cls.__mro__):
             docs.update(klass.__dict__.get("_parameter_docs", {}))
@@ -135,26 +148,6 @@ class Loss:
             if "__call__" not in cls.__dict__:
                 # As Loss.__call__, one Python call fewer.
                 setattr(cls, "__call__", cls.forward)  # noqa: B010 (a method, not an attribute)
-
-    def __init__(self, weight: float | None = None, batch_axis: int = 0) -> None:
-        self._weight = check_real(weight, "weight", allow_none=True)
-        self._batch_axis = check_int(batch_axis, "batch_axis")
-
-    @property
-    def weight(self) -> float | None:
-        """The global scalar weight (None means 1)."""
-        return self._weight
-
-    @property
-    def batch_axis(self) -> int:
-        """The axis of the prediction that indexes samples."""
-        return self._batch_axis
-
-    def _scalar_weight(self):
-        return 1.0 if self._weight is None else float(self._weight)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_axis={self._batch_axis}, w={self._weight})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         return self.forward(*args, **kwargs)

@@ -12,8 +12,9 @@ import numpy as np
 from gluonloss._base import Loss
 from gluonloss._dispatch import load_kernels
 from gluonloss._layout import class_contiguous
+from gluonloss._settings import CTCSettings
 from gluonloss._threads import threads_for
-from gluonloss._validation import check_choice, validate_ctc
+from gluonloss._validation import validate_ctc
 
 _ctc = load_kernels("_ctc")
 
@@ -21,7 +22,7 @@ __all__ = ["CTCLoss"]
 
 
 
-class CTCLoss(Loss):
+class CTCLoss(CTCSettings, Loss):
     r"""Connectionist Temporal Classification loss.
 
     ``pred`` holds unnormalised activations; the loss applies a softmax over
@@ -136,41 +137,6 @@ class CTCLoss(Loss):
     _out_doc = "Shape ``(N,)``: the negative log-likelihood times weights."
     _grad_doc = ("Shaped like ``pred``; 0 on frames past a sample's length and on\n"
                  "infeasible samples.")
-
-    def __init__(self, layout: str = "NTC", label_layout: str = "NT",
-                 weight: float | None = None, zero_infinity: bool = True, *,
-                 blank_label: str = "last") -> None:
-        self._layout = check_choice(layout, "layout", ("NTC", "TNC"))
-        self._blank_label = check_choice(blank_label, "blank_label", ("first", "last"))
-        self._label_layout = check_choice(label_layout, "label_layout", ("NT", "TN"))
-        # batch_axis as MXNet defines it for CTCLoss: the label's batch axis.
-        super().__init__(weight, label_layout.find("N"))
-        self._zero_infinity = bool(zero_infinity)
-
-    @property
-    def layout(self) -> str:
-        """The layout of ``pred``: 'NTC' or 'TNC'."""
-        return self._layout
-
-    @property
-    def label_layout(self) -> str:
-        """The layout of ``label``: 'NT' or 'TN'."""
-        return self._label_layout
-
-    @property
-    def blank_label(self) -> str:
-        """Where the blank is: 'last' (class C-1) or 'first' (class 0)."""
-        return self._blank_label
-
-    @property
-    def zero_infinity(self) -> bool:
-        """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
-        return self._zero_infinity
-
-    def __repr__(self) -> str:
-        blank = "" if self._blank_label == "last" else ", blank_label='first'"
-        return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
-                f"w={self._weight}, zero_infinity={self._zero_infinity}{blank})")
 
     # -- the two halves of a call -------------------------------------------
 

@@ -145,10 +145,7 @@ class L1Loss(_ElementwiseLoss):
 
     Parameters
     ----------
-    weight : float or None, default None
-        Global scalar weight; None means 1.
-    batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+    {weight_and_batch_axis}
 
     Notes
     -----
@@ -183,10 +180,7 @@ class HuberLoss(_ElementwiseLoss):
     ----------
     rho : float, default 1
         Threshold between the quadratic and linear parts; must be > 0.
-    weight : float or None, default None
-        Global scalar weight; None means 1.
-    batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+    {weight_and_batch_axis}
 
     Notes
     -----
@@ -211,8 +205,19 @@ class HuberLoss(_ElementwiseLoss):
         return float(self._rho), 0.0
 
 
+_MARGIN_PARAMETERS = """\
+    Parameters
+    ----------
+    margin : float, default 1
+        The margin :math:`m`.
+    {weight_and_batch_axis}
+"""
+
+
 class _MarginLoss(_ElementwiseLoss):
     """The hinge losses: a margin, then the elementwise loss's arguments."""
+
+    _doc_snippets = {"margin_parameters": _MARGIN_PARAMETERS}
 
     def __init__(self, margin: float = 1, weight: float | None = None,
                  batch_axis: int = 0) -> None:
@@ -231,14 +236,7 @@ class HingeLoss(_MarginLoss):
         \frac{\partial\ell}{\partial p} =
             \begin{cases} -y & m - p\,y > 0 \\ 0 & \text{else} \end{cases}
 
-    Parameters
-    ----------
-    margin : float, default 1
-        The margin :math:`m`.
-    weight : float or None, default None
-        Global scalar weight; None means 1.
-    batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+    {margin_parameters}
 
     Notes
     -----
@@ -262,14 +260,7 @@ class SquaredHingeLoss(_MarginLoss):
         \ell = \max(0,\ m - p\,y)^2, \qquad
         \frac{\partial\ell}{\partial p} = -2y\max(0,\ m - p\,y)
 
-    Parameters
-    ----------
-    margin : float, default 1
-        The margin :math:`m`.
-    weight : float or None, default None
-        Global scalar weight; None means 1.
-    batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+    {margin_parameters}
 
     Notes
     -----
@@ -277,9 +268,12 @@ class SquaredHingeLoss(_MarginLoss):
 
     Examples
     --------
+    With margin 2, the loss and its gradient (the mean over the two elements):
+
     >>> import numpy as np, gluonloss as gl
-    >>> gl.SquaredHingeLoss()(np.array([[0.5, 2.0]]), np.array([[1, -1]]))
-    array([4.625])
+    >>> pred, label = np.array([[0.5, 2.0]]), np.array([[1, -1]])
+    >>> gl.SquaredHingeLoss(margin=2).value_and_gradient(pred, label)
+    (array([9.125]), array([[-1.5,  4. ]]))
     """
 
     _kind = _elementwise.SQUARED_HINGE
@@ -297,10 +291,7 @@ class LogisticLoss(_ElementwiseLoss):
 
     Parameters
     ----------
-    weight : float or None, default None
-        Global scalar weight; None means 1.
-    batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+    {weight_and_batch_axis}
     label_format : {'signed', 'binary'}, default 'signed'
         Labels in {-1, 1} ('signed') or in {0, 1} ('binary').
 
@@ -351,10 +342,7 @@ class SigmoidBinaryCrossEntropyLoss(_ElementwiseLoss):
     ----------
     from_sigmoid : bool, default False
         Whether ``pred`` already went through a sigmoid.
-    weight : float or None, default None
-        Global scalar weight; None means 1.
-    batch_axis : int, default 0
-        The axis of ``pred`` that indexes samples.
+    {weight_and_batch_axis}
 
     Notes
     -----

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
 
+from gluonloss._settings import CTCSettings, Settings, read_only
 from gluonloss._validation import (
     check_choice,
     check_ignore_label,
@@ -148,7 +149,7 @@ def _times(coef, value):
     return np.where(coef == 0, 0.0, coef * value)
 
 
-class _Loss:
+class _Loss(Settings):
     """What every reference loss shares: weight, batch_axis, the three methods.
 
     A loss names its call arguments in ``_inputs`` (positional, in MXNet's
@@ -168,26 +169,6 @@ class _Loss:
         if cls._inputs:
             for name in ("forward", "gradient", "value_and_gradient"):
                 setattr(cls, name, _reference_method(cls, name))
-
-    def __init__(self, weight=None, batch_axis=0):
-        self._weight = check_real(weight, "weight", allow_none=True)
-        self._batch_axis = check_int(batch_axis, "batch_axis")
-
-    @property
-    def weight(self):
-        """The global scalar weight (None means 1)."""
-        return self._weight
-
-    @property
-    def batch_axis(self):
-        """The axis of the prediction that indexes samples."""
-        return self._batch_axis
-
-    def _w(self):
-        return 1.0 if self._weight is None else float(self._weight)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(batch_axis={self._batch_axis}, w={self._weight})"
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -279,7 +260,7 @@ class _ElementwiseBase(_Loss):
         q = 1.0 if call.pos_weight is None else _wide(call.pos_weight, dtype)
         loss, dloss = self._terms(call, p, y, q)
         s = 1.0 if call.sample_weight is None else _wide(call.sample_weight, dtype)
-        ws = self._w() * np.broadcast_to(s, p.shape)
+        ws = self._scalar_weight() * np.broadcast_to(s, p.shape)
         per_sample = p.size // call.n
         out = np.mean(loss * ws, axis=_other_axes(ndim, axis))
         og = np.ones(call.n) if call.out_grad is None else np.broadcast_to(
@@ -487,10 +468,7 @@ class _SoftmaxFamily(_Loss):
         self._axis = check_int(axis, "axis")
         self._from_logits = bool(from_logits)
 
-    @property
-    def axis(self):
-        """The class axis of ``pred``."""
-        return self._axis
+    axis: int = read_only("The class axis of ``pred``.")
 
     def _differentiable(self, call):
         return (call.pred,)
@@ -547,7 +525,7 @@ class _SoftmaxFamily(_Loss):
         y = self._target(y, p.shape, axis)
         loss = self._elementwise_loss(call, y, lp, p)       # shape call.loss_shape
         s = 1.0 if call.sample_weight is None else _wide(call.sample_weight, dtype)
-        ws = self._w() * np.broadcast_to(s, call.loss_shape)
+        ws = self._scalar_weight() * np.broadcast_to(s, call.loss_shape)
         out = np.mean(loss * ws, axis=_other_axes(p.ndim, batch_axis))
         og = np.ones(call.n) if call.out_grad is None else np.broadcast_to(
             call.out_grad.astype(np.float64), (call.n,))
@@ -585,6 +563,15 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamily):
         self._class_weight = _class_weight(class_weight)
         self._ignore_label = check_ignore_label(ignore_label, self._sparse)
         self._label_smoothing = check_label_smoothing(label_smoothing)
+
+    ignore_label: int | None = read_only(
+        "The sparse label value whose positions are ignored, or None.")
+    label_smoothing: float = read_only("The label smoothing epsilon in [0, 1).")
+
+    @property
+    def class_weight(self):
+        """The per-class weights (a float64 copy), or None."""
+        return None if self._class_weight is None else self._class_weight.copy()
 
     def _validate(self, pred, label, sample_weight, out_grad):
         call = super()._validate(pred, label, sample_weight, out_grad)
@@ -691,7 +678,7 @@ class TripletLoss(_Loss):
         n = _wide(call.negative, dtype).reshape(p.shape)
         h = np.sum((q - p) ** 2 - (n - p) ** 2, axis=_other_axes(p.ndim, axis)) + float(
             self._margin)
-        ws = self._w() * call.sample_weight
+        ws = self._scalar_weight() * call.sample_weight
         out = np.maximum(h, 0.0) * ws
         active = _keep_nan(np.where(h > 0, 1.0, 0.0), h)
         c = _along(2 * ws * call.out_grad * active, axis, p.ndim)
@@ -759,7 +746,7 @@ class CosineEmbeddingLoss(_Loss):
         loss = np.where(label == 1, 1 - cos, clipped)
         dclip = _keep_nan(np.where((v > 0) & (v < 1 - m), 1.0, 0.0), v)
         dloss = np.where(label == 1, -1.0, dclip)
-        ws = self._w() * call.sample_weight
+        ws = self._scalar_weight() * call.sample_weight
         k = ws * call.out_grad * dloss
         cx = np.where(floored, 0.0, k * cos / xx)
         cy = np.where(floored, 0.0, k * cos / yy)
@@ -813,7 +800,7 @@ class SDMLLoss(_Loss):
         sp = float(self._smoothing_parameter)
         y = np.full((n, n), sp / (n - 1))
         np.fill_diagonal(y, 1 - sp)
-        w = self._w()
+        w = self._scalar_weight()
         out = w * np.mean(y * (np.log(y + 1e-12) - lp), axis=1)
         g = 2 * (w / n) * call.out_grad[:, None] * (y - np.exp(lp))
         grad_x1 = np.einsum("ij,ijd->id", g, diff)
@@ -957,47 +944,12 @@ def _ctc_labels(label, label_layout, given, n_classes, blank_first):
 _CtcCall = namedtuple("_CtcCall", "pred labels pred_lengths sample_weight out_grad dtype n")
 
 
-class CTCLoss(_Loss):
+class CTCLoss(CTCSettings, _Loss):
     """-log sum over alignments of prod_t softmax(x_t)[pi_t], blank = class C - 1
     (``blank_label='last'``) or class 0 (``'first'``)."""
 
     _inputs = ("pred", "label")
     _options = (("pred_lengths", None), ("label_lengths", None), ("sample_weight", None))
-
-    def __init__(self, layout="NTC", label_layout="NT", weight=None, zero_infinity=True, *,
-                 blank_label="last"):
-        for name, value, allowed in (("layout", layout, ("NTC", "TNC")),
-                                     ("blank_label", blank_label, ("first", "last")),
-                                     ("label_layout", label_layout, ("NT", "TN"))):
-            setattr(self, f"_{name}", check_choice(value, name, allowed))
-        # MXNet's batch_axis for CTCLoss: the label's batch axis.
-        super().__init__(weight, label_layout.find("N"))
-        self._zero_infinity = bool(zero_infinity)
-
-    @property
-    def layout(self):
-        """The layout of ``pred``: 'NTC' or 'TNC'."""
-        return self._layout
-
-    @property
-    def label_layout(self):
-        """The layout of ``label``: 'NT' or 'TN'."""
-        return self._label_layout
-
-    @property
-    def zero_infinity(self):
-        """Whether an infeasible sample gives loss 0 (True) or ``+inf``."""
-        return self._zero_infinity
-
-    @property
-    def blank_label(self):
-        """Where the blank is: 'last' (class C-1) or 'first' (class 0)."""
-        return self._blank_label
-
-    def __repr__(self):
-        blank = "" if self._blank_label == "last" else ", blank_label='first'"
-        return (f"CTCLoss(layout={self._layout!r}, label_layout={self._label_layout!r}, "
-                f"w={self._weight}, zero_infinity={self._zero_infinity}{blank})")
 
     def _differentiable(self, call):
         return (call.pred,)
@@ -1041,7 +993,7 @@ class CTCLoss(_Loss):
             x = x.transpose(1, 0, 2)                         # (N, T, C)
         n_classes = x.shape[2]
         frames = np.full(n, x.shape[1]) if call.pred_lengths is None else call.pred_lengths
-        w = self._w()
+        w = self._scalar_weight()
         s = call.sample_weight
         og = np.ones(n) if call.out_grad is None else np.broadcast_to(
             call.out_grad.astype(np.float64), (n,))

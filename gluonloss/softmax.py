@@ -42,6 +42,7 @@ from gluonloss._layout import (
     split_sample_weight,
     to_class_rows,
 )
+from gluonloss._settings import read_only
 from gluonloss._threads import threads_for
 from gluonloss._validation import (
     check_class_weight,
@@ -93,10 +94,7 @@ class _SoftmaxFamilyLoss(Loss):
         self._axis = check_int(axis, "axis")
         self._from_logits = bool(from_logits)
 
-    @property
-    def axis(self) -> int:
-        """The class axis of ``pred``."""
-        return self._axis
+    axis: int = read_only("The class axis of ``pred``.")
 
     _count = "n_out"
 
@@ -281,15 +279,9 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         """The per-class weights (a read-only float64 copy), or None."""
         return None if self._class_weights is None else self._class_weights[np.float64]
 
-    @property
-    def ignore_label(self) -> int | None:
-        """The sparse label value whose positions are ignored, or None."""
-        return self._ignore_label
-
-    @property
-    def label_smoothing(self) -> float:
-        """The label smoothing epsilon in [0, 1)."""
-        return self._label_smoothing
+    ignore_label: int | None = read_only(
+        "The sparse label value whose positions are ignored, or None.")
+    label_smoothing: float = read_only("The label smoothing epsilon in [0, 1).")
 
     def __repr__(self) -> str:
         text = super().__repr__()[:-1]

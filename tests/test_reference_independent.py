@@ -3,8 +3,9 @@
 Two watches, each shown to fire on the compiled losses: every function of a
 compiled extension module of gluonloss is replaced by one that raises, and a
 profiler records every Python function of the package that runs outside
-``reference.py`` (the scalar checks of ``_validation.py`` excepted: the reference
-shares them on purpose, so that constructor messages stay word for word the same).
+``reference.py`` (the scalar checks of ``_validation.py`` and the constructor
+arguments of ``_settings.py`` excepted: the reference shares them on purpose, so
+that constructors check, show and word their arguments the same way).
 Then every loss of the reference runs on recorded cases and on bad input.
 
 And because it is independent, a bug in the compiled label parsing now shows up
@@ -31,6 +32,7 @@ PACKAGE = str(Path(gl.__file__).resolve().parent)
 REFERENCE = str(Path(reference.__file__).resolve())
 SHARED_SCALAR_CHECKS = {"check_real", "check_int", "check_choice", "check_positive",
                         "check_ignore_label", "check_label_smoothing"}
+SHARED_SETTINGS = {"Settings", "CTCSettings", "read_only"}
 
 
 def _compiled_modules():
@@ -63,6 +65,8 @@ def watched(monkeypatch):
         if not path.startswith(PACKAGE) or path == REFERENCE:
             return
         if path.endswith("_validation.py") and code.co_name in SHARED_SCALAR_CHECKS:
+            return
+        if path.endswith("_settings.py"):
             return
         if code.co_name == "refuse" or path.endswith("testing.py"):
             return
@@ -121,11 +125,11 @@ def test_the_watch_sees_the_compiled_path(monkeypatch):
         assert ran, name
 
 
-def test_the_reference_imports_only_scalar_checks():
+def test_the_reference_imports_only_scalar_checks_and_settings():
     from_package = {name for name, value in vars(reference).items()
                     if getattr(value, "__module__", "").startswith("gluonloss.")
                     and value.__module__ != "gluonloss.reference"}
-    assert from_package <= SHARED_SCALAR_CHECKS, from_package
+    assert from_package <= SHARED_SCALAR_CHECKS | SHARED_SETTINGS, from_package
 
 
 # -- a broken compiled parser is caught by compiled-vs-reference -------------------
