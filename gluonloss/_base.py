@@ -135,9 +135,11 @@ class Loss(Settings):
             # Whoever changes how a call is checked or computed gets the general
             # path, unless the class says that its family's fast entry still holds.
             cls._fast_entry = None
-        for klass in cls.__mro__:       # a subclass's snippets may use its bases'
-            for name, text in klass.__dict__.get("_doc_snippets", {}).items():
-                cls.__doc__ = (cls.__doc__ or "").replace(f"    {{{name}}}\n", text)
+        if cls.__doc__:
+            # Subclasses first: a subclass's snippet may hold its bases' placeholders.
+            for klass in cls.__mro__:
+                for name, text in klass.__dict__.get("_doc_snippets", {}).items():
+                    cls.__doc__ = cls.__doc__.replace(f"    {{{name}}}\n", text)
         docs: dict[str, tuple[str, str]] = {}
         for klass in reversed(cls.__mro__):
             docs.update(klass.__dict__.get("_parameter_docs", {}))
