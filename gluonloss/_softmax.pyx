@@ -176,18 +176,44 @@ cdef inline void max_and_sum_exp(const floating* x, Py_ssize_t n, floating* max_
     sum_out[0] = <floating>total
 
 
-cdef inline floating target(const floating* y, const floating* cw, Py_ssize_t i,
-                            bint weighted, bint smoothed, floating keep,
-                            floating spread) noexcept nogil:
+# How a dense row's target is formed from its label, as a fused type: each
+# form gets its own loops.  With runtime flags instead, the class weights'
+# load is conditional and GCC leaves the loops that read them scalar.
+cdef struct LabelTarget:             # y
+    char unused
+
+cdef struct WeightedTarget:          # y * cw
+    char unused
+
+cdef struct SmoothedTarget:          # keep * y + spread
+    char unused
+
+cdef struct WeightedSmoothedTarget:  # (keep * y + spread) * cw
+    char unused
+
+ctypedef fused Target:
+    LabelTarget
+    WeightedTarget
+    SmoothedTarget
+    WeightedSmoothedTarget
+
+
+cdef inline floating target(Target form, const floating* y, const floating* cw, Py_ssize_t i,
+                            floating keep, floating spread) noexcept nogil:
     """The target weight of class i: y_i, smoothed to keep * y_i + spread, times
-    cw_i when weighted."""
-    cdef floating t = keep * y[i] + spread if smoothed else y[i]
-    return t * cw[i] if weighted else t
+    cw_i when weighted (see Target)."""
+    cdef floating t
+    if Target is SmoothedTarget or Target is WeightedSmoothedTarget:
+        t = keep * y[i] + spread
+    else:
+        t = y[i]
+    if Target is WeightedTarget or Target is WeightedSmoothedTarget:
+        return t * cw[i]
+    return t
 
 
-cdef inline double label_sum(const floating* y, const floating* cw, bint weighted,
-                             bint smoothed, floating keep, floating spread,
-                             Py_ssize_t n) noexcept nogil:
+cdef inline double label_sum(Target form, const floating* y, const floating* cw,
+                             floating keep, floating spread, Py_ssize_t n) noexcept nogil:
     """sum_j of the targets (see target), in a fixed order."""
     cdef floating acc[LANES]
     cdef Py_ssize_t c, i, j, n_vec = n - n % LANES
@@ -196,10 +222,10 @@ cdef inline double label_sum(const floating* y, const floating* cw, bint weighte
     for c in range(n_vec // LANES):
         i = c * LANES
         for j in range(LANES):
-            acc[j] += target(y, cw, i + j, weighted, smoothed, keep, spread)
+            acc[j] += target(form, y, cw, i + j, keep, spread)
     total = lanes_sum(acc, LANES, 0.0)
     for i in range(n_vec, n):
-        total += target(y, cw, i, weighted, smoothed, keep, spread)
+        total += target(form, y, cw, i, keep, spread)
     return total
 
 
@@ -276,8 +302,8 @@ cdef inline void block_factors(Py_ssize_t n_vec, floating big, floating k,
         factor[t] = k if block_m[t] == big else vexp_nonpositive(block_m[t] - big) * k
 
 
-cdef inline double dense_row(const floating* x, const floating* y, const floating* cw,
-                             bint weighted, bint smoothed, floating keep, floating spread,
+cdef inline double dense_row(Target form, const floating* x, const floating* y,
+                             const floating* cw, floating keep, floating spread,
                              bint kl, Py_ssize_t n, bint from_logits,
                              floating u, floating* g) noexcept nogil:
     """sum_j yw_j * (log-sum-exp - x_j) (plus yw_j log(y_j + 1e-12) for KL),
@@ -296,18 +322,18 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
         for c in range(n_vec // LANES):
             i = c * LANES
             for j in range(LANES):
-                yw = target(y, cw, i + j, weighted, smoothed, keep, spread)
+                yw = target(form, y, cw, i + j, keep, spread)
                 acc[j] += logits_term(yw, y[i + j], x[i + j], kl)
                 if g != NULL:
                     g[i + j] = -u * yw
         for i in range(n_vec, n):
-            yw = target(y, cw, i, weighted, smoothed, keep, spread)
+            yw = target(form, y, cw, i, keep, spread)
             loss += logits_term(yw, y[i], x[i], kl)
             if g != NULL:
                 g[i] = -u * yw
     else:
         max_and_sum_exp(x, n, &big, &total, g if stored else NULL, block_m)
-        ysum = label_sum(y, cw, weighted, smoothed, keep, spread, n)
+        ysum = label_sum(form, y, cw, keep, spread, n)
         a = <floating>(<double>u * ysum / <double>total)
         if stored and vabs(big) < INFINITY and total == total:
             # g holds exp(x - m) per block and lane: rescale (see sparse_row).
@@ -317,19 +343,19 @@ cdef inline double dense_row(const floating* x, const floating* y, const floatin
                 for c in range(min(<Py_ssize_t>BLOCK, n_vec - block * BLOCK) // LANES):
                     i = block * BLOCK + c * LANES
                     for j in range(LANES):
-                        yw = target(y, cw, i + j, weighted, smoothed, keep, spread)
+                        yw = target(form, y, cw, i + j, keep, spread)
                         acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
                         g[i + j] = g[i + j] * f[j] - u * yw
         else:
             for c in range(n_vec // LANES):
                 i = c * LANES
                 for j in range(LANES):
-                    yw = target(y, cw, i + j, weighted, smoothed, keep, spread)
+                    yw = target(form, y, cw, i + j, keep, spread)
                     acc[j] += dense_term(yw, y[i + j], x[i + j], big, kl)
                     if g != NULL:
                         g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
         for i in range(n_vec, n):
-            yw = target(y, cw, i, weighted, smoothed, keep, spread)
+            yw = target(form, y, cw, i, keep, spread)
             loss += dense_term(yw, y[i], x[i], big, kl)
             if g != NULL:
                 g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
@@ -607,10 +633,12 @@ cdef inline double _dense_options_row(const floating* x, const floating* y, cons
     cdef floating keep = <floating>(1.0 - job.smoothing)
     cdef floating spread = <floating>(job.smoothing / n)
     if cw != NULL and job.smoothing != 0:
-        return dense_row(x, y, cw, True, True, keep, spread, False, n, job.from_logits, u, g)
+        return dense_row(_WEIGHTED_SMOOTHED_TARGET, x, y, cw, keep, spread, False, n,
+                         job.from_logits, u, g)
     if cw != NULL:
-        return dense_row(x, y, cw, True, False, keep, spread, False, n, job.from_logits, u, g)
-    return dense_row(x, y, cw, False, True, keep, spread, False, n, job.from_logits, u, g)
+        return dense_row(_WEIGHTED_TARGET, x, y, cw, keep, spread, False, n, job.from_logits,
+                         u, g)
+    return dense_row(_SMOOTHED_TARGET, x, y, cw, keep, spread, False, n, job.from_logits, u, g)
 
 
 cdef inline void one_nan_row(floating* g, Py_ssize_t n) noexcept nogil:
@@ -655,11 +683,11 @@ cdef inline void _row(Kind kind, const floating* pred, const Job* job,
         loss = _dense_options_row(x, <const floating*>job.label + r * n_classes, job, u, g)
     else:
         if cw != NULL:
-            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, True, False,
-                             1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
+            loss = dense_row(_WEIGHTED_TARGET, x, <const floating*>job.label + r * n_classes,
+                             cw, 1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
         else:
-            loss = dense_row(x, <const floating*>job.label + r * n_classes, cw, False, False,
-                             1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
+            loss = dense_row(_LABEL_TARGET, x, <const floating*>job.label + r * n_classes,
+                             cw, 1, 0, Kind is KLDivKind, n_classes, job.from_logits, u, g)
     loss = loss * row_w
     if g != NULL and not fabs(loss) < INFINITY:
         one_nan_row(g, n_classes)   # only rows with a NaN or infinite loss hold NaNs
@@ -699,6 +727,10 @@ cdef void _run(Kind kind, const floating* pred, const Job* job, int n_threads) n
 cdef WeightedTag _WEIGHTED_TAG
 cdef PositiveWeightedTag _POSITIVE_WEIGHTED_TAG
 cdef UnweightedTag _UNWEIGHTED_TAG
+cdef LabelTarget _LABEL_TARGET
+cdef WeightedTarget _WEIGHTED_TARGET
+cdef SmoothedTarget _SMOOTHED_TARGET
+cdef WeightedSmoothedTarget _WEIGHTED_SMOOTHED_TARGET
 cdef SparseCEKind _SPARSE_CE_TAG
 cdef DenseCEKind _DENSE_CE_TAG
 cdef KLDivKind _KL_DIV_TAG
