@@ -355,9 +355,11 @@ cdef inline double dense_row(Target form, const floating* x, const floating* y,
                     if g != NULL:
                         g[i + j] = vexp_nonpositive(x[i + j] - big) * a - u * yw
         for i in range(n_vec, n):
-            yw = target(form, y, cw, i, keep, spread)
-            loss += dense_term(yw, y[i], x[i], big, kl)
-            if g != NULL:
+            loss += dense_term(target(form, y, cw, i, keep, spread), y[i], x[i], big, kl)
+        if g != NULL:
+            # Apart from the ordered sum above, so that these exps vectorise.
+            for i in range(n_vec, n):
+                yw = target(form, y, cw, i, keep, spread)
                 g[i] = vexp_nonpositive(x[i] - big) * a - u * yw
         loss += <double>vlog(total) * ysum
     return lanes_sum(acc, LANES, loss)
@@ -559,7 +561,10 @@ cdef inline double smoothed_row(Weighting weighting, const floating* x, Py_ssize
     for i in range(n_vec, n):
         w = <floating>1 if Weighting is UnweightedTag else cw[i]
         rest += smoothing_term(weighting, w, x[i], big)
-        if g != NULL:
+    if g != NULL:
+        # Apart from the ordered sum above, so that these exps vectorise.
+        for i in range(n_vec, n):
+            w = <floating>1 if Weighting is UnweightedTag else cw[i]
             g[i] = vexp_nonpositive(x[i] - big) * k - off * w
     if g != NULL:
         g[label] = g[label] - u * on_label
