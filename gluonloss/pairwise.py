@@ -294,17 +294,25 @@ class SDMLLoss(Loss):
         y_diag, y_off, entropy = self._targets(n)
         n_threads = threads_for(n * n * max(dim, 1))
         out_grad = call.out_grad if want_grad else None
-        # Through BLAS unless an input is not finite (see _pairwise.sdml_blas).
-        if _pairwise.sdml_blas(
-                x1=np.ascontiguousarray(call.x1, dtype), x2=np.ascontiguousarray(call.x2, dtype),
-                y_diag=y_diag, y_off=y_off, entropy=entropy, weight=self._scalar_weight(),
-                out_grad=out_grad, out=out, grad_x1=grads[0], grad_x2=grads[1],
-                n_threads=n_threads):
+        blas = {"x1": np.ascontiguousarray(call.x1, dtype),
+                "x2": np.ascontiguousarray(call.x2, dtype), "y_diag": y_diag, "y_off": y_off,
+                "entropy": entropy, "weight": self._scalar_weight(), "n_threads": n_threads}
+        # Through BLAS unless an input is not finite or too large, or the
+        # gradient's products could overflow (see _pairwise.sdml_blas).
+        if _pairwise.sdml_blas(**blas, out_grad=out_grad, out=out, grad_x1=grads[0],
+                               grad_x2=grads[1]):
             return out, (tuple(grads) if want_grad else None)
+        # Declined with a gradient wanted: the loss still comes from where
+        # forward's does (BLAS unless the inputs rule it out), so that
+        # value_and_gradient gives forward's bits; the gradient is direct.
+        direct_out = out
+        if want_loss and want_grad and _pairwise.sdml_blas(
+                **blas, out_grad=None, out=out, grad_x1=None, grad_x2=None):
+            direct_out = None
         a_rows, b_panels, a_cols, b_cols = sdml_panels(call.x1, call.x2, dtype,
                                                        _pairwise.SDML_PANEL, want_grad)
         _pairwise.sdml(
             a_rows=a_rows, b_panels=b_panels, a_cols=a_cols, b_cols=b_cols, n=n, y_diag=y_diag,
             y_off=y_off, entropy=entropy, weight=self._scalar_weight(), out_grad=out_grad,
-            out=out, grad_x1=grads[0], grad_x2=grads[1], n_threads=n_threads)
+            out=direct_out, grad_x1=grads[0], grad_x2=grads[1], n_threads=n_threads)
         return out, (tuple(grads) if want_grad else None)

@@ -203,3 +203,22 @@ def test_infinite_out_grad_gives_the_reference_infinities(out_grad):
         assert_array_equal(np.isnan(g), np.isnan(w))
         assert_array_equal(np.isposinf(g), np.isposinf(w))
         assert_array_equal(np.isneginf(g), np.isneginf(w))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [np.inf, 1e38, -1e300])
+def test_an_out_grad_that_sends_the_gradient_direct_leaves_the_loss_as_forward(dtype, scale):
+    # A huge out_grad sends the gradient to the direct kernel (its GEMM
+    # products could overflow); the loss must still be forward's, bit for bit,
+    # ill-conditioned far-away rows included.
+    rng = np.random.default_rng(9)
+    x1 = rng.standard_normal((7, 3)).astype(dtype)
+    x1[4] += 2**24
+    x2 = (x1 + 0.1 * rng.standard_normal((7, 3))).astype(dtype)
+    loss = gl.SDMLLoss(0.2)
+    out_grad = np.full(7, scale)
+    with np.errstate(all="ignore"):
+        out, grads = loss.value_and_gradient(x1, x2, out_grad=out_grad)
+        assert_array_equal(out, loss(x1, x2), strict=True)
+        for both, alone in zip(grads, loss.gradient(x1, x2, out_grad=out_grad), strict=True):
+            assert_array_equal(both, alone, strict=True)
