@@ -3,6 +3,7 @@ against PyTorch (CPU, autograd).
 
     python benchmarks/bench_pairwise.py [--shape 4096 256] [--sdml-shape 1024 256]
         [--poisson-shape 4096 1024] [--threads N] [--repeats 15] [--dtype float32]
+        [--sdml-repeats 5] [--skip-broadcast] [--only NAME ...]
 
 Every contender for one loss runs in this one process, interleaved round by
 round (a noisy neighbour hits all of them alike); the table shows medians
@@ -81,7 +82,8 @@ def benchmarks(args, rng, dtype):
         ("CosineEmbeddingLoss", shape, gl.CosineEmbeddingLoss(), [x, y], [label.astype(dtype)],
          {"torch F.cosine_embedding_loss": cosine_torch}, args.repeats),
         ("SDMLLoss", sdml_shape, gl.SDMLLoss(), [a, b], [],
-         {"torch (MXNet's broadcast formula)": sdml_torch_broadcast,
+         {**({} if args.skip_broadcast else
+             {"torch (MXNet's broadcast formula)": sdml_torch_broadcast}),
           "torch (matmul-expanded distances)": sdml_torch_matmul}, args.sdml_repeats),
         ("PoissonNLLLoss", poisson_shape, gl.PoissonNLLLoss(), [logits], [counts],
          {"torch F.poisson_nll_loss": poisson_torch}, args.repeats),
@@ -97,6 +99,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--sdml-repeats", type=int, default=5,
                         help="rounds for SDMLLoss (its broadcast peer takes seconds)")
+    parser.add_argument("--skip-broadcast", action="store_true",
+                        help="leave out SDMLLoss's broadcast peer, for more rounds")
     parser.add_argument("--only", nargs="*", help="loss names to run")
     parser.add_argument("--threads", type=int, help="threads for gluonloss and PyTorch")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")

@@ -5,6 +5,9 @@ the BLAS's own, nor on the kernel build.
 The direct kernel (every distance summed as sum_k (x1_ik - x2_jk)^2) still
 runs for inputs that are not all finite; it serves here as a second opinion.
 """
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -222,3 +225,66 @@ def test_an_out_grad_that_sends_the_gradient_direct_leaves_the_loss_as_forward(d
         assert_array_equal(out, loss(x1, x2), strict=True)
         for both, alone in zip(grads, loss.gradient(x1, x2, out_grad=out_grad), strict=True):
             assert_array_equal(both, alone, strict=True)
+
+
+def _active_scratch():
+    """The scratch store of the kernel build in use, emptied."""
+    module = pairwise._pairwise
+    module._scratch.__dict__.clear()
+    return module
+
+
+def test_scratch_reused_by_a_smaller_call_gives_the_same_bits():
+    # A big call leaves its scratch (with its values) behind; smaller calls
+    # and calls of the other dtype carve theirs from it and must not depend
+    # on what is there.
+    rng = np.random.default_rng(23)
+    small64 = _pairs(rng, 40, 30, 0.5, 1.0, np.float64)
+    small32 = _pairs(rng, 40, 30, 0.5, 1.0, np.float32)
+    big = _pairs(rng, 300, 150, 0.5, 1.0, np.float64)
+    loss = gl.SDMLLoss(0.1)
+    module = _active_scratch()
+    fresh = [loss.value_and_gradient(*small64), loss.value_and_gradient(*small32)]
+    kept = module._scratch.buffer
+    loss.value_and_gradient(*big)
+    assert module._scratch.buffer.nbytes > kept.nbytes      # grown, and kept
+    again = [loss.value_and_gradient(*small64), loss.value_and_gradient(*small32)]
+    for (out_a, grads_a), (out_b, grads_b) in zip(fresh, again, strict=True):
+        for a, b in zip((out_a, *grads_a), (out_b, *grads_b), strict=True):
+            assert_array_equal(a, b, strict=True)
+    want = reference.SDMLLoss(0.1).value_and_gradient(*small64)
+    assert_allclose(again[0][0], want[0], rtol=1e-12)
+
+
+def test_scratch_above_the_keep_limit_is_not_kept(monkeypatch):
+    rng = np.random.default_rng(24)
+    x1, x2 = _pairs(rng, 50, 20, 0.5, 1.0, np.float64)
+    module = _active_scratch()
+    monkeypatch.setattr(module, "SCRATCH_KEEP_BYTES", 1000)
+    want = reference.SDMLLoss().value_and_gradient(x1, x2)
+    got = gl.SDMLLoss().value_and_gradient(x1, x2)
+    assert getattr(module._scratch, "buffer", None) is None
+    assert_allclose(got[0], want[0], rtol=1e-12)
+
+
+def test_each_python_thread_has_its_own_scratch():
+    # Calls at once from several threads: each result equals the same call
+    # made alone, and each thread kept a buffer of its own.
+    rng = np.random.default_rng(25)
+    problems = [_pairs(rng, 120 + 10 * k, 60, 0.5, 1.0, np.float32) for k in range(8)]
+    loss = gl.SDMLLoss()
+    want = [loss.value_and_gradient(x1, x2) for x1, x2 in problems]
+    module = pairwise._pairwise
+    buffers = {}
+
+    def call(k):
+        result = loss.value_and_gradient(*problems[k])
+        buffers[threading.get_ident()] = module._scratch.buffer
+        return result
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(call, range(len(problems))))
+    for (out_g, grads_g), (out_w, grads_w) in zip(got, want, strict=True):
+        for g, w in zip((out_g, *grads_g), (out_w, *grads_w), strict=True):
+            assert_array_equal(g, w, strict=True)
+    assert len({id(b) for b in buffers.values()}) == len(buffers)
