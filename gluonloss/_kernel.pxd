@@ -133,7 +133,8 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
     /* acc[j] = x[g*16 + j] if x[g*16 + j] > acc[j] else acc[j], for every group g
-       of 16 in order: a running maximum per lane, keeping acc on NaN.  GCC does
+       of 16 in order: a running maximum per lane, keeping acc on NaN (and with
+       < instead of >, a running minimum).  GCC does
        not vectorise the compare-and-select of this loop when it is written out
        per lane (it unrolls the 16 lanes into scalar code first), so with
        GNU C it is written with vector types as wide as the build's registers:
@@ -146,7 +147,7 @@ cdef extern from *:
     #else
     #define GLUONLOSS_VBYTES 16
     #endif
-    #define GLUONLOSS_LANES_MAX(NAME, T, IT)                                            \\
+    #define GLUONLOSS_LANES_SELECT(NAME, T, IT, OP)                                     \\
     static inline void NAME(const T* x, Py_ssize_t n_groups, T* acc) {                \\
         typedef T vec_t __attribute__((vector_size(GLUONLOSS_VBYTES)));               \\
         typedef IT mask_t __attribute__((vector_size(GLUONLOSS_VBYTES)));             \\
@@ -158,27 +159,33 @@ cdef extern from *:
         for (g = 0; g < n_groups; g++) {                                              \\
             for (k = 0; k < N_VEC; k++) {                                             \\
                 memcpy(&v, x + g * 16 + k * PER_VEC, sizeof v);                       \\
-                take = v > best[k];                                                   \\
+                take = v OP best[k];                                                  \\
                 best[k] = (vec_t)((take & (mask_t)v) | (~take & (mask_t)best[k]));    \\
             }                                                                         \\
         }                                                                             \\
         memcpy(acc, best, 16 * sizeof(T));                                            \\
     }
     #else
-    #define GLUONLOSS_LANES_MAX(NAME, T, IT)                                            \\
+    #define GLUONLOSS_LANES_SELECT(NAME, T, IT, OP)                                     \\
     static inline void NAME(const T* x, Py_ssize_t n_groups, T* acc) {                \\
         Py_ssize_t g; int j;                                                          \\
         for (g = 0; g < n_groups; g++)                                                \\
             for (j = 0; j < 16; j++)                                                  \\
-                acc[j] = x[g * 16 + j] > acc[j] ? x[g * 16 + j] : acc[j];             \\
+                acc[j] = x[g * 16 + j] OP acc[j] ? x[g * 16 + j] : acc[j];            \\
     }
     #endif
-    GLUONLOSS_LANES_MAX(gluonloss_lanes16_max_f32, float, int32_t)
-    GLUONLOSS_LANES_MAX(gluonloss_lanes16_max_f64, double, int64_t)
+    GLUONLOSS_LANES_SELECT(gluonloss_lanes16_max_f32, float, int32_t, >)
+    GLUONLOSS_LANES_SELECT(gluonloss_lanes16_max_f64, double, int64_t, >)
+    GLUONLOSS_LANES_SELECT(gluonloss_lanes16_min_f32, float, int32_t, <)
+    GLUONLOSS_LANES_SELECT(gluonloss_lanes16_min_f64, double, int64_t, <)
     """
     void _lanes16_max_f32 "gluonloss_lanes16_max_f32"(
         const float* x, Py_ssize_t n_groups, float* acc) noexcept nogil
     void _lanes16_max_f64 "gluonloss_lanes16_max_f64"(
+        const double* x, Py_ssize_t n_groups, double* acc) noexcept nogil
+    void _lanes16_min_f32 "gluonloss_lanes16_min_f32"(
+        const float* x, Py_ssize_t n_groups, float* acc) noexcept nogil
+    void _lanes16_min_f64 "gluonloss_lanes16_min_f64"(
         const double* x, Py_ssize_t n_groups, double* acc) noexcept nogil
 
 
@@ -190,3 +197,13 @@ cdef inline void lanes16_max(const floating* x, Py_ssize_t n_groups,
         _lanes16_max_f32(x, n_groups, acc)
     else:
         _lanes16_max_f64(x, n_groups, acc)
+
+
+cdef inline void lanes16_min(const floating* x, Py_ssize_t n_groups,
+                             floating* acc) noexcept nogil:
+    """Per lane j of 16, acc[j] = min(acc[j], x[16 g + j]) over the groups g,
+    as ``x if x < acc else acc`` (a NaN never replaces acc)."""
+    if floating is float:
+        _lanes16_min_f32(x, n_groups, acc)
+    else:
+        _lanes16_min_f64(x, n_groups, acc)

@@ -31,9 +31,9 @@ import numpy as np
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from gluonloss._kernel cimport (
-    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes_fill, lanes_sum,
+    ANY, OPTIONAL, WRITABLE, array_data, float_typenum, lanes16_min, lanes_fill, lanes_sum,
 )
-from gluonloss._math cimport one_nan, vexp, zero_unless_nan
+from gluonloss._math cimport one_nan, vexp_nonpositive_exact, zero_unless_nan
 
 cnp.import_array()
 
@@ -543,6 +543,7 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     cdef floating* row = <floating*>job.work + i * p
     cdef floating acc_s[LANES]
     cdef floating acc_t[LANES]
+    cdef floating lane_min[LANES]
     cdef floating m, d, d_diag, e, e_diag, coef, inv_s, y_off
     cdef double s, t
     cdef bint want_grad = job.grad_x1 != NULL
@@ -551,11 +552,18 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
         for j in range(p):
             row[j] = 0
         return
+    # m = min_j D_ij, a NaN never replacing it (a NaN D_i0 stays): per lane
+    # with vector compares, then the lanes and the tail in order.
     m = row[0]
-    for j in range(1, n):
+    lanes_fill(lane_min, LANES, m)
+    lanes16_min(row, n_vec // LANES, lane_min)
+    for lane in range(LANES):
+        m = lane_min[lane] if lane_min[lane] < m else m
+    for j in range(n_vec, n):
         m = row[j] if row[j] < m else m
+    # Every D_ij - m >= 0 (or NaN): the exponentials' arguments are <= 0.
     d_diag = row[i] - m
-    e_diag = vexp(-d_diag)
+    e_diag = vexp_nonpositive_exact(-d_diag)
     lanes_fill(acc_s, LANES, 0)
     lanes_fill(acc_t, LANES, 0)
     # exp(m - D_ij) <= 1 and D_ij - m >= 0, summed in LANES partial sums;
@@ -566,7 +574,7 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
         j = c * LANES
         for lane in range(LANES):
             d = row[j + lane] - m
-            e = vexp(-d)
+            e = vexp_nonpositive_exact(-d)
             acc_t[lane] += 0 if j + lane == i else d
             acc_s[lane] += e
             if want_grad:
@@ -575,7 +583,7 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     t = lanes_sum(acc_t, LANES, 0.0)
     for j in range(n_vec, n):
         d = row[j] - m
-        e = vexp(-d)
+        e = vexp_nonpositive_exact(-d)
         t += 0 if j == i else d
         s += e
         if want_grad:
