@@ -12,10 +12,15 @@ that reads pred and label and writes one array of the same size, on the same
 thread count.  Its "fresh output" row allocates that array on every call, as
 ``value_and_gradient`` must for the gradient it returns; it is the reference
 of the ``f+g/floor`` column.  Without a working C compiler the NumPy pass
-``pred + label`` stands in (and the table says so).
+``pred + label`` stands in (and the table says so).  The floor is timed once
+on its own, and again inside every loss's rounds, interleaved with that
+loss's contenders, just before gluonloss's fwd+grad: ``f+g/floor`` divides
+by the latter, so both sides of the ratio run in the same conditions (after
+a call that leaves no PyTorch worker threads spinning).
 """
 import argparse
 import ctypes
+import functools
 import os
 import platform
 import shutil
@@ -183,6 +188,7 @@ def contenders(name, pred, label):
     return c
 
 
+@functools.cache
 def compile_floor():
     """The C floor loop as a ctypes library, or (None, reason) without a compiler."""
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_floor.c")
@@ -274,21 +280,28 @@ def main():
     print("bandwidth floor (read pred and label, write one array), milliseconds:")
     for k, v in floor.items():
         print(f"  {k:<30} {v * 1e3:8.2f}" + ("   <- reference" if k == reference else ""))
-    floor_ms = floor[reference] * 1e3
     print()
 
-    cols = ["gl fwd", "gl f+g", "np f+g", "torch fwd", "torch f+g", "mx f+g",
+    cols = ["gl fwd", "gl f+g", "np f+g", "torch fwd", "torch f+g", "mx f+g", "floor",
             "f+g/floor", "torch/gl fwd", "torch/gl f+g", "np/gl f+g"]
     print(f"{'loss':<29}" + "".join(f"{c:>13}" for c in cols))
     for name in LOSSES:
         if args.only and name not in args.only:
             continue
         p, y = elementwise_data(rng, shape, LOSSES[name][2], LOSSES[name][3], DTYPE)
-        t = {k: v * 1e3 for k, v in time_interleaved(contenders(name, p, y), args.repeats).items()}
+        floor_calls, floor_name = floor_contenders(p, y, threads)
+        # The floor between gluonloss's forward and its fwd+grad: each of the
+        # two follows a call that leaves no other thread pool spinning.
+        calls = {}
+        for k, fn in contenders(name, p, y).items():
+            if k == "gluonloss fwd+grad":
+                calls["bandwidth floor"] = floor_calls[floor_name]
+            calls[k] = fn
+        t = {k: v * 1e3 for k, v in time_interleaved(calls, args.repeats).items()}
         nan = float("nan")
         row = [t["gluonloss fwd"], t["gluonloss fwd+grad"], t["numpy fwd+grad"],
                t.get("torch fwd", nan), t.get("torch fwd+grad", nan), t.get("mxnet fwd+grad", nan),
-               t["gluonloss fwd+grad"] / floor_ms,
+               t["bandwidth floor"], t["gluonloss fwd+grad"] / t["bandwidth floor"],
                t.get("torch fwd", nan) / t["gluonloss fwd"],
                t.get("torch fwd+grad", nan) / t["gluonloss fwd+grad"],
                t["numpy fwd+grad"] / t["gluonloss fwd+grad"]]
