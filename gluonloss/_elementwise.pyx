@@ -335,7 +335,7 @@ cdef inline double _block_loss(Kind kind, Streams streams, Output output, const 
     g_j = grad_scale * w_j * dl/dp_j in the same pass.
 
     NaNs in the loss and in the gradient's tail are stored as the one quiet
-    NaN (one_nan; the vector loop's gradient see _grad_value): which of two
+    NaN (one_nan; for the vector loop's gradient see _grad_value): which of two
     NaN operands an operation keeps is the compiler's choice, and differs
     between loops.
     """
