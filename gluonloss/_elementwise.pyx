@@ -299,12 +299,10 @@ cdef inline floating _grad_value(Kind kind, floating g) noexcept nogil:
     kinds with transcendentals, where two NaNs meet in one operation and the
     compiler picks the operand order per loop.  The five memory-bound kinds
     store g as it is: the extra select costs L2Loss a third of its speed."""
-    if Kind is L2Kind or Kind is L1Kind or Kind is HuberKind or Kind is HingeKind:
+    if (Kind is L2Kind or Kind is L1Kind or Kind is HuberKind or Kind is HingeKind
+            or Kind is SquaredHingeKind):
         return g
-    elif Kind is SquaredHingeKind:
-        return g
-    else:
-        return one_nan(g)
+    return one_nan(g)
 
 
 # Whether a block loop also writes the gradient; as a fused type, the loss-only

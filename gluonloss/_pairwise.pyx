@@ -1106,20 +1106,19 @@ def _scratch_arrays(tuple shapes, tuple dtypes):
     """Uninitialised arrays of these shapes and dtypes, carved from this thread's
     reusable scratch buffer, each starting on a 64-byte boundary of it."""
     cdef Py_ssize_t total = 0, at = 0
-    sizes = [_aligned_bytes(int(np.prod(shape)) * np.dtype(dtype).itemsize)
-             for shape, dtype in zip(shapes, dtypes)]
-    for size in sizes:
-        total += size
+    nbytes = [int(np.prod(shape)) * np.dtype(dtype).itemsize
+              for shape, dtype in zip(shapes, dtypes)]
+    for size in nbytes:
+        total += _aligned_bytes(size)
     buffer = getattr(_scratch, "buffer", None)
     if buffer is None or buffer.nbytes < total:
         buffer = np.empty(total, np.uint8)
         if total <= SCRATCH_KEEP_BYTES:
             _scratch.buffer = buffer
     arrays = []
-    for shape, dtype, size in zip(shapes, dtypes, sizes):
-        count = int(np.prod(shape))
-        arrays.append(buffer[at:at + count * np.dtype(dtype).itemsize].view(dtype).reshape(shape))
-        at += size
+    for shape, dtype, size in zip(shapes, dtypes, nbytes):
+        arrays.append(buffer[at:at + size].view(dtype).reshape(shape))
+        at += _aligned_bytes(size)
     return arrays
 
 
