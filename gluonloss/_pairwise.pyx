@@ -592,7 +592,7 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
         (<floating*>job.out)[i] = <floating>(job.weight / n * (
             job.entropy + job.y_off * t + job.y_diag * d_diag + log(s)))
     if want_grad:
-        coef = <floating>(2.0 * _ones_or(job.out_grad, i) * job.weight / n)
+        coef = <floating>(2.0 * (job.weight / n) * _ones_or(job.out_grad, i))
         inv_s = <floating>(1.0 / s)
         y_off = <floating>job.y_off
         for j in range(n):

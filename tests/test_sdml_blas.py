@@ -208,6 +208,22 @@ def test_infinite_out_grad_gives_the_reference_infinities(out_grad):
         assert_array_equal(np.isneginf(g), np.isneginf(w))
 
 
+@pytest.mark.parametrize("scale", [1e308, -1.7e308])
+def test_an_out_grad_near_the_float64_limit_gives_the_reference_gradient(scale):
+    # The gradient is out_grad * 2 (weight / n) * (y - p) summed over pairs:
+    # finite here.  Scaled as 2 * out_grad first, its coefficient overflowed
+    # to inf, and inf * 0 and inf - inf made NaNs.
+    rng = np.random.default_rng(5)
+    x1 = rng.standard_normal((6, 3))
+    x2 = x1 + 0.1 * rng.standard_normal((6, 3))
+    out_grad = np.full(6, scale)
+    got = gl.SDMLLoss().gradient(x1, x2, out_grad=out_grad)
+    want = reference.SDMLLoss().gradient(x1, x2, out_grad=out_grad)
+    for g, w in zip(got, want, strict=True):
+        assert np.isfinite(w).all()
+        assert_allclose(g, w, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale", [np.inf, 1e38, -1e300])
 def test_an_out_grad_that_sends_the_gradient_direct_leaves_the_loss_as_forward(dtype, scale):
