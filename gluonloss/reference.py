@@ -265,7 +265,8 @@ class _ElementwiseBase(_Loss):
         out = np.mean(loss * ws, axis=_other_axes(ndim, axis))
         og = np.ones(call.n) if call.out_grad is None else np.broadcast_to(
             call.out_grad.astype(np.float64), (call.n,))
-        grad = dloss * ws * _along(og, axis, ndim) / per_sample
+        # Scaled first: out_grad * dloss alone can overflow where the gradient is finite.
+        grad = dloss * (ws * _along(og, axis, ndim) / per_sample)
         return (np.ascontiguousarray(out, call.dtype).reshape(call.n),
                 np.ascontiguousarray(grad, call.dtype))
 

@@ -6,7 +6,8 @@
 3. labels of exactly 0 and 1 in KLDivLoss;
 4. zero vectors in CosineEmbeddingLoss;
 5. identical rows in SDMLLoss;
-6. CTC with thousands of frames.
+6. CTC with thousands of frames;
+7. an out_grad near the float64 limit.
 
 Every expected value is computed here, independently of the package: closed
 forms in Python floats (``math``), or long double (80-bit on x86) recursions.
@@ -395,3 +396,21 @@ def test_ctc_thousands_of_frames(layout):
     slope = (total(x + step * direction) - total(x - step * direction)) / (2 * step)
     got = float(np.sum(results[np.float64][1] * direction))
     assert_allclose(got, float(slope), rtol=1e-6)
+
+
+# -- 7. an out_grad near the float64 limit -------------------------------------------------
+
+@pytest.mark.parametrize("loss_name, pred, label, dloss", [
+    ("L2Loss", 1.5, -1.0, 2.5),              # d/dp 0.5 (y - p)^2 = p - y
+    ("SquaredHingeLoss", -1.0, 1.0, -4.0),   # d/dp max(0, 1 - p y)^2 = -2 y max(0, 1 - p y)
+])
+def test_a_huge_out_grad_keeps_a_finite_gradient_finite(loss_name, pred, label, dloss):
+    # The gradient out_grad * dloss / n is finite here, although out_grad * dloss
+    # alone overflows.
+    n = 8
+    pred = np.full((1, n), pred)
+    label = np.full((1, n), label)
+    want = np.full((1, n), dloss * (1.5e308 / n))
+    for module in (gl, reference):
+        grad = getattr(module, loss_name)().gradient(pred, label, out_grad=[1.5e308])
+        assert_allclose(grad, want, rtol=1e-15)
