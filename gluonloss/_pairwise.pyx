@@ -45,6 +45,11 @@ cdef enum:
 
 SDML_PANEL = CW
 
+# exp(-x) is exactly 0 for every x from these on, float32 and float64 (with
+# vexp_nonpositive_exact; tests/test_math.py pins both).
+cdef double EXP_ZERO_FROM_F32 = 104.0
+cdef double EXP_ZERO_FROM_F64 = 746.0
+
 
 cdef inline double _scale(const double* row_weight, double weight, Py_ssize_t row) noexcept nogil:
     return weight if row_weight == NULL else weight * row_weight[row]
@@ -547,6 +552,9 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     cdef floating m, d, d_diag, e, e_diag, coef, inv_s, y_off
     cdef double s, t
     cdef bint want_grad = job.grad_x1 != NULL
+    cdef floating zero_from = <floating>(EXP_ZERO_FROM_F32 if floating is float
+                                         else EXP_ZERO_FROM_F64)
+    cdef int n_zero
     cdef Py_ssize_t c, j, lane, n_vec = n - n % LANES
     if i >= n:                       # padding row: no loss, zero coefficients
         for j in range(p):
@@ -572,6 +580,18 @@ cdef inline void _softmax_row(const floating* dummy, const SdmlJob* job,
     # alone: an infinite D_ii must not meet y_off * D_ii - y_off * D_ii.
     for c in range(n_vec // LANES):
         j = c * LANES
+        n_zero = 0
+        for lane in range(LANES):
+            n_zero += row[j + lane] - m >= zero_from     # False for NaN
+        if n_zero == LANES:
+            # Every exp(m - D_ij) of the group is exactly 0, as for most pairs
+            # of far-apart rows: the same sums and zeros without the exps,
+            # whose underflowing products are the slowest of all.
+            for lane in range(LANES):
+                acc_t[lane] += 0 if j + lane == i else row[j + lane] - m
+                if want_grad:
+                    row[j + lane] = 0
+            continue
         for lane in range(LANES):
             d = row[j + lane] - m
             e = vexp_nonpositive_exact(-d)

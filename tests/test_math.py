@@ -77,6 +77,19 @@ def test_restricted_exp_and_log(dtype):
     assert ulp_distance(_vmath.apply("log_normal", x), _oracle(np.log, x), dtype).max() <= 1
 
 
+@pytest.mark.parametrize("dtype, zero_from", [(np.float32, 104.0), (np.float64, 746.0)])
+def test_exp_of_nonpositive_arguments_is_exactly_zero_from_the_sdml_bound(dtype, zero_from):
+    # SDMLLoss skips the exps of a group of distances when every argument is
+    # at most -zero_from: that is exact only if each such exp is 0, not the
+    # smallest subnormal.
+    rng = np.random.default_rng(6)
+    x = -np.concatenate([[zero_from], rng.uniform(zero_from, zero_from + 1, 100_000),
+                         rng.uniform(zero_from, 1e4, 100_000), [1e30, np.inf]]).astype(dtype)
+    assert_array_equal(_vmath.apply("exp_nonpositive_exact", x), 0.0)
+    # and the bound is tight: one less still gives a subnormal
+    assert _vmath.apply("exp_nonpositive_exact", np.array([1.0 - zero_from], dtype))[0] > 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exp_of_nonpositive_arguments_is_exp(dtype):
     # The shortcut for x <= 0 (one scaling step) gives exp's bits,
