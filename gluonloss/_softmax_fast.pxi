@@ -7,7 +7,8 @@
 # job: pred a 2-D (N, C) ndarray of float32 or float64, native byte order,
 # aligned and C-contiguous, with the classes last (axis -1) and the samples
 # first (batch_axis 0), N >= 1, C >= 1; label an int32 or int64 ndarray,
-# native, aligned and C-contiguous, of N elements, each in [0, C); the sample
+# native, aligned and C-contiguous, of N elements, each in [0, C) or equal to
+# the loss's ignore_label; class weights, if any, one per class; the sample
 # weight left at its default; no out_grad.  Anything else, a bad label
 # included, returns None and goes the general way, which makes every check
 # and raises every error.
@@ -51,25 +52,63 @@ cdef Py_ssize_t _first_bad_index(const Py_ssize_t* labels, Py_ssize_t n,
     return -1
 
 
+cdef bint _all_positive(const void* weights, int typenum, Py_ssize_t n) noexcept nogil:
+    """Every one of n (finite, >= 0) class weights is > 0."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not ((<const float*>weights)[i] > 0 if typenum == cnp.NPY_FLOAT32
+                else (<const double*>weights)[i] > 0):
+            return False
+    return True
+
+
+cdef bint _set_options(Job* job, tuple options, int typenum) except -1:
+    """The loss's cross-entropy options into the job, as softmax_loss sets them;
+    False when the general path must take the call (class weights of another
+    length, which it reports)."""
+    cdef object weights = options[0 if typenum == cnp.NPY_FLOAT32 else 1]
+    job.smoothing = options[2]
+    job.ignore = options[3] is not None
+    job.class_weight_total = job.n_classes
+    if weights is None:
+        return True
+    if type(weights) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>weights) != typenum:
+        raise TypeError("sparse_ce_fast: class weights must be ndarrays of pred's dtype")
+    if cnp.PyArray_SIZE(<cnp.ndarray>weights) != job.n_classes:
+        return False
+    job.class_weight = cnp.PyArray_DATA(<cnp.ndarray>weights)
+    with nogil:
+        job.class_weight_total = _checked_total(job.class_weight, typenum, job.n_classes)
+        job.class_weight_positive = _all_positive(job.class_weight, typenum, job.n_classes)
+    return job.class_weight_total >= 0
+
+
 def sparse_ce_fast(tuple constants not None, tuple inputs not None,
                    tuple options not None, out_grad,
                    bint want_loss, bint want_grad, threads_for):
     """``(out, grad)`` of a common call (see above), or None for the general path.
 
-    constants   : ``(kind_id, from_logits, weight, axis, batch_axis, defaults)``
-                  of the loss: its kernel kind (only sparse cross-entropy is
-                  answered), its scalar weight (a float), its axes and the
-                  default of each option.
+    constants   : ``(kind_id, from_logits, weight, axis, batch_axis, defaults,
+                  options)`` of the loss: its kernel kind (only sparse
+                  cross-entropy is answered), its scalar weight (a float), its
+                  axes, the default of each call option, and None or its
+                  cross-entropy options ``(class weights as float32 and as
+                  float64 arrays or None, label smoothing, ignore_label or
+                  None)``.
     inputs      : ``(pred, label)`` as the caller passed them.
     options     : the call's options, in the order of ``defaults``; the call is
                   common only when each is its default object itself.
     threads_for : the thread count for a number of elements.
     """
-    if len(constants) != 6:      # indexing below is unchecked
-        raise TypeError(f"sparse_ce_fast: constants must have 6 items, got {len(constants)}")
+    if len(constants) != 7:      # indexing below is unchecked
+        raise TypeError(f"sparse_ce_fast: constants must have 7 items, got {len(constants)}")
     cdef tuple defaults = constants[5]
+    cdef tuple ce_options = constants[6]
     if defaults is None:
         raise TypeError("the option defaults must be a tuple, got None")
+    if ce_options is not None and len(ce_options) != 4:
+        raise TypeError(f"sparse_ce_fast: options must have 4 items, got {len(ce_options)}")
+    cdef long long ignore_value = 0
     cdef object pred, label
     cdef int typenum, label_type
     cdef Py_ssize_t i, bad
@@ -94,8 +133,24 @@ def sparse_ce_fast(tuple constants not None, tuple inputs not None,
     job.n_classes = cnp.PyArray_DIM(<cnp.ndarray>pred, 1)
     if job.n_rows == 0 or job.n_classes == 0 or cnp.PyArray_SIZE(<cnp.ndarray>label) != job.n_rows:
         return None
+    if ce_options is not None and not _set_options(&job, ce_options, typenum):
+        return None
     label_type = cnp.PyArray_TYPE(<cnp.ndarray>label)
-    if _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), sizeof(Py_ssize_t)):
+    if job.ignore:
+        # Labels equal to ignore_label become -1, as in class_indices.
+        ignore_value = ce_options[3]
+        if _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), 8):
+            label_type = cnp.NPY_INT64
+        elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), 4):
+            label_type = cnp.NPY_INT32
+        else:
+            return None
+        index = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(<cnp.ndarray>pred), cnp.NPY_INTP, 0)
+        job.index = <const Py_ssize_t*>cnp.PyArray_DATA(index)
+        with nogil:
+            bad = _convert(label_type, cnp.PyArray_DATA(<cnp.ndarray>label), job.n_rows,
+                           job.n_classes, True, ignore_value, <Py_ssize_t*>job.index)
+    elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), sizeof(Py_ssize_t)):
         job.index = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>label)
         with nogil:
             bad = _first_bad_index(job.index, job.n_rows, job.n_classes)

@@ -105,10 +105,14 @@ class _SoftmaxFamilyLoss(Loss):
     _fast_entry = staticmethod(_softmax.sparse_ce_fast)
 
     def _fast_constants(self):
-        # Kind -1 declines the fast entry: it computes the plain loss only.
-        kind = -1 if self._has_options else self._kind
-        return (kind, self._from_logits, self._scalar_weight(), self._axis,
-                self._batch_axis, self._option_defaults)
+        options = None
+        if self._has_options:
+            weights = self._class_weights
+            options = (None if weights is None else weights[np.float32],
+                       None if weights is None else weights[np.float64],
+                       self._label_smoothing, self._ignore_label)
+        return (self._kind, self._from_logits, self._scalar_weight(), self._axis,
+                self._batch_axis, self._option_defaults, options)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape

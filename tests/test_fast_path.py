@@ -27,9 +27,18 @@ SOFTMAX = [
     ("SoftmaxCELoss", {}), ("SoftmaxCELoss", {"from_logits": True, "weight": 0.5}),
     ("SoftmaxCELoss", {"axis": 0}), ("SoftmaxCELoss", {"batch_axis": 1}),
     ("SoftmaxCELoss", {"sparse_label": False}), ("KLDivLoss", {}),
-    # The options are not the plain loss: the fast entry must decline them.
+    # The cross-entropy options, alone and together; ignore_label inside and
+    # outside [0, C) and beyond int32; class weights with a zero, and of the
+    # wrong length (the general path's error).
     ("SoftmaxCELoss", {"label_smoothing": 0.1}), ("SoftmaxCELoss", {"ignore_label": 1}),
+    ("SoftmaxCELoss", {"ignore_label": -1}), ("SoftmaxCELoss", {"ignore_label": 2**40}),
     ("SoftmaxCELoss", {"class_weight": [0.5, 1.0, 2.0, 3.0]}),
+    ("SoftmaxCELoss", {"class_weight": [0.0, 1.0, 2.0, 3.0], "label_smoothing": 0.2}),
+    ("SoftmaxCELoss", {"class_weight": [0.5, 1.0, 2.0, 3.0], "label_smoothing": 0.3,
+                       "ignore_label": -1, "from_logits": True}),
+    ("SoftmaxCELoss", {"class_weight": [1e-60, 1.0, 2.0, 3.0], "label_smoothing": 0.1,
+                       "ignore_label": 4}),
+    ("SoftmaxCELoss", {"class_weight": [1.0, 2.0], "ignore_label": -1}),
 ]
 METHODS = ("forward", "gradient", "value_and_gradient")
 
@@ -287,7 +296,9 @@ def _spy(monkeypatch, cls):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("cls", "kwargs"), [c for c in ELEMENTWISE if "batch_axis" not in c[1]]
-                         + [("SoftmaxCELoss", {}), ("SoftmaxCELoss", {"batch_axis": -2})],
+                         + [("SoftmaxCELoss", {}), ("SoftmaxCELoss", {"batch_axis": -2}),
+                            ("SoftmaxCELoss", {"class_weight": [1.0, 2.0, 0.0],
+                                               "label_smoothing": 0.1, "ignore_label": -100})],
                          ids=lambda x: str(x))
 def test_the_common_call_takes_the_fast_entry(monkeypatch, cls, kwargs, dtype):
     loss = getattr(gl, cls)(**kwargs)
@@ -296,6 +307,8 @@ def test_the_common_call_takes_the_fast_entry(monkeypatch, cls, kwargs, dtype):
     pred = rng.uniform(0.1, 0.9, (8, 3)).astype(dtype)
     label = rng.integers(0, 3, 8) if cls == "SoftmaxCELoss" else rng.uniform(0, 1, (8, 3)).astype(
         dtype)
+    if "ignore_label" in kwargs:
+        label[2] = kwargs["ignore_label"]
     loss(pred, label)
     loss.gradient(pred, label)
     loss.value_and_gradient(pred, label)
