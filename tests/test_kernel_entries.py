@@ -82,7 +82,9 @@ def _wrong_arrays(name, value):
     yield "a list", value.tolist(), TypeError
     other = np.float64 if value.dtype == F32 else (
         np.float32 if value.dtype == np.float64 else np.int16)
-    yield "the wrong dtype", value.astype(other), TypeError
+    with np.errstate(invalid="ignore"):     # np.empty buffers may hold NaN
+        wrong_dtype = value.astype(other)
+    yield "the wrong dtype", wrong_dtype, TypeError
     yield "byte-swapped", value.astype(value.dtype.newbyteorder()), TypeError
     yield "one more dimension", value[None], ValueError
     if value.ndim:
