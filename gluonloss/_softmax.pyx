@@ -799,14 +799,8 @@ def softmax_loss(*, int kind_id, bint from_logits, pred, label, index, weight,
     job.ignore = ignore and kind_id == KIND_SPARSE_CE
     job.class_weight = array_data(class_weight, "softmax_loss", "class_weight", typenum, 1,
                                   job.n_classes, ANY, ANY, OPTIONAL)
-    job.class_weight_total = job.n_classes
-    job.class_weight_positive = False
-    if job.class_weight != NULL:
-        with nogil:
-            job.class_weight_total = _checked_total(job.class_weight, typenum, job.n_classes)
-        if not job.class_weight_total >= 0:
-            raise ValueError("softmax_loss: class_weight must be finite and >= 0")
-        job.class_weight_positive = bool(np.all(class_weight > 0))
+    if not _set_class_weight_stats(&job, typenum):
+        raise ValueError("softmax_loss: class_weight must be finite and >= 0")
     if kind_id == KIND_SPARSE_CE:
         job.index = <const Py_ssize_t*>array_data(index, "softmax_loss", "index", cnp.NPY_INTP,
                                                   1, job.n_rows, ANY, ANY, 0)
@@ -861,6 +855,26 @@ cdef Py_ssize_t _first_outside(const Py_ssize_t* index, Py_ssize_t n,
         if (index[i] < 0 and not (ignore and index[i] == -1)) or index[i] >= n_classes:
             return i
     return -1
+
+
+cdef bint _set_class_weight_stats(Job* job, int typenum) noexcept nogil:
+    """class_weight_total and class_weight_positive from job.class_weight (C and
+    False without one); False when a class weight is negative, infinite or NaN."""
+    cdef Py_ssize_t i
+    job.class_weight_total = job.n_classes
+    job.class_weight_positive = False
+    if job.class_weight == NULL:
+        return True
+    job.class_weight_total = _checked_total(job.class_weight, typenum, job.n_classes)
+    if not job.class_weight_total >= 0:
+        return False
+    job.class_weight_positive = True
+    for i in range(job.n_classes):
+        if not ((<const float*>job.class_weight)[i] > 0 if typenum == cnp.NPY_FLOAT32
+                else (<const double*>job.class_weight)[i] > 0):
+            job.class_weight_positive = False
+            break
+    return True
 
 
 cdef double _checked_total(const void* weights, int typenum, Py_ssize_t n) noexcept nogil:

@@ -32,17 +32,6 @@ cdef inline bint _is_int_type(int typenum, int itemsize, size_t size) noexcept:
                                                  cnp.NPY_LONG, cnp.NPY_LONGLONG)
 
 
-cdef Py_ssize_t _checked_index(const int* labels, Py_ssize_t n, Py_ssize_t n_classes,
-                               Py_ssize_t* out) noexcept nogil:
-    """int32 labels into ``out``; the position of the first outside [0, n_classes), or -1."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        if labels[i] < 0 or labels[i] >= n_classes:
-            return i
-        out[i] = labels[i]
-    return -1
-
-
 cdef Py_ssize_t _first_bad_index(const Py_ssize_t* labels, Py_ssize_t n,
                                  Py_ssize_t n_classes) noexcept nogil:
     cdef Py_ssize_t i
@@ -52,16 +41,6 @@ cdef Py_ssize_t _first_bad_index(const Py_ssize_t* labels, Py_ssize_t n,
     return -1
 
 
-cdef bint _all_positive(const void* weights, int typenum, Py_ssize_t n) noexcept nogil:
-    """Every one of n (finite, >= 0) class weights is > 0."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        if not ((<const float*>weights)[i] > 0 if typenum == cnp.NPY_FLOAT32
-                else (<const double*>weights)[i] > 0):
-            return False
-    return True
-
-
 cdef bint _set_options(Job* job, tuple options, int typenum) except -1:
     """The loss's cross-entropy options into the job, as softmax_loss sets them;
     False when the general path must take the call (class weights of another
@@ -69,18 +48,16 @@ cdef bint _set_options(Job* job, tuple options, int typenum) except -1:
     cdef object weights = options[0 if typenum == cnp.NPY_FLOAT32 else 1]
     job.smoothing = options[2]
     job.ignore = options[3] is not None
-    job.class_weight_total = job.n_classes
-    if weights is None:
-        return True
-    if type(weights) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>weights) != typenum:
-        raise TypeError("sparse_ce_fast: class weights must be ndarrays of pred's dtype")
-    if cnp.PyArray_SIZE(<cnp.ndarray>weights) != job.n_classes:
-        return False
-    job.class_weight = cnp.PyArray_DATA(<cnp.ndarray>weights)
+    if weights is not None:
+        if type(weights) is not cnp.ndarray or cnp.PyArray_TYPE(<cnp.ndarray>weights) != typenum:
+            raise TypeError("sparse_ce_fast: class weights must be ndarrays of pred's dtype")
+        if cnp.PyArray_SIZE(<cnp.ndarray>weights) != job.n_classes:
+            return False
+        job.class_weight = cnp.PyArray_DATA(<cnp.ndarray>weights)
+    cdef bint valid
     with nogil:
-        job.class_weight_total = _checked_total(job.class_weight, typenum, job.n_classes)
-        job.class_weight_positive = _all_positive(job.class_weight, typenum, job.n_classes)
-    return job.class_weight_total >= 0
+        valid = _set_class_weight_stats(job, typenum)
+    return valid
 
 
 def sparse_ce_fast(tuple constants not None, tuple inputs not None,
@@ -136,32 +113,26 @@ def sparse_ce_fast(tuple constants not None, tuple inputs not None,
     if ce_options is not None and not _set_options(&job, ce_options, typenum):
         return None
     label_type = cnp.PyArray_TYPE(<cnp.ndarray>label)
-    if job.ignore:
-        # Labels equal to ignore_label become -1, as in class_indices.
-        ignore_value = ce_options[3]
-        if _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), 8):
-            label_type = cnp.NPY_INT64
-        elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), 4):
-            label_type = cnp.NPY_INT32
-        else:
-            return None
+    if _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), 8):
+        label_type = cnp.NPY_INT64
+    elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), 4):
+        label_type = cnp.NPY_INT32
+    else:
+        return None
+    if label_type == cnp.NPY_INT64 and sizeof(Py_ssize_t) == 8 and not job.ignore:
+        # Already the kernel's indices: checked in place, not copied.
+        job.index = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>label)
+        with nogil:
+            bad = _first_bad_index(job.index, job.n_rows, job.n_classes)
+    else:
+        # Converted and checked as class_indices does (ignore_label -> -1).
+        if job.ignore:
+            ignore_value = ce_options[3]
         index = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(<cnp.ndarray>pred), cnp.NPY_INTP, 0)
         job.index = <const Py_ssize_t*>cnp.PyArray_DATA(index)
         with nogil:
             bad = _convert(label_type, cnp.PyArray_DATA(<cnp.ndarray>label), job.n_rows,
-                           job.n_classes, True, ignore_value, <Py_ssize_t*>job.index)
-    elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), sizeof(Py_ssize_t)):
-        job.index = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>label)
-        with nogil:
-            bad = _first_bad_index(job.index, job.n_rows, job.n_classes)
-    elif _is_int_type(label_type, cnp.PyArray_ITEMSIZE(<cnp.ndarray>label), sizeof(int)):
-        index = cnp.PyArray_EMPTY(1, cnp.PyArray_DIMS(<cnp.ndarray>pred), cnp.NPY_INTP, 0)
-        job.index = <const Py_ssize_t*>cnp.PyArray_DATA(index)
-        with nogil:
-            bad = _checked_index(<const int*>cnp.PyArray_DATA(<cnp.ndarray>label), job.n_rows,
-                                 job.n_classes, <Py_ssize_t*>job.index)
-    else:
-        return None
+                           job.n_classes, job.ignore, ignore_value, <Py_ssize_t*>job.index)
     if bad >= 0:
         return None
     job.pred = cnp.PyArray_DATA(<cnp.ndarray>pred)

@@ -83,6 +83,7 @@ class _SoftmaxFamilyLoss(Loss):
     _class_weights = None               # {dtype: (C,) array} or None
     _label_smoothing = 0.0
     _has_options = False
+    _fast_options: tuple | None = None  # the options as the fast entry takes them, or None
 
     def _kernel_options(self, dtype):
         return {"class_weight": None if self._class_weights is None
@@ -105,14 +106,8 @@ class _SoftmaxFamilyLoss(Loss):
     _fast_entry = staticmethod(_softmax.sparse_ce_fast)
 
     def _fast_constants(self):
-        options = None
-        if self._has_options:
-            weights = self._class_weights
-            options = (None if weights is None else weights[np.float32],
-                       None if weights is None else weights[np.float64],
-                       self._label_smoothing, self._ignore_label)
         return (self._kind, self._from_logits, self._scalar_weight(), self._axis,
-                self._batch_axis, self._option_defaults, options)
+                self._batch_axis, self._option_defaults, self._fast_options)
 
     def _compute(self, call, want_loss, want_grad):
         dtype, axis, shape = call.dtype, call.axis, call.pred.shape
@@ -277,6 +272,11 @@ class SoftmaxCrossEntropyLoss(_SoftmaxFamilyLoss):
         self._label_smoothing = check_label_smoothing(label_smoothing)
         self._has_options = (self._class_weights is not None or self._ignore_label is not None
                              or self._label_smoothing != 0)
+        if self._has_options:
+            weights = self._class_weights
+            self._fast_options = (None if weights is None else weights[np.float32],
+                                  None if weights is None else weights[np.float64],
+                                  self._label_smoothing, self._ignore_label)
 
     @property
     def class_weight(self) -> np.ndarray | None:
