@@ -792,8 +792,8 @@ def sdml(*, a_rows, b_panels, a_cols, b_cols, Py_ssize_t n, double y_diag, doubl
 
 cdef enum:
     GEMM_TM = 128      # one GEMM call: rows of the (column-major) result ...
-    GEMM_TN = 32       # ... its columns (also the columns of one work item) ...
-    GEMM_TK = 64       # ... and the length of its sums
+    GEMM_TN = 64       # ... its columns (also the columns of one work item) ...
+    GEMM_TK = 32       # ... and the length of its sums
     COL_BLOCK = 256    # columns per work item of the column sums
     TRANS_N = 78       # b"N": op(X) = X
     TRANS_T = 84       # b"T": op(X) = X^T

@@ -19,7 +19,7 @@ from gluonloss import _openmp, pairwise, reference
 from gluonloss._layout import sdml_panels
 
 DTYPES = [np.float32, np.float64]
-# Several GEMM tiles along every axis (tiles are 128 x 32 x 64), ragged edges.
+# Several GEMM tiles along every axis (tiles are 128 x 64 x 32), ragged edges.
 SHAPES = [(300, 150), (130, 70), (33, 200)]
 
 
