@@ -23,7 +23,7 @@ count.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport log, sqrt
+from libc.math cimport fabs, log, sqrt
 cimport numpy as cnp
 import threading
 
@@ -134,18 +134,29 @@ cdef inline void _triplet_row(const floating* pred, const TripletJob* job,
     cdef double scale = _scale(job.row_weight, job.weight, row)
     # 1 where the hinge is active, 0 at and below the kink, NaN for NaN.
     cdef double active = 1.0 if h > 0 else zero_unless_nan(h)
+    cdef double half
+    cdef double half_limit = (FLT_MAX if floating is float else DBL_MAX) / 2
     cdef floating c
     if job.out != NULL:
         (<floating*>job.out)[row] = <floating>((h if h > 0 else zero_unless_nan(h)) * scale)
     if job.grad_pred != NULL:
-        c = <floating>(2.0 * scale * _ones_or(job.out_grad, row) * active)
+        half = scale * _ones_or(job.out_grad, row) * active
         gp = <floating*>job.grad_pred + at
         gpos = <floating*>job.grad_positive + at
         gneg = <floating*>job.grad_negative + at
-        for j in range(n):
-            gp[j] = c * (neg[j] - pos[j])
-            gpos[j] = c * (pos[j] - p[j])
-            gneg[j] = c * (p[j] - neg[j])
+        if fabs(half) <= half_limit:
+            c = <floating>(2.0 * half)
+            for j in range(n):
+                gp[j] = c * (neg[j] - pos[j])
+                gpos[j] = c * (pos[j] - p[j])
+                gneg[j] = c * (p[j] - neg[j])
+        else:
+            # 2 * half overflows the dtype, but the gradient need not: double
+            # the differences instead (the same result wherever it is finite).
+            for j in range(n):
+                gp[j] = <floating>(half * (2.0 * <double>(neg[j] - pos[j])))
+                gpos[j] = <floating>(half * (2.0 * <double>(pos[j] - p[j])))
+                gneg[j] = <floating>(half * (2.0 * <double>(p[j] - neg[j])))
 
 
 cdef void _rows_run(const floating* data, const void* job, bint cosine, Py_ssize_t n_rows,

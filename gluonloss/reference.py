@@ -682,8 +682,10 @@ class TripletLoss(_Loss):
         ws = self._scalar_weight() * call.sample_weight
         out = np.maximum(h, 0.0) * ws
         active = _keep_nan(np.where(h > 0, 1.0, 0.0), h)
-        c = _along(2 * ws * call.out_grad * active, axis, p.ndim)
-        grads = (c * (n - q), c * (q - p), c * (p - n))
+        # The 2 goes on the differences: 2 * ws * out_grad can overflow where
+        # the gradient does not.
+        c = _along(ws * call.out_grad * active, axis, p.ndim)
+        grads = (c * (2 * (n - q)), c * (2 * (q - p)), c * (2 * (p - n)))
         return np.ascontiguousarray(out, dtype), tuple(
             np.ascontiguousarray(g, dtype).reshape(x.shape)
             for g, x in zip(grads, (call.pred, call.positive, call.negative), strict=True))

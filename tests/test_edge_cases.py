@@ -7,7 +7,7 @@
 4. zero vectors in CosineEmbeddingLoss;
 5. identical rows in SDMLLoss;
 6. CTC with thousands of frames;
-7. an out_grad near the float64 limit.
+7. an out_grad near the largest finite value of the dtype.
 
 Every expected value is computed here, independently of the package: closed
 forms in Python floats (``math``), or long double (80-bit on x86) recursions.
@@ -398,7 +398,7 @@ def test_ctc_thousands_of_frames(layout):
     assert_allclose(got, float(slope), rtol=1e-6)
 
 
-# -- 7. an out_grad near the float64 limit -------------------------------------------------
+# -- 7. an out_grad near the largest finite value ---------------------------------------------
 
 @pytest.mark.parametrize("loss_name, pred, label, dloss", [
     ("L2Loss", 1.5, -1.0, 2.5),              # d/dp 0.5 (y - p)^2 = p - y
@@ -414,3 +414,19 @@ def test_a_huge_out_grad_keeps_a_finite_gradient_finite(loss_name, pred, label, 
     for module in (gl, reference):
         grad = getattr(module, loss_name)().gradient(pred, label, out_grad=[1.5e308])
         assert_allclose(grad, want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype, out_grad", [(np.float32, 3e38), (np.float64, 1.5e308)])
+def test_a_huge_out_grad_keeps_the_triplet_gradient_finite(dtype, out_grad):
+    # Active hinge: (q - p)^2 - (n - p)^2 = 0.0625 - 0.015625 > 0.  Each gradient
+    # is 2 * out_grad * (a difference of +-0.125 or 0.25), finite in the dtype,
+    # although 2 * out_grad is not.
+    shape = (1, 4)
+    pred, positive, negative = (np.full(shape, v, dtype) for v in (0.0, 0.25, 0.125))
+    want = [out_grad * diff * 2 for diff in (0.125 - 0.25, 0.25 - 0.0, 0.0 - 0.125)]
+    for module in (gl, reference):
+        grads = module.TripletLoss().gradient(pred, positive, negative, out_grad=[out_grad])
+        for grad, value in zip(grads, want, strict=True):
+            assert grad.dtype == dtype
+            assert_allclose(grad, np.full(shape, value), rtol=1e-6 if dtype == np.float32
+                            else 1e-15)
