@@ -294,6 +294,9 @@ class SDMLLoss(Loss):
         y_diag, y_off, entropy = self._targets(n)
         n_threads = threads_for(n * n * max(dim, 1))
         out_grad = call.out_grad if want_grad else None
+        grad_exponent = self._grad_exponent(out_grad, n, dtype) if want_grad else 0
+        if grad_exponent:
+            out_grad = np.ldexp(np.ones(n) if out_grad is None else out_grad, -grad_exponent)
         blas = {"x1": np.ascontiguousarray(call.x1, dtype),
                 "x2": np.ascontiguousarray(call.x2, dtype), "y_diag": y_diag, "y_off": y_off,
                 "entropy": entropy, "weight": self._scalar_weight(), "n_threads": n_threads}
@@ -301,7 +304,7 @@ class SDMLLoss(Loss):
         # gradient's products could overflow (see _pairwise.sdml_blas).
         if _pairwise.sdml_blas(**blas, out_grad=out_grad, out=out, grad_x1=grads[0],
                                grad_x2=grads[1]):
-            return out, (tuple(grads) if want_grad else None)
+            return out, (self._scaled(grads, grad_exponent) if want_grad else None)
         # Declined with a gradient wanted: the loss still comes from where
         # forward's does (BLAS unless the inputs rule it out), so that
         # value_and_gradient gives forward's bits; the gradient is direct.
@@ -315,4 +318,28 @@ class SDMLLoss(Loss):
             a_rows=a_rows, b_panels=b_panels, a_cols=a_cols, b_cols=b_cols, n=n, y_diag=y_diag,
             y_off=y_off, entropy=entropy, weight=self._scalar_weight(), out_grad=out_grad,
             out=direct_out, grad_x1=grads[0], grad_x2=grads[1], n_threads=n_threads)
-        return out, (tuple(grads) if want_grad else None)
+        return out, (self._scaled(grads, grad_exponent) if want_grad else None)
+
+    def _grad_exponent(self, out_grad, n, dtype):
+        """k > 0 when the largest gradient coefficient 2 weight / n out_grad_i
+        (out_grad None: ones) is finite and above the square root of the dtype's
+        largest value; the kernels then take out_grad / 2**k, which brings it
+        below that, and their gradients are scaled back by 2**k.  A power of two
+        changes no bit short of overflow or underflow, and the coefficients of
+        rows with an ordinary out_grad stay far from underflow.  Without it the
+        coefficients (rounded to the dtype) or the sums over a row overflow where
+        the gradient does not (inf - inf: NaN)."""
+        largest = 1.0 if out_grad is None else float(np.max(np.abs(out_grad)))
+        top = 2.0 * abs(float(self._scalar_weight())) / n * largest
+        half_range = 64 if dtype == np.float32 else 512       # sqrt(max) ~ 2**half_range
+        exponent = math.frexp(top)[1] - half_range if top < math.inf else 0
+        return max(exponent, 0)
+
+    @staticmethod
+    def _scaled(grads, exponent):
+        """The gradients times 2**exponent (overflowing to inf where they do)."""
+        if exponent:
+            with np.errstate(over="ignore"):
+                for grad in grads:
+                    np.ldexp(grad, exponent, out=grad)
+        return tuple(grads)

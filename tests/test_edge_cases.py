@@ -430,3 +430,40 @@ def test_a_huge_out_grad_keeps_the_triplet_gradient_finite(dtype, out_grad):
             assert grad.dtype == dtype
             assert_allclose(grad, np.full(shape, value), rtol=1e-6 if dtype == np.float32
                             else 1e-15)
+
+
+def _sdml_gradients(x1, x2, out_grad, smoothing=0.3):
+    """SDMLLoss's (d_x1, d_x2) in float64 from its definition: per row i,
+    loss_i = (1/n) sum_j Y_ij (log Y_ij - log softmax_j(-D_ij)), D_ij = |x1_i - x2_j|^2,
+    so d loss_i / d D_ij = (Y_ij - softmax_j(-D_ij)) / n."""
+    n = len(x1)
+    targets = np.full((n, n), smoothing / (n - 1))
+    np.fill_diagonal(targets, 1 - smoothing)
+    diff = x1[:, None, :] - x2[None, :, :]                       # (i, j, k)
+    dist = np.sum(diff * diff, axis=2)
+    logits = -dist - np.max(-dist, axis=1, keepdims=True)
+    probs = np.exp(logits) / np.sum(np.exp(logits), axis=1, keepdims=True)
+    # Scaled down by 2**-600 so that nothing overflows on the way, back at the end.
+    coef = np.ldexp(out_grad, -600)[:, None] * ((targets - probs) * (2.0 / n))
+    d_x1 = np.sum(coef[:, :, None] * diff, axis=1)
+    d_x2 = -np.sum(coef[:, :, None] * diff, axis=0)
+    return np.ldexp(d_x1, 600), np.ldexp(d_x2, 600)
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float32, 1e39), (np.float64, 1e308)])
+def test_a_huge_out_grad_keeps_the_sdml_gradient_finite(dtype, big):
+    # out_grad is float64: 1e39 lies beyond float32.  Every gradient is finite,
+    # and the rows with an ordinary out_grad keep their precision.
+    rng = np.random.default_rng(3)
+    x1 = rng.standard_normal((5, 3)).astype(dtype)
+    x2 = (x1 + 0.3 * rng.standard_normal((5, 3))).astype(dtype)
+    out_grad = np.array([big, 1.0, 1.0, 1.0, 1e-3])
+    want = _sdml_gradients(x1.astype(np.float64), x2.astype(np.float64), out_grad)
+    for module in (gl, reference):
+        grads = module.SDMLLoss().gradient(x1, x2, out_grad=out_grad)
+        for got, expected in zip(grads, want, strict=True):
+            assert got.dtype == dtype and np.all(np.isfinite(expected))
+            # Relative to each row's largest entry: entries are sums that cancel.
+            row_scale = np.max(np.abs(expected), axis=1, keepdims=True)
+            assert_allclose(got / row_scale, expected / row_scale,
+                            atol=1e-5 if dtype == np.float32 else 1e-12)
