@@ -32,15 +32,6 @@ cdef inline bint _is_int_type(int typenum, int itemsize, size_t size) noexcept:
                                                  cnp.NPY_LONG, cnp.NPY_LONGLONG)
 
 
-cdef Py_ssize_t _first_bad_index(const Py_ssize_t* labels, Py_ssize_t n,
-                                 Py_ssize_t n_classes) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if labels[i] < 0 or labels[i] >= n_classes:
-            return i
-    return -1
-
-
 cdef bint _set_options(Job* job, tuple options, int typenum) except -1:
     """The loss's cross-entropy options into the job, as softmax_loss sets them;
     False when the general path must take the call (class weights of another
@@ -123,7 +114,7 @@ def sparse_ce_fast(tuple constants not None, tuple inputs not None,
         # Already the kernel's indices: checked in place, not copied.
         job.index = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>label)
         with nogil:
-            bad = _first_bad_index(job.index, job.n_rows, job.n_classes)
+            bad = _first_outside(job.index, job.n_rows, job.n_classes, False)
     else:
         # Converted and checked as class_indices does (ignore_label -> -1).
         if job.ignore:
